@@ -1,0 +1,3 @@
+"""avsynth: annotation-free audio-visual segmentation data and models."""
+
+__version__ = "0.1.0"

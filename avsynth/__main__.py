@@ -1,0 +1,3 @@
+from avsynth.cli import app
+
+app()

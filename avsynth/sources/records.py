@@ -1,0 +1,99 @@
+"""Typed records produced by the source readers. Readers only read; they never write.
+
+Every reader yields these plain, frozen, picklable dataclasses so that the planner, the workers
+(possibly in other processes or on Ray) and the tests all speak the same language.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Polygon = tuple[float, ...]  # flat [x0, y0, x1, y1, ...] in absolute pixel coordinates
+
+
+@dataclass(frozen=True)
+class MaskRef:
+    """Where an instance mask comes from. Exactly one of the three forms is set.
+
+    - ``polygons``: LVIS/COCO polygons (absolute pixels), rasterised with pycocotools;
+    - ``rle``: a COCO RLE dict ``{"size": [h, w], "counts": str}``;
+    - ``png``: a PNG file (Open Images, AVS-Synthetic); ``png_member`` names the member when the
+      PNG sits inside a zip archive at ``png``. Non-zero pixels are foreground; a PNG whose size
+      differs from the image is resized to it with nearest-neighbour.
+    """
+
+    polygons: tuple[Polygon, ...] | None = None
+    rle: tuple[tuple[int, int], str] | None = None  # ((h, w), counts)
+    png: Path | None = None
+    png_member: str | None = None
+
+    def __post_init__(self) -> None:
+        n = sum(x is not None for x in (self.polygons, self.rle, self.png))
+        if n != 1:
+            raise ValueError("MaskRef needs exactly one of polygons, rle, png")
+
+
+@dataclass(frozen=True)
+class ImageInstance:
+    """One segmentation instance of a manifest category in one image."""
+
+    source: str  # "lvis" | "openimages" | "avs-synthetic"
+    image_id: str
+    annotation_id: str
+    category: str  # manifest category name
+    source_label: str  # the label as the source spells it (LVIS name / OI display name)
+    image_path: Path
+    width: int
+    height: int
+    mask: MaskRef
+    bbox: tuple[float, float, float, float]  # absolute xywh in pixels
+    area: float  # mask area in pixels as the source states it (or computed)
+    license: str = ""
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """One local audio clip of a VGGSound label (or an AVS-Synthetic audio file)."""
+
+    source: str  # "vggsound" | "avs-synthetic"
+    audio_id: str  # "{ytid}_{start:06d}" for VGGSound
+    label: str  # VGGSound label
+    split: Literal["train", "test"]
+    path: Path
+    start_seconds: int = 0
+    license: str = "CC BY 4.0"
+
+
+@dataclass
+class SkipCounter:
+    """Counted skips of single bad items inside a large source, by reason (recorded in the build)."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    max_examples: int = 5
+
+    def skip(self, reason: str, example: str | None = None) -> None:
+        self.counts[reason] += 1
+        if example is not None:
+            ex = self.examples.setdefault(reason, [])
+            if len(ex) < self.max_examples:
+                ex.append(example)
+
+    def merge(self, other: "SkipCounter") -> None:
+        self.counts.update(other.counts)
+        for reason, ex in other.examples.items():
+            mine = self.examples.setdefault(reason, [])
+            mine.extend(ex[: max(0, self.max_examples - len(mine))])
+
+    def as_dict(self) -> dict:
+        return {
+            reason: {"count": n, "examples": self.examples.get(reason, [])}
+            for reason, n in sorted(self.counts.items())
+        }
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())

@@ -1,0 +1,37 @@
+"""Shared test fixtures.
+
+``shared_dir`` is the read-only ../shared folder beside the repository (real class lists, real
+AVSBench metadata, a real VGGSound clip and photographs). Set AVSYNTH_SHARED to point elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _shared() -> Path:
+    env = os.environ.get("AVSYNTH_SHARED")
+    return Path(env) if env else REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    d = _shared()
+    if not (d / "data").is_dir():
+        pytest.fail(f"../shared/data not found at {d}; set AVSYNTH_SHARED")
+    return d
+
+
+@pytest.fixture(scope="session")
+def labels_dir(shared_dir) -> Path:
+    return shared_dir / "data" / "labels"
+
+
+@pytest.fixture(scope="session")
+def real_dir(shared_dir) -> Path:
+    return shared_dir / "data" / "real"
