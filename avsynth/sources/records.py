@@ -88,6 +88,15 @@ class SkipCounter:
             mine = self.examples.setdefault(reason, [])
             mine.extend(ex[: max(0, self.max_examples - len(mine))])
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "SkipCounter":
+        """Inverse of :meth:`as_dict`."""
+        out = cls()
+        for reason, v in d.items():
+            out.counts[reason] = int(v["count"])
+            out.examples[reason] = list(v.get("examples", []))
+        return out
+
     def as_dict(self) -> dict:
         return {
             reason: {"count": n, "examples": self.examples.get(reason, [])}

@@ -1,0 +1,405 @@
+"""The deterministic join: image instances × audio clips → splits → shards of row specs.
+
+A plan is a pure function of (instances, clips, manifest, seed, options). It decides, for every
+output row, which instance(s) give the image and mask, which clip and which window give the audio,
+and which shard the row lands in. Workers then turn each shard's row specs into bytes without any
+further choice, so a shard is a pure function of its slice of the plan.
+
+Rules (DESIGN §4):
+- splits are disjoint in images and in audio clips; train audio comes from VGGSound's train split,
+  validation and test audio from its test split (whose clips are divided between the two);
+- default sizes follow AVS-Synthetic (52,609 / 5,000 / 5,000); when the sources give fewer usable
+  units, all three targets shrink in proportion and the shortfall is reported per category;
+- categories are balanced: each category gets an equal share of a split, and the share a category
+  cannot fill is handed to the others (water-filling);
+- ``mask_mode="instance"`` makes one row per instance, ``"category"`` one row per (image, category)
+  with the union of that category's instances.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Literal, Sequence
+
+from avsynth.manifest import Manifest
+from avsynth.sources.records import AudioClip, ImageInstance
+
+SPLITS = ("train", "validation", "test")
+DEFAULT_SIZES = {"train": 52_609, "validation": 5_000, "test": 5_000}
+VGGSOUND_SPLIT = {"train": "train", "validation": "test", "test": "test"}
+CLIP_LENGTH_S = 10.0  # VGGSound clips are 10 s
+
+
+def stable_hash(*parts: object) -> int:
+    """A 64-bit hash that is the same on every machine and Python run (unlike ``hash``)."""
+    h = hashlib.blake2b(digest_size=8)
+    for p in parts:
+        h.update(str(p).encode("utf-8"))
+        h.update(b"\x1f")
+    return int.from_bytes(h.digest(), "big")
+
+
+def seeded_offset(audio_id: str, seed: int, window_s: float, clip_s: float = CLIP_LENGTH_S) -> float:
+    """Start of the ``window_s`` window inside a ``clip_s`` clip, fixed by (seed, audio_id), in ms."""
+    span_ms = int(round(max(0.0, clip_s - window_s) * 1000))
+    if span_ms == 0:
+        return 0.0
+    return (stable_hash("offset", seed, audio_id) % (span_ms + 1)) / 1000.0
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    seed: int = 0
+    sizes: dict = field(default_factory=lambda: dict(DEFAULT_SIZES))
+    mask_mode: Literal["instance", "category"] = "instance"
+    min_mask_area: float = 0.0  # fraction of the image
+    max_per_category: int | None = None  # per split
+    clip_seconds: float = 3.0
+    rows_per_shard: int = 1000
+    balance: bool = True
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One candidate row: an image-side sample (one instance, or all instances of a category)."""
+
+    key: str  # row id
+    category: str
+    category_id: int
+    image_key: str  # "{source}:{image_id}"
+    instances: tuple[ImageInstance, ...]
+
+    @property
+    def first(self) -> ImageInstance:
+        return self.instances[0]
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """Everything a worker needs to produce one row, with no choice left to make."""
+
+    id: str
+    split: str
+    category: str
+    category_id: int
+    instances: tuple[ImageInstance, ...]
+    clip: AudioClip
+    audio_offset_s: float
+    audio_seconds: float
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """One clip of a category's train audio pool (for same-category re-pairing at load time)."""
+
+    category: str
+    category_id: int
+    clip: AudioClip
+    audio_offset_s: float
+    audio_seconds: float
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    kind: Literal["rows", "pool"]
+    split: str
+    index: int
+    num_shards: int
+    items: tuple  # RowSpec | PoolSpec
+
+    @property
+    def relpath(self) -> str:
+        folder = "data" if self.kind == "rows" else "audio_pool"
+        return f"{folder}/{self.split}-{self.index:05d}-of-{self.num_shards:05d}.parquet"
+
+
+@dataclass
+class Plan:
+    options: PlanOptions
+    categories: list[dict]
+    rows: dict[str, list[RowSpec]]
+    pool: list[PoolSpec]
+    shards: list[ShardSpec]
+    requested: dict[str, int]
+    targets: dict[str, int]
+    available: dict[str, dict[str, int]]  # category -> {"units", "images", "clips_train", "clips_test"}
+    shortfall: dict[str, dict[str, int]]  # split -> category -> rows missing vs the requested share
+    filtered: dict[str, int]  # reason -> count (units dropped by the plan's own rules)
+
+    def counts(self) -> dict[str, dict]:
+        out = {}
+        for split in SPLITS:
+            per_cat: dict[str, int] = defaultdict(int)
+            for r in self.rows[split]:
+                per_cat[r.category] += 1
+            n_shards = sum(1 for s in self.shards if s.kind == "rows" and s.split == split)
+            out[split] = {
+                "rows": len(self.rows[split]),
+                "num_shards": n_shards,
+                "per_category": dict(sorted(per_cat.items())),
+            }
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def make_units(
+    instances: Iterable[ImageInstance], manifest: Manifest, options: PlanOptions
+) -> tuple[list[Unit], dict[str, int]]:
+    """Group instances into candidate rows and drop those under ``min_mask_area``."""
+    ids = {c.name: c.category_id for c in manifest.categories}
+    filtered: dict[str, int] = defaultdict(int)
+    groups: dict[tuple, list[ImageInstance]] = defaultdict(list)
+    for inst in instances:
+        if inst.category not in ids:
+            continue
+        image_key = f"{inst.source}:{inst.image_id}"
+        if options.mask_mode == "instance":
+            groups[(image_key, inst.category, inst.annotation_id)].append(inst)
+        else:
+            groups[(image_key, inst.category)].append(inst)
+    units = []
+    for gkey, insts in groups.items():
+        insts.sort(key=lambda i: i.annotation_id)
+        first = insts[0]
+        img_area = max(1, first.width * first.height)
+        frac = min(1.0, sum(i.area for i in insts) / img_area)
+        if frac < options.min_mask_area:
+            filtered["mask area below --min-mask-area"] += 1
+            continue
+        if options.mask_mode == "instance":
+            key = f"{first.source}-{first.image_id}-{first.annotation_id}"
+        else:
+            key = f"{first.source}-{first.image_id}-c{ids[first.category]}"
+        units.append(Unit(key, first.category, ids[first.category], gkey[0], tuple(insts)))
+    units.sort(key=lambda u: u.key)
+    return units, dict(filtered)
+
+
+def _water_fill(capacity: dict[str, int], total: int, cap: int | None) -> dict[str, int]:
+    """Split ``total`` as evenly as possible over categories, none above its capacity (or cap)."""
+    limit = {c: min(n, cap) if cap is not None else n for c, n in capacity.items()}
+    quota = {c: 0 for c in capacity}
+    remaining = total
+    open_cats = sorted(c for c in capacity if limit[c] > 0)
+    while remaining > 0 and open_cats:
+        share, extra = divmod(remaining, len(open_cats))
+        next_open = []
+        given = 0
+        for i, c in enumerate(open_cats):
+            want = share + (1 if i < extra else 0)
+            take = min(want, limit[c] - quota[c])
+            quota[c] += take
+            given += take
+            if quota[c] < limit[c]:
+                next_open.append(c)
+        remaining -= given
+        if given == 0:
+            break
+        open_cats = next_open
+    return quota
+
+
+def _split_test_clips(clips: Sequence[AudioClip], seed: int) -> dict[str, list[AudioClip]]:
+    """Divide a category's VGGSound test clips between validation and test (disjoint)."""
+    out: dict[str, list[AudioClip]] = {"validation": [], "test": []}
+    ordered = sorted(clips, key=lambda c: (stable_hash("vt", seed, c.audio_id), c.audio_id))
+    for i, clip in enumerate(ordered):
+        out["validation" if i % 2 == 0 else "test"].append(clip)
+    return out
+
+
+def make_plan(
+    instances: Iterable[ImageInstance],
+    clips: Iterable[AudioClip],
+    manifest: Manifest,
+    options: PlanOptions = PlanOptions(),
+) -> Plan:
+    """Join instances and clips into a deterministic, sharded plan."""
+    seed = options.seed
+    units, filtered = make_units(instances, manifest, options)
+    cat_names = [c.name for c in manifest.categories]
+    label_to_cat = manifest.by_source_label("vggsound")
+
+    # Audio pools per split and category, in a seeded order.
+    by_cat_split: dict[tuple[str, str], list[AudioClip]] = defaultdict(list)
+    for clip in clips:
+        cat = label_to_cat.get(clip.label)
+        if cat is not None:
+            by_cat_split[(cat.name, clip.split)].append(clip)
+    audio: dict[str, dict[str, list[AudioClip]]] = {s: {} for s in SPLITS}
+    for name in cat_names:
+        train = sorted(
+            by_cat_split.get((name, "train"), []),
+            key=lambda c: (stable_hash("a", seed, c.audio_id), c.audio_id),
+        )
+        audio["train"][name] = train
+        vt = _split_test_clips(by_cat_split.get((name, "test"), []), seed)
+        audio["validation"][name] = vt["validation"]
+        audio["test"][name] = vt["test"]
+
+    # Images in a seeded order; each image goes to exactly one split.
+    by_image: dict[str, list[Unit]] = defaultdict(list)
+    for u in units:
+        by_image[u.image_key].append(u)
+    image_order = sorted(by_image, key=lambda k: (stable_hash("img", seed, k), k))
+
+    available = {
+        name: {
+            "units": 0,
+            "images": 0,
+            "clips_train": len(audio["train"][name]),
+            "clips_test": len(audio["validation"][name]) + len(audio["test"][name]),
+        }
+        for name in cat_names
+    }
+    seen_img: dict[str, set] = defaultdict(set)
+    for u in units:
+        available[u.category]["units"] += 1
+        seen_img[u.category].add(u.image_key)
+    for name in cat_names:
+        available[name]["images"] = len(seen_img[name])
+
+    # Targets: the requested sizes, shrunk in proportion when the sources give fewer units.
+    requested = {s: int(options.sizes.get(s, 0)) for s in SPLITS}
+    usable = sum(
+        available[n]["units"]
+        for n in cat_names
+        if available[n]["clips_train"] or available[n]["clips_test"]
+    )
+    total_req = sum(requested.values())
+    scale = 1.0 if total_req == 0 or usable >= total_req else usable / total_req
+    targets = {s: int(requested[s] * scale) for s in SPLITS}
+
+    def usable_in(split: str, name: str) -> bool:
+        return bool(audio[split][name])
+
+    # Per-category quotas for the held-out splits (balanced; only categories with audio there).
+    assigned: dict[str, list[Unit]] = {s: [] for s in SPLITS}
+    taken_images: set[str] = set()
+    for split in ("test", "validation"):
+        cap = {n: available[n]["units"] if usable_in(split, n) else 0 for n in cat_names}
+        if options.balance:
+            quota = _water_fill(cap, targets[split], options.max_per_category)
+        else:
+            quota = _proportional(cap, targets[split], options.max_per_category)
+        count = defaultdict(int)
+        for img in image_order:
+            if img in taken_images:
+                continue
+            us = by_image[img]
+            useful = [u for u in us if count[u.category] < quota[u.category]]
+            if not useful:
+                continue
+            taken_images.add(img)
+            for u in useful:
+                if count[u.category] < quota[u.category]:
+                    assigned[split].append(u)
+                    count[u.category] += 1
+            if sum(count.values()) >= targets[split]:
+                break
+
+    # Train takes what is left, balanced by water-filling over what remains.
+    remaining: dict[str, list[Unit]] = defaultdict(list)
+    for img in image_order:
+        if img not in taken_images:
+            for u in by_image[img]:
+                remaining[u.category].append(u)
+    cap = {n: len(remaining[n]) if usable_in("train", n) else 0 for n in cat_names}
+    if options.balance:
+        quota = _water_fill(cap, targets["train"], options.max_per_category)
+    else:
+        quota = _proportional(cap, targets["train"], options.max_per_category)
+    for name in cat_names:
+        assigned["train"].extend(remaining[name][: quota[name]])
+
+    # Pair audio and order rows within each split.
+    rows: dict[str, list[RowSpec]] = {}
+    for split in SPLITS:
+        per_cat_index = defaultdict(int)
+        specs = []
+        for u in sorted(assigned[split], key=lambda u: u.key):
+            pool = audio[split][u.category]
+            k = per_cat_index[u.category]
+            per_cat_index[u.category] += 1
+            clip = pool[k % len(pool)]
+            specs.append(
+                RowSpec(
+                    id=u.key,
+                    split=split,
+                    category=u.category,
+                    category_id=u.category_id,
+                    instances=u.instances,
+                    clip=clip,
+                    audio_offset_s=seeded_offset(clip.audio_id, seed, options.clip_seconds),
+                    audio_seconds=float(options.clip_seconds),
+                )
+            )
+        specs.sort(key=lambda r: (stable_hash("row", seed, r.id), r.id))
+        rows[split] = specs
+
+    # The train audio pool: every train clip of every category present in train.
+    train_cats = sorted({r.category for r in rows["train"]}, key=cat_names.index)
+    ids = {c.name: c.category_id for c in manifest.categories}
+    pool = [
+        PoolSpec(
+            name,
+            ids[name],
+            clip,
+            seeded_offset(clip.audio_id, seed, options.clip_seconds),
+            float(options.clip_seconds),
+        )
+        for name in train_cats
+        for clip in audio["train"][name]
+    ]
+
+    shards = _shard(rows, pool, options.rows_per_shard)
+
+    shortfall: dict[str, dict[str, int]] = {}
+    for split in SPLITS:
+        share = _water_fill({n: 10**12 for n in cat_names}, requested[split], options.max_per_category)
+        got = defaultdict(int)
+        for r in rows[split]:
+            got[r.category] += 1
+        missing = {n: share[n] - got[n] for n in cat_names if share[n] > got[n]}
+        if missing:
+            shortfall[split] = missing
+
+    categories = [{"name": c.name, "category_id": c.category_id} for c in manifest.categories]
+    return Plan(options, categories, rows, pool, shards, requested, targets, available,
+                shortfall, filtered)
+
+
+def _proportional(capacity: dict[str, int], total: int, cap: int | None) -> dict[str, int]:
+    """Unbalanced quotas: take units in proportion to what each category has."""
+    limit = {c: min(n, cap) if cap is not None else n for c, n in capacity.items()}
+    have = sum(limit.values())
+    if have <= total:
+        return limit
+    quota = {c: (limit[c] * total) // have for c in sorted(limit)}
+    leftover = total - sum(quota.values())
+    for c in sorted(limit, key=lambda c: (-(limit[c] * total % have), c)):
+        if leftover <= 0:
+            break
+        if quota[c] < limit[c]:
+            quota[c] += 1
+            leftover -= 1
+    return quota
+
+
+def _shard(rows: dict[str, list[RowSpec]], pool: list[PoolSpec], per_shard: int) -> list[ShardSpec]:
+    if per_shard < 1:
+        raise ValueError("rows_per_shard must be >= 1")
+    shards: list[ShardSpec] = []
+    for split in SPLITS:
+        items = rows[split]
+        n = max(1, -(-len(items) // per_shard)) if items else 0
+        for i in range(n):
+            shards.append(ShardSpec("rows", split, i, n, tuple(items[i * per_shard:(i + 1) * per_shard])))
+    n = -(-len(pool) // per_shard) if pool else 0
+    for i in range(n):
+        shards.append(ShardSpec("pool", "train", i, n, tuple(pool[i * per_shard:(i + 1) * per_shard])))
+    return shards
