@@ -446,9 +446,6 @@ def build(
         "demo": src.used_demo,
     }
     _check_out_dir(out, opts.resume, identity)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(out / STATE_DIR / "plan.json", identity)
-
     plan = make_plan(
         src.instances,
         src.clips,
@@ -460,11 +457,44 @@ def build(
         ),
     )
     wopts = WorkerOptions(audio_format=opts.audio_format, mask_mode=opts.mask_mode)
+    results, written = run_plan(
+        plan, out, identity, wopts, resume=opts.resume, engine=opts.engine,
+        workers=opts.workers, ray_address=opts.ray_address, progress=progress,
+    )
+    arguments = {
+        **_plan_arguments(opts, manifest),
+        "sources": {
+            "demo": src.used_demo,
+            "lvis_json": [str(p) for p in src.paths.lvis_json],
+            "coco_root": _str(src.paths.coco_root),
+            "openimages_root": _str(src.paths.openimages_root),
+            "vggsound_csv": _str(src.paths.vggsound_csv),
+            "vggsound_audio": _str(src.paths.vggsound_audio),
+        },
+    }
+    record = build_record(
+        plan, results, out=out, arguments=arguments, fingerprints=src.fingerprints,
+        skips=src.skips, audio_missing=src.audio_missing_by_label,
+    )
+    finish(out, record)
+    return BuildResult(out, record, src.used_demo, written, len(plan.shards) - written)
 
+
+def _str(p) -> str | None:
+    return str(p) if p else None
+
+
+def run_plan(
+    plan: Plan, out: Path, identity: dict, wopts: WorkerOptions, *, resume: bool, engine: str,
+    workers: int, ray_address: str | None, progress: bool,
+) -> tuple[dict[str, "ShardResult"], int]:
+    """Write every shard of ``plan`` not already finished in ``out``; return results by path."""
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json_atomic(out / STATE_DIR / "plan.json", identity)
     results: dict[str, ShardResult] = {}
     todo: list[ShardSpec] = []
     for spec in plan.shards:
-        kept = _existing(out, spec) if opts.resume else None
+        kept = _existing(out, spec) if resume else None
         if kept is not None:
             results[spec.relpath] = kept
             continue
@@ -488,27 +518,31 @@ def build(
 
     with _progress_bar(progress, total_rows) as advance:
         done = run_tasks(
-            opts.engine, run_shard, tasks, workers=max(1, opts.workers),
-            on_rows=advance, ray_address=opts.ray_address,
+            engine, run_shard, tasks, workers=max(1, workers), on_rows=advance,
+            ray_address=ray_address,
         )
     for res in done:
         results[res.relpath] = res
+    return results, len(todo)
 
-    record = build_record(plan, src, results, opts, manifest)
+
+def finish(out: Path, record: dict) -> None:
+    """Write the dataset card, then the build record (its presence marks a complete build)."""
     from avsynth.shards.card import write_card
 
     write_card(out, record)
     _write_json_atomic(out / "manifest.json", record)
-    return BuildResult(out, record, src.used_demo, len(todo), len(plan.shards) - len(todo))
 
 
 def _clean_temp_files(out: Path) -> None:
     """Remove temporary files a killed writer left behind (never a finished shard)."""
+    from avsynth.shards.writer import TMP_PREFIX
+
     for folder in ("data", "audio_pool"):
         d = out / folder
         if d.is_dir():
             for p in d.iterdir():
-                if p.name.startswith(".") and p.name.endswith(".tmp"):
+                if p.name.startswith(TMP_PREFIX):
                     p.unlink()
 
 
@@ -543,16 +577,17 @@ class _progress_bar:
 
 
 def build_record(
-    plan: Plan, src: LoadedSources, results: dict[str, ShardResult], opts: BuildOptions,
-    manifest: Manifest,
+    plan: Plan, results: dict[str, ShardResult], *, out: Path, arguments: dict,
+    fingerprints: dict, skips: SkipCounter, audio_missing: dict[str, int] | None = None,
 ) -> dict:
-    skips = SkipCounter()
-    skips.merge(src.skips)
+    """The build record (``manifest.json``): everything needed to trust and reproduce the build."""
+    all_skips = SkipCounter()
+    all_skips.merge(skips)
     per_split = {s: {"rows": 0, "num_shards": 0, "per_category": {}} for s in SPLITS}
     shard_list, pool_list = [], []
     for spec in plan.shards:
         res = results[spec.relpath]
-        skips.merge(SkipCounter.from_dict(res.skipped))
+        all_skips.merge(SkipCounter.from_dict(res.skipped))
         entry = {"path": spec.relpath, "rows": res.rows, "sha256": res.sha256, "bytes": res.bytes}
         if spec.kind == "rows":
             shard_list.append({"split": spec.split, "index": spec.index,
@@ -561,28 +596,17 @@ def build_record(
             per_split[spec.split]["num_shards"] += 1
         else:
             pool_list.append(entry)
-    # Per-category counts from the plan, less rows dropped by workers (read back from shards).
-    written = _count_written(Path(opts.out), shard_list)
-    for split in SPLITS:
-        per_split[split]["per_category"] = written.get(split, {})
+    written = _count_written(Path(out), shard_list)  # less any rows a worker had to skip
     for split, planned in plan.counts().items():
+        per_split[split]["per_category"] = written.get(split, {})
         per_split[split]["planned_rows"] = planned["rows"]
+    opts = plan.options
     return {
         "format": FORMAT,
         "tool": {"name": "avsynth", "version": __version__},
-        "arguments": {
-            **_plan_arguments(opts, manifest),
-            "sources": {
-                "demo": src.used_demo,
-                "lvis_json": [str(p) for p in src.paths.lvis_json],
-                "coco_root": str(src.paths.coco_root) if src.paths.coco_root else None,
-                "openimages_root": str(src.paths.openimages_root) if src.paths.openimages_root else None,
-                "vggsound_csv": str(src.paths.vggsound_csv) if src.paths.vggsound_csv else None,
-                "vggsound_audio": str(src.paths.vggsound_audio) if src.paths.vggsound_audio else None,
-            },
-        },
+        "arguments": arguments,
         "seed": opts.seed,
-        "sources": src.fingerprints,
+        "sources": fingerprints,
         "categories": plan.categories,
         "requested": plan.requested,
         "targets": plan.targets,
@@ -590,12 +614,12 @@ def build_record(
         "splits": per_split,
         "shortfall": plan.shortfall,
         "filtered": plan.filtered,
-        "skipped": skips.as_dict(),
-        "audio_missing_by_label": dict(sorted(src.audio_missing_by_label.items())),
+        "skipped": all_skips.as_dict(),
+        "audio_missing_by_label": dict(sorted((audio_missing or {}).items())),
         "shards": shard_list,
         "audio_pool": pool_list,
         "clip_seconds": float(opts.clip_seconds),
-        "audio_format": opts.audio_format,
+        "audio_format": arguments.get("audio_format", "flac"),
         "mask_mode": opts.mask_mode,
     }
 

@@ -58,15 +58,497 @@ def main(
 
 # ---- section: demo (sources/demo.py) -------------------------------------------------------
 
+
+@app.command("demo")
+@friendly
+def demo_cmd(
+    out: Path = typer.Argument(..., help="Directory to write (must not exist, or be empty)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same bytes."),
+    scale: str = typer.Option("default", "--scale", help="default | test | tiny"),
+    manifest: str = typer.Option(
+        "avs-synthetic-46", "--manifest", help="Category manifest (shipped name or YAML path)."
+    ),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help="Worker processes (default: one per CPU); output is identical."
+    ),
+) -> None:
+    """Write the demo corpora: LVIS-format JSON + COCO JPEGs, Open Images segmentation layout,
+    VGGSound CSV + 10 s WAV clips, an AVSBench-semantic tree and an AVS-Synthetic release tree,
+    generated from SEED. Each category has its own procedural object and sound; every image also
+    shows objects of other categories, so only a model that listens finds the sounding one."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    from avsynth.sources.demo import directory_bytes, write_demo
+
+    t0 = time.perf_counter()
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=False,
+    ) as bar:  # fmt: skip
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        corpus = write_demo(out, seed=seed, manifest=manifest, scale=scale, workers=workers,
+                            progress=progress)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    counts = corpus.info["counts"]
+    table = Table(title=f"avsynth demo -> {corpus.root}", show_header=True)
+    table.add_column("corpus")
+    table.add_column("contents")
+    lv = counts["lvis"]
+    table.add_row("LVIS v1 + COCO", f"train {lv['train']['images']} images / "
+                  f"{lv['train']['annotations']} instances; val {lv['val']['images']} / "
+                  f"{lv['val']['annotations']}")  # fmt: skip
+    oi = counts["openimages"]
+    table.add_row("Open Images V7", "; ".join(f"{s} {v['images']} images / {v['masks']} masks"
+                                              for s, v in oi.items()))  # fmt: skip
+    vg = counts["vggsound"]
+    table.add_row("VGGSound", f"{vg['rows']} rows ({vg['train_rows']} train, {vg['test_rows']} "
+                  f"test), {vg['clips']} clips, {vg['missing']} missing files")  # fmt: skip
+    av = counts["avsbench"]
+    table.add_row("AVSBench", f"{av['v1s']} v1s (S4) + {av['v1m']} v1m (MS3) videos")
+    asy = counts["avs_synthetic"]
+    table.add_row("AVS-Synthetic", f"{asy['images']} images, {asy['rows']} instances, "
+                  f"{asy['audios']} audios")  # fmt: skip
+    Console().print(table)
+    size_mb = directory_bytes(corpus.root) / 1e6
+    Console().print(
+        f"{len(corpus.categories)} categories, seed {corpus.seed}, scale {corpus.scale}: "
+        f"{size_mb:.1f} MB on disk in {seconds:.1f} s"
+    )
+
 # ---- section: manifests (manifest.py) ------------------------------------------------------
+
+
+def _manifest_cell(labels: tuple[str, ...]) -> str:
+    from rich.markup import escape
+
+    return "\n".join(escape(label) for label in labels) if labels else "-"
+
+
+@app.command("manifests")
+@friendly
+def manifests_cmd(
+    name: Optional[str] = typer.Argument(
+        None, help="A shipped manifest name (e.g. avs-synthetic-46, full) or a manifest YAML path."
+    ),
+) -> None:
+    """List the shipped category manifests, or show the categories of one.
+
+    Without NAME: each shipped manifest with its number of categories. With NAME (a shipped name
+    or a path to a manifest YAML): one row per category with its id, name and the LVIS, Open
+    Images and VGGSound labels mapped to it. Pass a manifest name or path, an integer N (first N)
+    or a comma list of names to `avsynth build --categories`; `full:owl,parrot` picks names from
+    the full manifest.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from avsynth.manifest import load_manifest, shipped_manifests
+
+    out = Console()
+    if name is None:
+        table = Table(title="Shipped category manifests")
+        table.add_column("name", no_wrap=True)
+        table.add_column("categories", justify="right")
+        table.add_column("description")
+        for m in shipped_manifests():
+            table.add_row(escape(m.name), str(len(m)), escape(m.description))
+        out.print(table)
+        out.print("Show one: avsynth manifests NAME")
+        return
+    m = load_manifest(name)
+    table = Table(title=escape(f"{m.name}: {len(m)} categories ({m.path})"), show_lines=True)
+    table.add_column("id", justify="right")
+    table.add_column("name", no_wrap=True)
+    table.add_column("lvis")
+    table.add_column("openimages")
+    table.add_column("vggsound")
+    for c in m:
+        table.add_row(
+            str(c.category_id), escape(c.name), _manifest_cell(c.lvis),
+            _manifest_cell(c.openimages), _manifest_cell(c.vggsound),
+        )  # fmt: skip
+    out.print(table)
 
 # ---- section: build / verify / stats / import-avs-synthetic (build.py, shards/) ------------
 
+
+@app.command("verify")
+@friendly
+def verify_cmd(
+    directory: Path = typer.Argument(..., help="Shard directory (holds manifest.json and data/)."),
+    sample: Optional[int] = typer.Option(
+        None, "--sample", min=0, help="Decode only N seeded rows (default: decode every row)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --sample draw."),
+) -> None:
+    """Check a shard directory against its manifest.json: files, sizes, sha256, row counts,
+    schema, splits, and that images, masks and audio decode (mask size = image size).
+    Exit code 0 when everything checks out, 1 when problems were found (each is listed)."""
+    from avsynth.shards.verify import verify_dir
+
+    report = verify_dir(directory, sample=sample, seed=seed)
+    typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_build_summary(result, seconds: float) -> None:
+    from rich.table import Table
+
+    rec = result.record
+    table = Table(title=f"{result.out}  ({seconds:.1f} s)")
+    table.add_column("split")
+    table.add_column("rows", justify="right")
+    table.add_column("shards", justify="right")
+    table.add_column("categories", justify="right")
+    table.add_column("requested", justify="right")
+    for split, info in rec["splits"].items():
+        table.add_row(split, f"{info['rows']:,}", str(info["num_shards"]),
+                      str(len(info["per_category"])), f"{rec['requested'][split]:,}")
+    out = Console()
+    out.print(table)
+    short = rec.get("shortfall") or {}
+    if short:
+        worst = sorted(
+            ((s, c, n) for s, d in short.items() for c, n in d.items()), key=lambda t: -t[2]
+        )[:5]
+        total = sum(n for _, _, n in ((s, c, n) for s, d in short.items() for c, n in d.items()))
+        out.print(
+            f"[yellow]shortfall:[/] {total:,} rows fewer than requested (sources too small); "
+            "largest: " + ", ".join(f"{c} ({s}) -{n}" for s, c, n in worst)
+            + ". Per category in manifest.json → shortfall."
+        )
+    if rec["skipped"]:
+        out.print("[yellow]skipped inputs:[/] " + ", ".join(
+            f"{r}: {v['count']:,}" for r, v in rec["skipped"].items()))
+    out.print(f"shards written: {result.shards_written}, kept from before: {result.shards_kept}")
+
+
+@app.command()
+@friendly
+def build(
+    categories: str = typer.Option(
+        "46", "--categories", "-c",
+        help="An integer N (first N of the manifest), a comma list of names, or a manifest path.",
+    ),
+    out: Path = typer.Option(Path("avsynth-shards"), "--out", "-o", help="Output directory."),
+    lvis_json: list[Path] = typer.Option(
+        [], "--lvis-json", help="LVIS v1 annotation JSON (repeat for train and val)."
+    ),
+    coco_root: Optional[Path] = typer.Option(
+        None, "--coco-root", help="Folder holding COCO train2017/ and val2017/ (LVIS images)."
+    ),
+    openimages_root: Optional[Path] = typer.Option(
+        None, "--openimages-root", help="Open Images V7 segmentation root (CSVs, masks, images)."
+    ),
+    vggsound_csv: Optional[Path] = typer.Option(
+        None, "--vggsound-csv", help="vggsound.csv (no header: ytid,start_seconds,label,split)."
+    ),
+    vggsound_audio: Optional[Path] = typer.Option(
+        None, "--vggsound-audio", help="Folder of {ytid}_{start:06d}.wav/.flac clips."
+    ),
+    num_train: int = typer.Option(52_609, "--num-train", help="Train rows (AVS-Synthetic: 52,609)."),
+    num_val: int = typer.Option(5_000, "--num-val", help="Validation rows (AVS-Synthetic: 5,000)."),
+    num_test: int = typer.Option(5_000, "--num-test", help="Test rows (AVS-Synthetic: 5,000)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every choice the plan makes."),
+    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0 = all cores)."),
+    engine: str = typer.Option("local", "--engine", help="local (process pool) or ray."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster address (default: start a local instance)."
+    ),
+    clip_seconds: float = typer.Option(3.0, "--clip-seconds", help="Audio window per row (s)."),
+    audio_format: str = typer.Option("flac", "--audio-format", help="flac or wav."),
+    mask_mode: str = typer.Option(
+        "instance", "--mask-mode", help="instance (one row per instance) or category (union)."
+    ),
+    min_mask_area: float = typer.Option(
+        0.0, "--min-mask-area", help="Drop masks smaller than this fraction of the image."
+    ),
+    max_per_category: Optional[int] = typer.Option(
+        None, "--max-per-category", help="Cap rows per category in each split."
+    ),
+    rows_per_shard: int = typer.Option(1000, "--rows-per-shard", help="Rows per Parquet file."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted build in --out."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Build Parquet shards of (image, audio, mask) triplets from LVIS / Open Images + VGGSound.
+
+    With no source roots it builds from the bundled demo corpus (generated into the cache on first
+    use) and says so. The output is byte-identical for the same inputs and seed, whatever
+    --workers or --engine; --resume completes an interrupted build without rewriting finished
+    shards.
+    """
+    import os
+    import time
+
+    from avsynth.build import BuildOptions, SourcePaths, build as run_build
+
+    opts = BuildOptions(
+        out=out,
+        categories=categories,
+        sources=SourcePaths(
+            lvis_json=list(lvis_json), coco_root=coco_root, openimages_root=openimages_root,
+            vggsound_csv=vggsound_csv, vggsound_audio=vggsound_audio,
+        ),
+        sizes={"train": num_train, "validation": num_val, "test": num_test},
+        seed=seed,
+        workers=workers or os.cpu_count() or 1,
+        engine=engine,
+        ray_address=ray_address,
+        clip_seconds=clip_seconds,
+        audio_format=audio_format,
+        mask_mode=mask_mode,
+        min_mask_area=min_mask_area,
+        max_per_category=max_per_category,
+        rows_per_shard=rows_per_shard,
+        resume=resume,
+    )
+    t0 = time.perf_counter()
+    result = run_build(opts, console_print=console.print, progress=not quiet)
+    _print_build_summary(result, time.perf_counter() - t0)
+
+
+@app.command("import-avs-synthetic")
+@friendly
+def import_avs_synthetic(
+    root: Path = typer.Argument(..., help="The unpacked AVS-Synthetic release (annotations.csv, "
+                                "images/, masks/, audios/, category_for_vggsound_audios.pkl)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output shard directory."),
+    seed: int = typer.Option(0, "--seed", help="Seed for train audio drawn from the pool."),
+    clip_seconds: float = typer.Option(
+        0.0, "--clip-seconds", help="Cut each clip to this window (0 = keep clips whole)."),
+    audio_format: str = typer.Option("flac", "--audio-format", help="flac or wav."),
+    rows_per_shard: int = typer.Option(1000, "--rows-per-shard", help="Rows per Parquet file."),
+    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0 = all cores)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted import."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Convert the official AVS-Synthetic release into avsynth shards.
+
+    Keeps the release's train / validation / test assignment and its fixed validation/test audio;
+    the class audio pool becomes the train audio pool for re-pairing.
+    """
+    import os
+    import time
+
+    from avsynth.importer import ImportOptions, import_avs_synthetic as run_import
+
+    t0 = time.perf_counter()
+    result = run_import(
+        ImportOptions(root=root, out=out, seed=seed, clip_seconds=clip_seconds or None,
+                      audio_format=audio_format, rows_per_shard=rows_per_shard,
+                      workers=workers or os.cpu_count() or 1, resume=resume),
+        progress=not quiet,
+    )
+    _print_build_summary(result, time.perf_counter() - t0)
+
+
 # ---- section: publish / view (hub.py, fiftyone_app.py) --------------------------------------
+
+
+@app.command("stats")
+@friendly
+def stats_cmd(
+    directory: Path = typer.Argument(..., help="Shard directory (holds manifest.json and data/)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: DIR/stats)."),
+    sheet_size: int = typer.Option(16, "--sheet-size", min=1, help="Images on the contact sheet."),
+    audio_limit: Optional[int] = typer.Option(
+        None, "--audio-limit", min=1, help="Decode the audio of at most N seeded rows (default: all)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the contact-sheet and --audio-limit draws."),
+) -> None:
+    """Counts per split x category, mask-area and audio-level (RMS dBFS) histograms and a contact
+    sheet of images with mask overlays: stats.json and PNGs in DIR/stats (or --out)."""
+    from rich.console import Console as _Console
+
+    from avsynth.shards.stats import counts_table, write_stats
+
+    result = write_stats(directory, out, sheet_size=sheet_size, audio_limit=audio_limit, seed=seed)
+    _Console().print(counts_table(result.stats))
+    for kind, path in result.files.items():
+        typer.echo(f"{kind}: {path}")
+
+
+@app.command("publish")
+@friendly
+def publish_cmd(
+    directory: Path = typer.Argument(..., help="Shard directory to publish."),
+    repo_id: str = typer.Option(..., "--repo-id", help="Dataset repository, ORG/NAME."),
+    private: bool = typer.Option(False, "--private", help="Create the repository as private."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Branch to commit to (created if missing)."),
+    token: Optional[str] = typer.Option(
+        None, "--token", help="Hub token (default: HF_TOKEN, else the cached `hf auth login`). Never printed."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print which files would go where, and their sizes; change nothing."),
+    verify_sample: Optional[int] = typer.Option(
+        None, "--verify-sample", min=1, help="Verify by decoding N seeded rows (default: every row)."
+    ),
+) -> None:
+    """Verify DIR, regenerate its dataset card (with example overlays), and upload the files
+    avsynth manages (README.md, manifest.json, data/, audio_pool/, assets/) to the Hugging Face
+    Hub with a resumable multi-commit upload. Remote files avsynth does not manage are never
+    deleted. Refuses to publish a build that fails `avsynth verify`."""
+    from avsynth.hub import format_plan, publish
+
+    result = publish(
+        directory, repo_id, private=private, revision=revision, token=token,
+        dry_run=dry_run, verify_sample=verify_sample,
+    )  # fmt: skip
+    if dry_run:
+        typer.echo("dry run: nothing was written or uploaded")
+        typer.echo(format_plan(result.items, repo_id, revision))
+        return
+    typer.echo(f"uploaded {len(result.items)} files ({sum(i.size for i in result.items):,} bytes)")
+    typer.echo(result.url)
+
+
+@app.command("view")
+@friendly
+def view_cmd(
+    directory: Path = typer.Argument(..., help="Shard directory to view."),
+    split: str = typer.Option("train", "--split", help="train, validation or test."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N rows of the split."),
+    port: int = typer.Option(5151, "--port", help="Port of the FiftyOne App."),
+    name: Optional[str] = typer.Option(None, "--name", help="FiftyOne dataset name (default: avsynth-DIR-SPLIT)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Media cache (default: ~/.cache/avsynth/fiftyone/NAME)."),
+    no_launch: bool = typer.Option(False, "--no-launch", help="Build the dataset but do not open the App."),
+) -> None:
+    """Open a split in FiftyOne: a persistent dataset with the image, the mask as a segmentation,
+    the category, the audio file and the source ids. A second call reuses the dataset and its
+    media cache unless the shards changed. Needs the optional extra: pip install 'avsynth[fiftyone]'."""
+    from avsynth.fiftyone_app import launch, open_view
+
+    result = open_view(directory, split=split, limit=limit, name=name, cache_dir=cache_dir)
+    state = "reused" if result.reused else "built"
+    typer.echo(f"{state} FiftyOne dataset {result.dataset.name!r}: {len(result.dataset)} samples, media in {result.cache_dir}")
+    if not no_launch:
+        typer.echo(f"FiftyOne App on http://localhost:{port} (Ctrl-C to stop)")
+        launch(result.dataset, port=port)
+
 
 # ---- section: models (modeling/) ------------------------------------------------------------
 
+
+@app.command("models")
+@friendly
+def models_cmd(
+    config: Optional[list[str]] = typer.Argument(
+        None, help="Config names or YAML paths (default: every shipped config)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per config instead of a table."),
+) -> None:
+    """List model configs with their trainable and total parameter counts.
+
+    Counts are taken on the meta device (no weights, instant). "total" is the segmentation model
+    (SAM + audio modules); the frozen VGGish audio encoder is counted in its own column.
+    """
+    import json
+
+    from rich.table import Table
+
+    from avsynth.modeling.registry import list_configs, load_config, parameter_counts
+
+    rows = [parameter_counts(load_config(name)) for name in (config or list_configs())]
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps({**r.__dict__, "trainable_percent": round(r.trainable_percent, 4)}))
+        return
+    table = Table(title="avsynth model configs")
+    for col in ("config", "family", "SAM", "trainable", "total", "trainable %", "VGGish (frozen)"):
+        table.add_column(col, justify="right" if col not in ("config", "family", "SAM") else "left")
+    for r in rows:
+        table.add_row(
+            r.name, r.family, r.sam_arch, f"{r.trainable:,}", f"{r.total:,}",
+            f"{r.trainable_percent:.3f}", f"{r.vggish:,}",
+        )
+    Console(width=120).print(table)
+
+
 # ---- section: train (training/) -------------------------------------------------------------
+
+
+@app.command("train")
+@friendly
+def train_cmd(
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Model family: sama-avs, ap-sam or gavs (picks the paper config)."
+    ),
+    config: Optional[str] = typer.Option(
+        None, "--config", help="Model config: a models/*.yaml name (e.g. sama-avs-tiny) or a YAML path."
+    ),
+    data: Optional[str] = typer.Option(
+        None, "--data", help="Shard directory or hf://datasets/ORG/NAME (pre-training)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory (checkpoints, logs)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default: the config's recipe)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Per-process batch size."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (cosine to --lr-min)."),
+    lr_min: Optional[float] = typer.Option(None, "--lr-min", help="Learning-rate floor of the cosine."),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this model checkpoint (best.pt)."),
+    sam_checkpoint: Optional[Path] = typer.Option(None, "--sam-checkpoint", help="Local sam_vit_*.pth."),
+    vggish_checkpoint: Optional[Path] = typer.Option(None, "--vggish-checkpoint", help="Local VGGish .pth."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
+    seed: int = typer.Option(0, "--seed", help="Seed of data order and audio re-pairing."),
+    workers: int = typer.Option(2, "--workers", "-j", help="DataLoader worker processes per rank."),
+    val_split: str = typer.Option("validation", "--val-split", help="Shard split used for validation."),
+    f_group: str = typer.Option("batch4", "--f-group", help="F-score grouping: batch4 (official) or video."),
+    audio: str = typer.Option("real", "--audio", help="real, or zero / shuffle for an audio-blind control."),
+    cpu: bool = typer.Option(False, "--cpu", help="Train on the CPU even when a GPU is present."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads per process."),
+    stop_after: Optional[int] = typer.Option(
+        None, "--stop-after-epochs", help="End this invocation after N epochs (resume later)."
+    ),
+    avsbench: Optional[Path] = typer.Option(
+        None, "--avsbench", help="Fine-tune on AVSBench at this root instead of shards."
+    ),
+    subset: str = typer.Option("s4", "--subset", help="AVSBench subset: s4 or ms3."),
+    fraction: Optional[float] = typer.Option(None, "--fraction", help="AVSBench: share of train videos per class."),
+    k_shot: Optional[int] = typer.Option(None, "--k-shot", help="AVSBench: k train videos per class."),
+    uids_file: Optional[Path] = typer.Option(
+        None, "--uids-file", help="AVSBench: train on these videos (AVS-V3 csv or one uid per line)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train SAMA-AVS / AP-SAM / GAVS on shards, or fine-tune on AVSBench (--avsbench).
+
+    Single process: `avsynth train ...`; several GPUs or nodes: `accelerate launch [--multi_gpu
+    --num_processes N] -m avsynth train ...` (or torchrun). Writes RUN/last/ every epoch,
+    RUN/best.pt (best validation mIoU over all ranks), RUN/log.jsonl and RUN/tensorboard/."""
+    from avsynth.training.data import AVSBenchSource, read_uids_file
+    from avsynth.training.trainer import TrainConfig, train
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    bench = None
+    if avsbench is not None:
+        bench = AVSBenchSource(
+            root=avsbench, subset=subset, fraction=fraction, k_shot=k_shot,
+            uids=read_uids_file(uids_file) if uids_file is not None else None,
+        )
+    result = train(TrainConfig(
+        out=out, model=config, family=model, data=data, avsbench=bench, epochs=epochs,
+        batch_size=batch_size, lr=lr, lr_min=lr_min, grad_accum=grad_accum, init=init,
+        sam_checkpoint=sam_checkpoint, vggish_checkpoint=vggish_checkpoint, resume=resume, seed=seed,
+        num_workers=workers, val_split=val_split, f_group=f_group, audio_mode=audio, cpu=cpu,
+        progress=not quiet, stop_after_epochs=stop_after,
+    ))
+    typer.echo(
+        f"best validation mIoU {result.best_miou:.4f} (epoch {result.best_epoch}, F-score grouping "
+        f"{f_group}); {result.samples_per_s:.1f} samples/s; run: {result.run_dir}"
+        + ("" if result.completed else " (stopped early: --resume continues)")
+    )
 
 # ---- section: bench (evaluation/) -----------------------------------------------------------
 

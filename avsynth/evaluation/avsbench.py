@@ -1,0 +1,459 @@
+"""AVSBench loaders: the semantic release (v1s / v1m / v2), the old object release, AVS-V3 splits.
+
+Semantic release (``ROOT/metadata.csv`` with columns vid, uid, s_min, s_sec, a_obj, split,
+label): ``ROOT/{label}/{uid}/frames/{i}.jpg``, ``audio.wav`` and ``labels_rgb/{i}.png`` (colour
+masks in a VOC-style palette of 71 colours, background black). v1s and v1m videos have 5 frames,
+v2 videos 10; v1s train videos annotate frame 0 only, all other videos every frame (the rules of
+the official ``avs_scripts/avss/color_dataloader.py``). Subsets: ``s4`` = v1s, ``ms3`` = v1m,
+``v2`` = v2, ``avss`` / ``all`` = all three.
+
+Object release (``avsbench_data/``): ``Single-source/s4_meta_data.csv`` (the official loader reads
+the video name from the first column and uses the ``category`` and ``split`` columns) with
+``s4_data/visual_frames/{split}/{category}/{name}/{name}_{i}.png``, ``gt_masks/...`` of the same
+shape (train videos have mask 1 only), ``audio_wav/{split}/{category}/{name}.wav``; and
+``Multi-sources/ms3_meta_data.csv`` with ``ms3_data/visual_frames/{name}/{name}.mp4_{i}.png``,
+``gt_masks/{split}/{name}/{name}_{i}.png`` (5 masks) and ``audio_wav/{split}/{name}.wav``;
+frames are numbered 1..5. The pickled ``audio_log_mel`` files are not read (unpickling torch
+tensors from a download is unsafe): the waveform is loaded instead.
+
+Masks: ``binary`` = any non-black pixel (any non-zero channel); ``semantic`` = class index of the
+pixel's palette colour, a colour not in the palette decodes to background (0), as the official
+``color_mask_to_label`` does. The palette is ``avss_classes.csv`` shipped beside this module, a
+copy of ``shared/data/labels/avsbench_avss_classes.csv``: class names and order from AVSBench's
+``label2idx.json`` (via YenanLiu/DDESeg, commit 1a7715c) and colours computed with the palette
+function of OpenNLPLab/AVSBench ``avs_scripts/avss/color_dataloader.py`` (commit 35d0b42).
+
+Resolution: ``224`` resizes frames to 224 x 224 with bilinear and masks with nearest-neighbour
+(PIL), as the official test loaders; ``None`` keeps the native size (a mask whose size differs
+from its frame is resized to it with nearest-neighbour). Audio: 16 kHz mono (mixed down and
+resampled when needed) and one 1-second window per frame (frame i <-> [i, i+1) s, zero-padded).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from avsynth.errors import SourceError
+from avsynth.sources.records import SkipCounter
+
+SAMPLE_RATE = 16000
+OFFICIAL_SIZE = 224
+LABELS = ("v1s", "v1m", "v2")
+SUBSET_LABELS = {"s4": ("v1s",), "ms3": ("v1m",), "v2": ("v2",), "avss": LABELS, "all": LABELS}
+METADATA_COLUMNS = ("vid", "uid", "s_min", "s_sec", "a_obj", "split", "label")
+FRAMES_PER_LABEL = {"v1s": 5, "v1m": 5, "v2": 10}
+MODES = ("binary", "semantic")
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise SourceError(path, "metadata file not found")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise SourceError(path, f"cannot parse CSV: {err}") from err
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise SourceError(path, f"missing column(s) {', '.join(missing)}; found {list(df.columns)}")
+    return df
+
+
+def load_metadata(root: str | Path) -> pd.DataFrame:
+    """The semantic release's ``metadata.csv`` (``root`` is its folder or the file itself).
+
+    All columns are read as strings; ``label`` must be one of v1s / v1m / v2.
+    """
+    root = Path(root)
+    path = root if root.suffix == ".csv" else root / "metadata.csv"
+    df = _read_csv(path, METADATA_COLUMNS)
+    bad = sorted(set(df["label"]) - set(LABELS))
+    if bad:
+        raise SourceError(path, f"unknown label value(s) {bad}; expected {list(LABELS)}")
+    if df["uid"].duplicated().any():
+        dup = df.loc[df["uid"].duplicated(), "uid"].iloc[0]
+        raise SourceError(path, f"uid {dup!r} appears more than once")
+    return df
+
+
+# --------------------------------------------------------------------------- video records
+
+
+def annotated_frames(label: str, split: str) -> tuple[bool, ...]:
+    """Which frames carry a mask: v1s train frame 0 only; otherwise every frame."""
+    n = FRAMES_PER_LABEL[label]
+    if label == "v1s" and split == "train":
+        return (True,) + (False,) * (n - 1)
+    return (True,) * n
+
+
+@dataclass(frozen=True)
+class AVSBenchVideo:
+    """One AVSBench video: where its frames, masks and audio are and which frames are annotated."""
+
+    uid: str
+    label: str  # v1s / v1m / v2 (or "s4" / "ms3" for the object release)
+    split: str
+    a_obj: str  # the sounding object(s) (semantic release, '_'-joined) or the S4 category
+    frame_paths: tuple[Path, ...]
+    mask_paths: tuple[Path | None, ...]  # None where the frame is not annotated
+    audio_path: Path
+
+    @property
+    def annotated(self) -> tuple[bool, ...]:
+        return tuple(p is not None for p in self.mask_paths)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frame_paths)
+
+    def files(self) -> list[Path]:
+        """Every file the video needs."""
+        return [*self.frame_paths, *(p for p in self.mask_paths if p is not None), self.audio_path]
+
+
+def semantic_video(root: Path, row: dict) -> AVSBenchVideo:
+    """The record of one metadata row of the semantic release."""
+    base = root / row["label"] / row["uid"]
+    ann = annotated_frames(row["label"], row["split"])
+    return AVSBenchVideo(
+        uid=row["uid"], label=row["label"], split=row["split"], a_obj=row["a_obj"],
+        frame_paths=tuple(base / "frames" / f"{i}.jpg" for i in range(len(ann))),
+        mask_paths=tuple(base / "labels_rgb" / f"{i}.png" if a else None for i, a in enumerate(ann)),
+        audio_path=base / "audio.wav",
+    )
+
+
+def _select(df: pd.DataFrame, path: Path, split: str | None, uids: Iterable[str] | None,
+            uid_col: str) -> pd.DataFrame:
+    if uids is not None:
+        wanted = list(dict.fromkeys(str(u) for u in uids))
+        present = set(df[uid_col])
+        unknown = [u for u in wanted if u not in present]
+        if unknown:
+            raise SourceError(path, f"{len(unknown)} requested uid(s) not in the metadata "
+                                    f"(first: {unknown[:3]})")
+        df = df[df[uid_col].isin(set(wanted))]
+    if split is not None:
+        df = df[df["split"] == split]
+    return df
+
+
+def _check_files(videos: list[AVSBenchVideo], on_missing: str, skipped: SkipCounter
+                 ) -> list[AVSBenchVideo]:
+    if on_missing not in ("error", "skip"):
+        raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+    kept = []
+    for v in videos:
+        missing = [p for p in v.files() if not p.is_file()]
+        if not missing:
+            kept.append(v)
+        elif on_missing == "skip":
+            skipped.skip("missing file", str(missing[0]))
+        else:
+            raise SourceError(missing[0], f"file of video {v.uid!r} not found "
+                                          f"({len(missing)} of its files missing)")
+    return kept
+
+
+# --------------------------------------------------------------------------- media decoding
+
+
+@lru_cache(maxsize=1)
+def load_palette() -> tuple[tuple[str, ...], np.ndarray]:
+    """AVSS class names and their RGB colours (uint8 [71, 3]) from the shipped palette."""
+    with resources.files("avsynth.evaluation").joinpath("avss_classes.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    names = tuple(r["name"] for r in rows)
+    colours = np.array([[int(r["r"]), int(r["g"]), int(r["b"])] for r in rows], dtype=np.uint8)
+    return names, colours
+
+
+def decode_rgb_labels(rgb: np.ndarray) -> np.ndarray:
+    """Class-index map (int64 [H, W]) of an RGB palette mask; unknown colours -> 0 (background)."""
+    _, colours = load_palette()
+    codes = (colours[:, 0].astype(np.int64) << 16) | (colours[:, 1].astype(np.int64) << 8) | colours[:, 2]
+    order = np.argsort(codes)
+    sorted_codes = codes[order]
+    px = rgb.astype(np.int64)
+    pc = (px[..., 0] << 16) | (px[..., 1] << 8) | px[..., 2]
+    pos = np.clip(np.searchsorted(sorted_codes, pc), 0, len(codes) - 1)
+    found = sorted_codes[pos] == pc
+    return np.where(found, order[pos], 0).astype(np.int64)
+
+
+def binary_from_rgb(rgb: np.ndarray) -> np.ndarray:
+    """Foreground (uint8 0/1 [H, W]) = any non-black pixel."""
+    return (rgb.reshape(*rgb.shape[:2], -1) != 0).any(axis=-1).astype(np.uint8)
+
+
+def _open_rgb(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, ValueError) as err:
+        raise SourceError(path, f"cannot decode image: {err}") from err
+
+
+def load_frame(path: Path, resolution: int | None) -> np.ndarray:
+    """RGB frame as uint8 [H, W, 3], resized bilinearly to resolution² when given."""
+    im = _open_rgb(path)
+    if resolution is not None and im.size != (resolution, resolution):
+        im = im.resize((resolution, resolution), Image.BILINEAR)
+    return np.asarray(im)
+
+
+def load_mask(path: Path, mode: str, size_wh: tuple[int, int]) -> np.ndarray:
+    """Binary (uint8) or class-index (int64) mask [H, W], nearest-resized to ``size_wh``."""
+    im = _open_rgb(path)
+    if im.size != size_wh:
+        im = im.resize(size_wh, Image.NEAREST)
+    rgb = np.asarray(im)
+    return binary_from_rgb(rgb) if mode == "binary" else decode_rgb_labels(rgb)
+
+
+def load_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono float32 waveform at ``sample_rate`` (channels averaged, resampled with soxr)."""
+    try:
+        wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise SourceError(path, f"cannot decode audio: {err}") from err
+    wave = wave.mean(axis=1)
+    if sr != sample_rate:
+        import soxr
+
+        wave = soxr.resample(wave, sr, sample_rate).astype(np.float32)
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def audio_windows(wave: np.ndarray, num_frames: int, sample_rate: int = SAMPLE_RATE,
+                  seconds: float = 1.0) -> np.ndarray:
+    """One window per frame (frame i <-> [i, i+1) x seconds), float32 [T, L], zero-padded."""
+    length = int(round(seconds * sample_rate))
+    out = np.zeros((num_frames, length), dtype=np.float32)
+    for i in range(num_frames):
+        chunk = wave[i * length : (i + 1) * length]
+        out[i, : len(chunk)] = chunk
+    return out
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+class _VideoDataset(Dataset):
+    """Shared item assembly for both releases (frames, masks, audio)."""
+
+    videos: list[AVSBenchVideo]
+    resolution: int | None
+    mode: str
+    pad_to: int | None
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> dict:
+        v = self.videos[index]
+        frames = [load_frame(p, self.resolution) for p in v.frame_paths]
+        h, w = frames[0].shape[:2]
+        mask_dtype = np.uint8 if self.mode == "binary" else np.int64
+        masks = [np.zeros((h, w), dtype=mask_dtype) if p is None else load_mask(p, self.mode, (w, h))
+                 for p in v.mask_paths]
+        for p, f in zip(v.frame_paths, frames):
+            if f.shape[:2] != (h, w):
+                raise SourceError(p, f"frame size {f.shape[1]}x{f.shape[0]} differs from the "
+                                     f"video's first frame {w}x{h}")
+        wave = load_audio(v.audio_path)
+        t = len(frames)
+        pad = max(0, (self.pad_to or 0) - t)
+        frames_t = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+        masks_t = torch.from_numpy(np.stack(masks))
+        annotated = torch.tensor(v.annotated, dtype=torch.bool)
+        padded = torch.zeros(t + pad, dtype=torch.bool)
+        if pad:
+            frames_t = torch.cat([frames_t, frames_t.new_zeros(pad, *frames_t.shape[1:])])
+            masks_t = torch.cat([masks_t, masks_t.new_zeros(pad, *masks_t.shape[1:])])
+            annotated = torch.cat([annotated, torch.zeros(pad, dtype=torch.bool)])
+            padded[t:] = True
+        return {
+            "uid": v.uid,
+            "label": v.label,
+            "split": v.split,
+            "category": v.a_obj,
+            "frames": frames_t,  # uint8 [T, 3, H, W]
+            "masks": masks_t,  # uint8 0/1 or int64 class index [T, H, W]
+            "annotated": annotated,  # bool [T]: frames with a real annotation
+            "padded": padded,  # bool [T]: zero frames added by pad_to
+            "audio": torch.from_numpy(wave),  # float32 [S] at 16 kHz
+            "audio_windows": torch.from_numpy(audio_windows(wave, t + pad)),  # [T, 16000]
+            "sample_rate": SAMPLE_RATE,
+        }
+
+
+def _check_common(resolution: int | None, mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if resolution is not None and resolution < 1:
+        raise ValueError("resolution must be a positive int or None (native)")
+
+
+class AVSBenchDataset(_VideoDataset):
+    """Videos of the AVSBench semantic release as torch items (one item = one video).
+
+    ``subset``: s4 / ms3 / v2 / avss / all; ``split``: train / val / test, or None for every
+    split (use None with ``uids`` from an AVS-V3 split, which mixes AVSBench splits);
+    ``resolution``: 224 (official) or None (native); ``mode``: binary or semantic (default:
+    semantic for avss, binary otherwise); ``uids`` restricts to those videos (an unknown uid is an
+    error); ``pad_to`` appends zero frames and background masks up to that many frames, as the
+    official AVSS test loader does (it pads to 10 and evaluates the padding too:
+    ``annotated | padded`` are the frames it scores); ``on_missing``: ``error`` raises a
+    SourceError naming the first missing file, ``skip`` drops the video and counts it in
+    ``self.skipped``.
+
+    Items: uid, label, split, category (a_obj), frames uint8 [T, 3, H, W], masks [T, H, W],
+    annotated / padded bool [T], audio float32 [S], audio_windows float32 [T, 16000],
+    sample_rate.
+    """
+
+    def __init__(self, root: str | Path, subset: str = "s4", split: str | None = "test",
+                 resolution: int | None = OFFICIAL_SIZE, mode: str | None = None,
+                 uids: Iterable[str] | None = None, pad_to: int | None = None,
+                 on_missing: str = "error"):
+        if subset not in SUBSET_LABELS:
+            raise ValueError(f"subset must be one of {list(SUBSET_LABELS)}, got {subset!r}")
+        mode = mode or ("semantic" if subset == "avss" else "binary")
+        _check_common(resolution, mode)
+        self.root = Path(root)
+        self.subset, self.split, self.resolution, self.mode, self.pad_to = (
+            subset, split, resolution, mode, pad_to)
+        df = load_metadata(self.root)
+        df = _select(df, self.root / "metadata.csv", split, uids, "uid")
+        df = df[df["label"].isin(SUBSET_LABELS[subset])]
+        self.skipped = SkipCounter()
+        videos = [semantic_video(self.root, row) for row in df.to_dict("records")]
+        self.videos = _check_files(videos, on_missing, self.skipped)
+
+
+class AVSBenchObjectDataset(_VideoDataset):
+    """Videos of the old AVSBench object release (S4 / MS3, 224² PNG frames numbered 1..5).
+
+    ``root`` is the ``avsbench_data`` folder holding ``Single-source/`` and/or ``Multi-sources/``.
+    ``uids`` are video names. Items have the same keys as :class:`AVSBenchDataset` (binary masks
+    only; S4 train videos annotate frame 1 only, as the official S4 loader reads one mask there).
+    """
+
+    def __init__(self, root: str | Path, subset: str = "s4", split: str | None = "test",
+                 resolution: int | None = OFFICIAL_SIZE, uids: Iterable[str] | None = None,
+                 on_missing: str = "error"):
+        if subset not in ("s4", "ms3"):
+            raise ValueError(f"subset must be 's4' or 'ms3', got {subset!r}")
+        _check_common(resolution, "binary")
+        self.root = Path(root)
+        self.subset, self.split, self.resolution, self.mode, self.pad_to = (
+            subset, split, resolution, "binary", None)
+        top = self.root / ("Single-source" if subset == "s4" else "Multi-sources")
+        path = top / f"{subset}_meta_data.csv"
+        df = _read_csv(path, ("category", "split") if subset == "s4" else ("split",))
+        if df.columns[0] in ("category", "split"):
+            raise SourceError(path, "the first column must hold the video name")
+        df = df.rename(columns={df.columns[0]: "_name"})
+        df = _select(df, path, split, uids, "_name")
+        data = top / f"{subset}_data"
+        self.skipped = SkipCounter()
+        videos = [self._video(data, row) for row in df.to_dict("records")]
+        self.videos = _check_files(videos, on_missing, self.skipped)
+
+    def _video(self, data: Path, row: dict) -> AVSBenchVideo:
+        name, split = row["_name"], row["split"]
+        idx = range(1, 6)
+        if self.subset == "s4":
+            cat = row["category"]
+            rel = Path(split) / cat / name
+            frames = tuple(data / "visual_frames" / rel / f"{name}_{i}.png" for i in idx)
+            masks = tuple(data / "gt_masks" / rel / f"{name}_{i}.png" if (split != "train" or i == 1)
+                          else None for i in idx)
+            audio = data / "audio_wav" / split / cat / f"{name}.wav"
+        else:
+            cat = row.get("category", "")
+            frames = tuple(data / "visual_frames" / name / f"{name}.mp4_{i}.png" for i in idx)
+            masks = tuple(data / "gt_masks" / split / name / f"{name}_{i}.png" for i in idx)
+            audio = data / "audio_wav" / split / f"{name}.wav"
+        return AVSBenchVideo(uid=name, label=self.subset, split=split, a_obj=cat,
+                             frame_paths=frames, mask_paths=masks, audio_path=audio)
+
+
+def collate_videos(batch: list[dict]) -> dict:
+    """Collate dataset items: tensors of equal shape are stacked, everything else is listed."""
+    out: dict = {}
+    for key in batch[0]:
+        vals = [b[key] for b in batch]
+        if all(isinstance(v, torch.Tensor) for v in vals) and len({v.shape for v in vals}) == 1:
+            out[key] = torch.stack(vals)
+        else:
+            out[key] = vals
+    return out
+
+
+# --------------------------------------------------------------------------- AVS-V3 splits
+
+
+@dataclass(frozen=True)
+class AVSV3Split:
+    """One GAVS AVS-V3 split file: its name (from the file name) and its rows."""
+
+    name: str  # seen_train, seen_val, unseen, 1_shot_train, 3_shot_test, ...
+    table: pd.DataFrame  # metadata columns; split = name; a_obj/s_min/s_sec filled if possible
+
+    @property
+    def uids(self) -> list[str]:
+        return list(self.table["uid"])
+
+
+def _v3_name(path: Path) -> str:
+    stem = path.stem
+    for prefix in ("meta_v3_", "v3_"):
+        if stem.startswith(prefix):
+            return stem[len(prefix):]
+    return stem
+
+
+def load_avs_v3_split(path: str | Path, metadata: pd.DataFrame | None = None) -> AVSV3Split:
+    """Read an AVS-V3 split csv (``meta_v3_{seen_train,seen_val,unseen}.csv``,
+    ``v3_{k}_shot_{train,test}.csv``).
+
+    The k-shot files leave s_min / s_sec / a_obj empty and carry a meaningless ``split`` column
+    (``v3_1_shot_train`` on every row); the split is therefore named after the file, and the
+    empty fields are filled from ``metadata`` (``load_metadata``) when it is given. A uid missing
+    from the given metadata is an error.
+    """
+    path = Path(path)
+    df = _read_csv(path, METADATA_COLUMNS)
+    bad = sorted(set(df["label"]) - set(LABELS))
+    if bad:
+        raise SourceError(path, f"unknown label value(s) {bad}; expected {list(LABELS)}")
+    df = df.copy()
+    df["source_split"] = df["split"]
+    df["split"] = _v3_name(path)
+    if metadata is not None:
+        ref = metadata.set_index("uid")
+        unknown = sorted(set(df["uid"]) - set(ref.index))
+        if unknown:
+            raise SourceError(path, f"{len(unknown)} uid(s) not in the metadata (first: {unknown[:3]})")
+        for col in ("s_min", "s_sec", "a_obj"):
+            empty = df[col] == ""
+            df.loc[empty, col] = ref.loc[df.loc[empty, "uid"], col].to_numpy()
+        df["avsbench_split"] = ref.loc[df["uid"], "split"].to_numpy()
+    return AVSV3Split(name=_v3_name(path), table=df.reset_index(drop=True))

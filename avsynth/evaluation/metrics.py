@@ -1,0 +1,414 @@
+"""AVSBench evaluation metrics (binary mIoU / F-score, AVSS semantic mIoU / F), vectorised.
+
+The functions reproduce the official AVSBench evaluation code (OpenNLPLab/AVSBench,
+``avs_scripts/avs_s4/utils/utility.py``: ``mask_iou``, ``Eval_Fmeasure`` and ``_eval_pr``; the
+MS3 scripts import the same module; ``avs_scripts/avss/utils/compute_color_metrics.py`` and
+``avs_scripts/avss/test.py`` for the semantic task). The behaviour, re-stated:
+
+Binary, one call on ``logits``/``gt`` of shape N x H x W
+    * ``p = sigmoid(logits)`` computed on the whole tensor in one call, as the official code does.
+    * mIoU: ``P = p > 0.5``; per frame ``IoU = sum(P * G) / (sum(max(P, G)) + 1e-7)``; a frame whose
+      ``G`` sums to 0 scores ``sum((1 - G) * (1 - P)) / (H * W + 1e-7)`` (the fraction of pixels
+      correctly left empty); the call returns the mean over its N frames.
+    * F-score: 255 thresholds ``torch.linspace(0, 1 - 1e-10, 255)`` in float32, where ``1 - 1e-10``
+      rounds to exactly 1.0 (a quirk: the last threshold only keeps saturated probabilities);
+      ``P_t = p >= t``; ``prec = TP / (sum(P_t) + 1e-20)``, ``rec = TP / (sum(G) + 1e-20)``,
+      ``F = 1.3 * prec * rec / (0.3 * prec + rec)`` with NaN set to 0. Frames whose ``G`` has mean
+      0 are skipped; the F curves of the remaining frames are averaged and the maximum over
+      thresholds is the call's score; a call with no non-empty frame scores 0.
+    * The test script averages the per-call values over calls (``AverageMeter``). With
+      ``--test_batch_size 4`` (the released ``test.sh``) one call holds the frames of 4 consecutive
+      videos; the script's argparse default is 1, i.e. one call per video.
+
+Differences from the DESIGN summary: none in substance; note that the empty-frame IoU divides by
+``H * W + 1e-7`` (the epsilon is applied to every frame) and that the F-score maximum is taken
+after averaging the curves of a call, not per frame.
+
+The only non-bitwise difference from the official code is the arithmetic after counting: counts
+are exact integers here and the ratios are formed in float64, while the official code uses
+float32, so results agree to ~1e-7. PyTorch's CPU sigmoid can differ by one ulp depending on
+how a tensor is split between vector and scalar loops; like the official code, the sigmoid is
+applied once to the whole tensor given, so identical inputs give identical thresholded masks.
+
+AVSS (semantic), per frame, from ``argmax(softmax(logits))`` (or given label maps)
+    per class c: ``inter``, ``pred`` and ``lab`` pixel counts; ``union = pred + lab - inter``;
+    ``IoU = inter / (2.220446049250313e-16 + union)``; ``F`` from ``prec = inter / pred`` and
+    ``rec = inter / lab`` (NaN -> 0). IoU and F are summed over frames, and a class's frame count
+    grows on frames where its union is non-empty. Final per-class value = sum / count (0 for a
+    class never present); mIoU and F are the means over all classes. Ground truth below 0 is
+    ignored; ground truth >= num_classes is ignored for ``lab`` but the prediction there still
+    counts (as the official histogram does). The official "noBg" figure is
+    ``mean(per_class[:-1])``, which drops the LAST class although background is class 0 in the
+    released palette; ``AVSSMetric.compute`` reports both the true no-background mean and that
+    official slice.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+
+import torch
+
+NUM_THRESHOLDS = 255
+BETA2 = 0.3
+IOU_EPS = 1e-7
+PR_EPS = 1e-20
+AVSS_EPS = 2.220446049250313e-16
+F_GROUPS = ("batch4", "video")
+_CHUNK_PIXELS = 1 << 20  # pixels bucketised at once (bounds the int64 index memory)
+
+
+# --------------------------------------------------------------------------- binary, per frame
+
+
+def f_thresholds(num: int = NUM_THRESHOLDS, device: torch.device | str | None = None) -> torch.Tensor:
+    """The official F-score thresholds: float32 ``linspace(0, 1 - 1e-10, num)`` (last one is 1.0)."""
+    return torch.linspace(0, 1 - 1e-10, num, device=device)
+
+
+def _check_pair(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Validate shapes and values; return gt as a float tensor (float32 unless given float64)."""
+    if logits.dim() != 3 or logits.shape != gt.shape:
+        raise ValueError(
+            f"logits and gt must both be N x H x W with equal shapes; got {tuple(logits.shape)} "
+            f"and {tuple(gt.shape)}"
+        )
+    if not torch.is_floating_point(logits):
+        raise ValueError(f"logits must be a floating tensor, got {logits.dtype}")
+    if logits.numel() and bool(torch.isnan(logits).any()):
+        raise ValueError("logits contain NaN")
+    g = gt.to(device=logits.device)
+    if g.dtype != torch.float64:
+        g = g.to(torch.float32)
+    if g.numel():
+        lo, hi = torch.aminmax(g)
+        if lo < 0 or hi > 1:
+            raise ValueError("gt values must lie in [0, 1] (a binary mask)")
+    return g
+
+
+def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """sigmoid of the whole tensor in its own dtype (float16/bfloat16 widened afterwards)."""
+    p = torch.sigmoid(logits)
+    return p if p.dtype in (torch.float32, torch.float64) else p.float()
+
+
+def frame_iou(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Per-frame IoU (float64, shape [N]) under the official rules, empty-GT rule included.
+
+    With ``P`` binary and ``G`` in [0, 1], ``sum(max(P, G)) = |P| + |G| - |P G|`` and, on an
+    empty ``G``, ``sum((1 - G)(1 - P)) = H W - |P|``; only the three sums are formed.
+    """
+    g = _check_pair(logits, gt)
+    n, h, w = g.shape
+    pred = _probabilities(logits) > 0.5
+    npred = pred.sum(dim=(1, 2), dtype=torch.float64)
+    gsum = g.sum(dim=(1, 2), dtype=torch.float64)
+    inter = torch.where(pred, g, 0).sum(dim=(1, 2), dtype=torch.float64)
+    union = npred + gsum - inter
+    empty = gsum == 0
+    inter = torch.where(empty, h * w - npred, inter)
+    union = torch.where(empty, torch.full_like(union, float(h * w)), union)
+    return inter / (union + IOU_EPS)
+
+
+def miou(logits: torch.Tensor, gt: torch.Tensor) -> float:
+    """What the official ``mask_iou(logits, gt)`` returns for one call: the mean frame IoU."""
+    ious = frame_iou(logits, gt)
+    return float(ious.mean()) if ious.numel() else 0.0
+
+
+def threshold_bins(p: torch.Tensor, thr: torch.Tensor) -> torch.Tensor:
+    """For each probability, how many thresholds are <= it (int64, same shape as ``p``).
+
+    Exact, and cheaper than a binary search over every pixel: the thresholds are (to float
+    rounding) ``j / (T - 1)``, so ``floor(p (T - 1)) + 1`` is the answer except for values lying
+    within 1e-3 of a grid point (rounding could put them on either side); those few are resolved
+    with an exact search against the real thresholds.
+    """
+    t = thr.numel()
+    v = p * (t - 1)
+    c = torch.floor(v)
+    near = v.sub_(c).sub_(0.5).abs_() > 0.5 - 1e-3  # fractional part within 1e-3 of 0 or 1
+    k = c.add_(1).clamp_(0, t).long()
+    if bool(near.any()):
+        k[near] = torch.bucketize(p[near], thr, right=True)
+    return k
+
+
+def pr_counts(
+    logits: torch.Tensor, gt: torch.Tensor, num_thresholds: int = NUM_THRESHOLDS
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per frame and threshold: ``(|P_t|, TP_t, |G|)`` as float64 ``[N, T]``, ``[N, T]``, ``[N]``.
+
+    All thresholds at once: each pixel's probability is binned against the sorted thresholds
+    (``k`` = how many thresholds are <= p), a per-frame histogram of ``k`` is taken (weighted by
+    ``G`` for TP), and a reversed cumulative sum gives the count of pixels with ``p >= t_j``.
+    """
+    g = _check_pair(logits, gt)
+    p = _probabilities(logits)
+    thr = f_thresholds(num_thresholds, device=p.device).to(p.dtype)
+    n = p.shape[0]
+    nb = num_thresholds + 1
+    hist = torch.zeros(n, nb, dtype=torch.float64, device=p.device)
+    tph = torch.zeros(n, nb, dtype=torch.float64, device=p.device)
+    step = max(1, _CHUNK_PIXELS // max(1, p[0].numel())) if n else 1
+    for s in range(0, n, step):
+        rows = min(step, n - s)
+        k = threshold_bins(p[s : s + rows].reshape(rows, -1), thr)
+        k += (torch.arange(rows, device=p.device) * nb).unsqueeze(1)
+        k = k.reshape(-1)
+        w = g[s : s + rows].reshape(-1).to(torch.float64)
+        # integer-valued float64 sums are exact in any order (deterministic on every device)
+        hist[s : s + rows] = torch.bincount(k, minlength=rows * nb).view(rows, nb)
+        tph[s : s + rows].view(-1).scatter_add_(0, k, w)
+    npred = hist[:, 1:].flip(1).cumsum(1).flip(1)
+    tp = tph[:, 1:].flip(1).cumsum(1).flip(1)
+    return npred, tp, g.sum(dim=(1, 2), dtype=torch.float64)
+
+
+def f_curves(
+    logits: torch.Tensor, gt: torch.Tensor, num_thresholds: int = NUM_THRESHOLDS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame F-beta curves ``[N, T]`` (float64) and the mask of frames with non-empty GT."""
+    npred, tp, gsum = pr_counts(logits, gt, num_thresholds)
+    prec = tp / (npred + PR_EPS)
+    rec = tp / (gsum.unsqueeze(1) + PR_EPS)
+    f = (1 + BETA2) * prec * rec / (BETA2 * prec + rec)
+    f = torch.nan_to_num(f, nan=0.0)
+    return f, gsum != 0
+
+
+def fscore(logits: torch.Tensor, gt: torch.Tensor) -> float:
+    """What the official ``Eval_Fmeasure(logits, gt, ...)`` returns for one call."""
+    curves, valid = f_curves(logits, gt)
+    return group_fscore(curves[valid])
+
+
+def group_fscore(curves: torch.Tensor) -> float:
+    """Max over thresholds of the mean curve of one group's non-empty frames; 0 if none."""
+    if curves.shape[0] == 0:
+        return 0.0
+    return float(curves.mean(dim=0).max())
+
+
+# --------------------------------------------------------------------------- binary, test set
+
+
+@dataclass
+class _Video:
+    ious: list[torch.Tensor] = field(default_factory=list)
+    curves: list[torch.Tensor] = field(default_factory=list)  # non-empty-GT frames only
+    category: str | None = None
+
+    def frame_ious(self) -> torch.Tensor:
+        return torch.cat(self.ious)
+
+    def frame_curves(self, t: int) -> torch.Tensor:
+        return torch.cat(self.curves) if self.curves else torch.zeros(0, t, dtype=torch.float64)
+
+
+class AVSBenchMetric:
+    """Binary AVSBench mIoU and F-score over a test set, with an explicit F-score grouping.
+
+    ``f_group="batch4"`` reproduces the official test script with ``--test_batch_size 4``: the
+    videos, in the order they were first seen by ``update``, are cut into consecutive groups of
+    ``videos_per_group`` (default 4; the last group may be smaller); each group is one official
+    call (mIoU = mean frame IoU of the group, F = max over thresholds of the group's mean curve)
+    and the test-set figures are the means over groups. ``f_group="video"`` makes every video its
+    own group (the GAVS / AAVS convention, equal to the official script with batch size 1).
+
+    ``update(logits, gt, video_ids, categories=None)`` takes N x H x W logits and masks and one
+    video id (and optionally one category) per frame. Frames of a video may arrive over several
+    updates. Only annotated frames should be passed. ``compute()`` returns a JSON-serialisable
+    dict with ``miou``, ``fscore``, ``f_group``, ``frames``, ``videos``, ``groups`` and, when
+    categories were given, ``per_category`` (the same grouping rule applied to each category's own
+    videos in order).
+    """
+
+    def __init__(self, f_group: str = "batch4", videos_per_group: int = 4,
+                 num_thresholds: int = NUM_THRESHOLDS):
+        if f_group not in F_GROUPS:
+            raise ValueError(f"f_group must be one of {F_GROUPS}, got {f_group!r}")
+        if videos_per_group < 1:
+            raise ValueError("videos_per_group must be >= 1")
+        self.f_group = f_group
+        self.videos_per_group = videos_per_group
+        self.num_thresholds = num_thresholds
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything accumulated."""
+        self._videos: dict[str, _Video] = {}
+        self._frames = 0
+
+    def update(self, logits: torch.Tensor, gt: torch.Tensor, video_ids: Sequence[str],
+               categories: Sequence[str] | None = None) -> None:
+        """Add N frames: logits and gt N x H x W, one video id (and category) per frame."""
+        n = logits.shape[0] if logits.dim() == 3 else -1
+        if len(video_ids) != n:
+            raise ValueError(f"need one video id per frame: {len(video_ids)} ids for "
+                             f"logits of shape {tuple(logits.shape)}")
+        if categories is not None and len(categories) != n:
+            raise ValueError(f"need one category per frame: {len(categories)} for {n} frames")
+        ious = frame_iou(logits, gt).cpu()
+        curves, valid = f_curves(logits, gt, self.num_thresholds)
+        curves, valid = curves.cpu(), valid.cpu()
+        for i, vid in enumerate(video_ids):
+            rec = self._videos.setdefault(str(vid), _Video())
+            rec.ious.append(ious[i : i + 1])
+            if valid[i]:
+                rec.curves.append(curves[i : i + 1])
+            if categories is not None:
+                cat = str(categories[i])
+                if rec.category is not None and rec.category != cat:
+                    raise ValueError(f"video {vid!r} given two categories: {rec.category!r}, {cat!r}")
+                rec.category = cat
+        self._frames += n
+
+    def _groups(self, vids: list[str]) -> list[list[str]]:
+        size = self.videos_per_group if self.f_group == "batch4" else 1
+        return [vids[i : i + size] for i in range(0, len(vids), size)]
+
+    def _score(self, vids: list[str]) -> dict:
+        t = self.num_thresholds
+        g_iou, g_f = [], []
+        for group in self._groups(vids):
+            ious = torch.cat([self._videos[v].frame_ious() for v in group])
+            g_iou.append(float(ious.mean()))
+            g_f.append(group_fscore(torch.cat([self._videos[v].frame_curves(t) for v in group])))
+        frames = sum(self._videos[v].frame_ious().numel() for v in vids)
+        return {
+            "miou": sum(g_iou) / len(g_iou) if g_iou else 0.0,
+            "fscore": sum(g_f) / len(g_f) if g_f else 0.0,
+            "frames": frames,
+            "videos": len(vids),
+            "groups": len(g_iou),
+        }
+
+    def compute(self) -> dict:
+        """The test-set figures (JSON-serialisable); see the class docstring."""
+        vids = list(self._videos)
+        out = {"f_group": self.f_group, **self._score(vids)}
+        if self.f_group == "batch4":
+            out["videos_per_group"] = self.videos_per_group
+        out["frames_empty_gt"] = sum(
+            v.frame_ious().numel() - sum(c.shape[0] for c in v.curves) for v in self._videos.values()
+        )
+        cats: dict[str, list[str]] = {}
+        for vid, rec in self._videos.items():
+            if rec.category is not None:
+                cats.setdefault(rec.category, []).append(vid)
+        if cats:
+            out["per_category"] = {c: self._score(v) for c, v in sorted(cats.items())}
+        return out
+
+
+# --------------------------------------------------------------------------- AVSS (semantic)
+
+
+def avss_class_names(num_classes: int = 71) -> list[str]:
+    """Class names in model-index order from the shipped palette (``class_{i}`` otherwise)."""
+    if num_classes != 71:
+        return [f"class_{i}" for i in range(num_classes)]
+    with resources.files("avsynth.evaluation").joinpath("avss_classes.csv").open() as fh:
+        return [row["name"] for row in csv.DictReader(fh)]
+
+
+def avss_frame_counts(pred: torch.Tensor, gt: torch.Tensor, num_classes: int
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per frame and class pixel counts ``(inter, pred, lab)``, float64 ``[N, C]`` each.
+
+    ``pred`` and ``gt`` are N x H x W integer label maps. Pixels with gt < 0 are ignored;
+    pixels with gt >= C count for ``pred`` only (the official histogram's behaviour).
+    """
+    if pred.shape != gt.shape or pred.dim() != 3:
+        raise ValueError(f"pred and gt must be N x H x W with equal shapes; got "
+                         f"{tuple(pred.shape)} and {tuple(gt.shape)}")
+    n, c = pred.shape[0], num_classes
+    pred = pred.reshape(n, -1).long()
+    gt = gt.to(pred.device).reshape(n, -1).long()
+    base = (torch.arange(n, device=pred.device) * c).unsqueeze(1)
+    keep = gt >= 0
+    pvalid = keep & (pred >= 0) & (pred < c)
+    lvalid = keep & (gt < c)
+    ivalid = pvalid & (pred == gt)
+
+    def count(labels: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+        idx = (labels.clamp(0, c - 1) + base)[ok]
+        return torch.bincount(idx, minlength=n * c).to(torch.float64).view(n, c)
+
+    return count(pred, ivalid), count(pred, pvalid), count(gt, lvalid)
+
+
+class AVSSMetric:
+    """AVSBench-semantic (AVSS) per-class IoU and F-score over a test set (official rules).
+
+    ``update(logits_or_labels, gt)``: either N x C x H x W logits (argmax of the softmax is taken,
+    as officially) or N x H x W predicted labels, and N x H x W ground-truth class indices.
+    ``compute()`` gives ``miou`` / ``fscore`` (means over all classes, absent classes count 0),
+    ``miou_no_bg`` / ``fscore_no_bg`` (without ``background_index``), ``miou_official_no_bg`` /
+    ``fscore_official_no_bg`` (the official ``[:-1]`` slice), ``classes_present``, ``frames`` and
+    ``per_class`` {name: {iou, fscore, frames}}.
+    """
+
+    def __init__(self, num_classes: int = 71, background_index: int = 0,
+                 class_names: Sequence[str] | None = None):
+        if num_classes < 2:
+            raise ValueError("num_classes must be >= 2")
+        self.num_classes = num_classes
+        self.background_index = background_index
+        self.class_names = list(class_names) if class_names else avss_class_names(num_classes)
+        if len(self.class_names) != num_classes:
+            raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything accumulated."""
+        c = self.num_classes
+        self.iou_sum = torch.zeros(c, dtype=torch.float64)
+        self.f_sum = torch.zeros(c, dtype=torch.float64)
+        self.count = torch.zeros(c, dtype=torch.float64)
+        self.frames = 0
+
+    def update(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
+        """Add N frames (see the class docstring for the accepted shapes)."""
+        if pred.dim() == 4:
+            if pred.shape[1] != self.num_classes:
+                raise ValueError(f"logits have {pred.shape[1]} channels, expected {self.num_classes}")
+            pred = torch.softmax(pred, dim=1).argmax(dim=1)
+        elif torch.is_floating_point(pred):
+            raise ValueError("3-D predictions must be integer label maps")
+        inter, npred, lab = avss_frame_counts(pred, gt, self.num_classes)
+        union = npred + lab - inter
+        iou = inter / (AVSS_EPS + union)
+        prec, rec = inter / npred, inter / lab
+        f = torch.nan_to_num((1 + BETA2) * prec * rec / (BETA2 * prec + rec), nan=0.0)
+        self.iou_sum += iou.sum(0).cpu()
+        self.f_sum += f.sum(0).cpu()
+        self.count += (union > 0).sum(0).to(torch.float64).cpu()
+        self.frames += int(pred.shape[0])
+
+    def compute(self) -> dict:
+        """The test-set figures (JSON-serialisable); see the class docstring."""
+        iou = torch.nan_to_num(self.iou_sum / self.count, nan=0.0)
+        f = torch.nan_to_num(self.f_sum / self.count, nan=0.0)
+        no_bg = [i for i in range(self.num_classes) if i != self.background_index]
+        return {
+            "miou": float(iou.mean()),
+            "fscore": float(f.mean()),
+            "miou_no_bg": float(iou[no_bg].mean()),
+            "fscore_no_bg": float(f[no_bg].mean()),
+            "miou_official_no_bg": float(iou[:-1].mean()),
+            "fscore_official_no_bg": float(f[:-1].mean()),
+            "num_classes": self.num_classes,
+            "classes_present": int((self.count > 0).sum()),
+            "frames": self.frames,
+            "per_class": {
+                name: {"iou": float(iou[i]), "fscore": float(f[i]), "frames": int(self.count[i])}
+                for i, name in enumerate(self.class_names)
+            },
+        }

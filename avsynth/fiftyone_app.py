@@ -1,0 +1,337 @@
+"""A FiftyOne view of a shard directory: images with their masks, the category and the audio.
+
+``build_fiftyone_dataset`` turns one split of a shard directory into a persistent FiftyOne
+dataset. The media are materialised into a cache folder (FiftyOne shows files, not Parquet cells):
+``images/{row id}.jpg`` (the stored bytes, unchanged), ``masks/{row id}.png`` (pixel value =
+category_id + 1, so FiftyOne's ``mask_targets`` name the object) and ``audio/{row id}.flac|wav``.
+Each sample has ``ground_truth`` (``fo.Segmentation``), ``category`` (``fo.Classification``),
+``audio_path``, the source ids, ``mask_area`` and the split as a tag.
+
+The dataset records a fingerprint of what it was built from (the split's shard sha256s from
+manifest.json, the row limit, the layout version). A second call with the same inputs reuses the
+dataset and its cache; if the shards changed, both are rebuilt.
+
+FiftyOne is an optional extra (``pip install 'avsynth[fiftyone]'``): it is imported only here,
+lazily, and a clear error says how to install it when it is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image
+
+from avsynth.errors import AvsynthError
+from avsynth.media.mask import decode_png
+from avsynth.shards.schema import SPLITS
+
+log = logging.getLogger(__name__)
+
+LAYOUT_VERSION = 1
+INFO_KEY = "avsynth"
+_COLUMNS = [
+    "id", "split", "category", "category_id", "image", "mask", "audio", "mask_area",
+    "image_source", "image_id", "annotation_id", "audio_source", "audio_id", "audio_label",
+]  # fmt: skip
+
+
+class FiftyOneUnavailable(AvsynthError):
+    """FiftyOne is not installed, or its database cannot start."""
+
+
+def import_fiftyone():
+    """``import fiftyone`` or raise FiftyOneUnavailable with installation advice."""
+    try:
+        import fiftyone as fo
+    except ImportError as err:
+        raise FiftyOneUnavailable(
+            f"FiftyOne is not installed ({err}). Install the optional extra: "
+            "pip install 'avsynth[fiftyone]' (on Debian 12 run scripts/setup.sh, which also "
+            "provides the MongoDB that FiftyOne needs)."
+        ) from err
+    return fo
+
+
+def _check_database(fo) -> None:
+    """Start / reach FiftyOne's MongoDB; a failure becomes FiftyOneUnavailable."""
+    try:
+        fo.list_datasets()
+    except Exception as err:  # ServiceListenTimeout, ConnectionFailure, missing mongod, ...
+        raise FiftyOneUnavailable(
+            f"FiftyOne's database did not start ({type(err).__name__}: {err}). Its bundled mongod "
+            "needs OpenSSL 1.1 on Debian 12 (scripts/setup.sh installs libssl1.1), or point "
+            "FIFTYONE_DATABASE_URI at a running MongoDB."
+        ) from err
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs and fingerprint
+
+
+def _record(directory: Path) -> dict:
+    path = directory / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise AvsynthError(f"{path}: cannot read the build record ({err})") from err
+
+
+def split_shards(directory: Path, record: dict, split: str) -> list[dict]:
+    """The manifest entries of ``split``'s shards, in index order; error if there are none."""
+    if split not in SPLITS:
+        raise AvsynthError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    entries = [
+        s for s in record.get("shards", [])
+        if (s.get("split") or Path(s["path"]).name.split("-", 1)[0]) == split
+    ]  # fmt: skip
+    if not entries:
+        raise AvsynthError(f"{directory}: manifest.json lists no {split!r} shards")
+    entries.sort(key=lambda s: s["path"])
+    for s in entries:
+        if not (directory / s["path"]).is_file():
+            raise AvsynthError(f"{directory / s['path']}: listed in manifest.json but missing")
+    return entries
+
+
+def fingerprint(entries: list[dict], split: str, limit: int | None) -> str:
+    """Hex digest identifying the view's inputs (shard sha256s, split, limit, layout)."""
+    key = {
+        "layout": LAYOUT_VERSION,
+        "split": split,
+        "limit": limit,
+        "shards": [[s["path"], s.get("sha256"), s.get("rows")] for s in entries],
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def default_name(directory: Path, split: str, limit: int | None = None) -> str:
+    """``avsynth-{folder}-{split}[-{limit}]`` (folder name made safe)."""
+    folder = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(directory).resolve().name).strip("-") or "shards"
+    return f"avsynth-{folder}-{split}" + (f"-{limit}" if limit is not None else "")
+
+
+def default_cache_dir(name: str) -> Path:
+    """``$XDG_CACHE_HOME/avsynth/fiftyone/{name}`` (``~/.cache`` by default)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "avsynth" / "fiftyone" / name
+
+
+# ---------------------------------------------------------------------------------------------
+# Materialising media
+
+
+def _image_ext(data: bytes) -> str:
+    if data[:3] == b"\xff\xd8\xff":
+        return ".jpg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return ".png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return ".jpg"
+
+
+def _audio_ext(data: bytes) -> str:
+    if data[:4] == b"fLaC":
+        return ".flac"
+    if data[:4] == b"RIFF":
+        return ".wav"
+    if data[:4] == b"OggS":
+        return ".ogg"
+    return ".bin"
+
+
+def _safe(row_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", row_id)
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def label_mask_png(mask_png: bytes, category_id: int, where: str) -> bytes:
+    """The stored mask as a PNG whose object pixels hold ``category_id + 1`` (0 = background);
+    8-bit when the value fits, else 16-bit."""
+    mask = decode_png(mask_png, where)
+    value = int(category_id) + 1
+    dtype = np.uint8 if value <= 255 else np.uint16
+    labels = (mask.astype(dtype) * dtype(value)).astype(dtype)
+    buf = io.BytesIO()
+    Image.fromarray(labels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class _Materialised:
+    row: dict
+    image_path: Path
+    mask_path: Path
+    audio_path: Path
+
+
+def _rows(directory: Path, entries: list[dict], limit: int | None) -> Iterator[dict]:
+    """Rows of the shards in order (projected columns, one row group at a time), at most ``limit``."""
+    n = 0
+    for s in entries:
+        path = directory / s["path"]
+        try:
+            pf = pq.ParquetFile(path)
+            for g in range(pf.metadata.num_row_groups):
+                for row in pf.read_row_group(g, columns=_COLUMNS).to_pylist():
+                    if limit is not None and n >= limit:
+                        return
+                    yield row
+                    n += 1
+        except OSError as err:
+            raise AvsynthError(f"{path}: cannot read shard ({err})") from err
+
+
+def materialise(directory: Path, entries: list[dict], limit: int | None, media_dir: Path) -> list[_Materialised]:
+    """Write each row's image, label mask and audio under ``media_dir``; return the rows."""
+    for sub in ("images", "masks", "audio"):
+        (media_dir / sub).mkdir(parents=True, exist_ok=True)
+    out = []
+    for row in _rows(directory, entries, limit):
+        stem = _safe(row["id"])
+        image = row["image"]["bytes"]
+        audio = row["audio"]["bytes"]
+        paths = (
+            media_dir / "images" / f"{stem}{_image_ext(image)}",
+            media_dir / "masks" / f"{stem}.png",
+            media_dir / "audio" / f"{stem}{_audio_ext(audio)}",
+        )
+        _write(paths[0], image)
+        _write(paths[1], label_mask_png(row["mask"]["bytes"], row["category_id"], f"row {row['id']}"))
+        _write(paths[2], audio)
+        out.append(_Materialised(row, *paths))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The FiftyOne dataset
+
+
+@dataclass
+class ViewResult:
+    """The FiftyOne dataset, whether an existing one was reused, and its media cache folder."""
+
+    dataset: Any
+    reused: bool
+    cache_dir: Path
+
+
+def _sample(fo, m: _Materialised):
+    r = m.row
+    return fo.Sample(
+        filepath=str(m.image_path),
+        tags=[r["split"]],
+        ground_truth=fo.Segmentation(mask_path=str(m.mask_path)),
+        category=fo.Classification(label=r["category"]),
+        category_id=int(r["category_id"]),
+        row_id=r["id"],
+        audio_path=str(m.audio_path),
+        image_source=r["image_source"],
+        image_id=r["image_id"],
+        annotation_id=r["annotation_id"],
+        audio_source=r["audio_source"],
+        audio_id=r["audio_id"],
+        audio_label=r["audio_label"],
+        mask_area=float(r["mask_area"]),
+    )
+
+
+def _reusable(dataset, fp: str, media_dir: Path) -> bool:
+    info = (dataset.info or {}).get(INFO_KEY) or {}
+    if info.get("fingerprint") != fp or info.get("samples") != len(dataset):
+        return False
+    if not media_dir.is_dir():
+        return False
+    return all(Path(p).is_file() for p in dataset.values("filepath")) and all(
+        Path(p).is_file() for p in dataset.values("ground_truth.mask_path")
+    )
+
+
+def open_view(
+    directory: Path,
+    split: str = "train",
+    limit: int | None = None,
+    name: str | None = None,
+    cache_dir: Path | None = None,
+) -> ViewResult:
+    """Build (or reuse) the persistent FiftyOne dataset of ``split`` of ``directory``."""
+    if limit is not None and limit < 1:
+        raise AvsynthError(f"--limit must be at least 1, got {limit}")
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise AvsynthError(f"{directory}: not a directory")
+    record = _record(directory)
+    entries = split_shards(directory, record, split)
+    fp = fingerprint(entries, split, limit)
+    name = name or default_name(directory, split, limit)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(name)
+    media_dir = cache / fp[:16]
+
+    fo = import_fiftyone()
+    _check_database(fo)
+    if fo.dataset_exists(name):
+        dataset = fo.load_dataset(name)
+        if _reusable(dataset, fp, media_dir):
+            log.info("reusing FiftyOne dataset %s (%d samples)", name, len(dataset))
+            return ViewResult(dataset, True, media_dir)
+        log.info("rebuilding FiftyOne dataset %s: its shards or cache changed", name)
+        dataset.delete()
+    if cache.is_dir():  # old media of other fingerprints
+        for old in cache.iterdir():
+            if old.is_dir() and old.name != fp[:16]:
+                shutil.rmtree(old)
+
+    rows = materialise(directory, entries, limit, media_dir)
+    dataset = fo.Dataset(name)
+    categories = sorted({(c["category_id"], c["name"]) for c in record.get("categories", [])})
+    categories = categories or sorted({(m.row["category_id"], m.row["category"]) for m in rows})
+    dataset.mask_targets = {"ground_truth": {int(cid) + 1: cname for cid, cname in categories}}
+    dataset.add_samples([_sample(fo, m) for m in rows], progress=False)
+    dataset.compute_metadata(progress=False)
+    dataset.info[INFO_KEY] = {
+        "fingerprint": fp,
+        "source": str(directory.resolve()),
+        "split": split,
+        "limit": limit,
+        "samples": len(rows),
+        "cache_dir": str(media_dir),
+    }
+    dataset.persistent = True
+    dataset.save()
+    return ViewResult(dataset, False, media_dir)
+
+
+def build_fiftyone_dataset(
+    directory: Path,
+    split: str = "train",
+    limit: int | None = None,
+    name: str | None = None,
+    cache_dir: Path | None = None,
+):
+    """The persistent ``fo.Dataset`` of ``split`` (built, or reused when its shards are unchanged)."""
+    return open_view(directory, split, limit, name, cache_dir).dataset
+
+
+def launch(dataset, port: int = 5151, wait: bool = True):
+    """Open the FiftyOne App on ``dataset`` at ``port``; with ``wait``, block until it closes."""
+    fo = import_fiftyone()
+    session = fo.launch_app(dataset, port=port, auto=False)
+    if wait:
+        session.wait()
+    return session

@@ -1,0 +1,164 @@
+"""Audio for the shards: probe, cut a seeded window, downmix, resample to 16 kHz, encode PCM16.
+
+WAV/FLAC/OGG/MP3 are read with soundfile (only the frames of the window are read); ``.mp4``/``.m4a``/
+``.mkv``/``.webm`` need PyAV (``pip install av``). Resampling uses soxr (high quality, fixed, so the
+same input gives the same samples). Encoded clips are 16-bit PCM WAV or FLAC; both carry no
+timestamps, so the same waveform gives the same bytes for a given libsndfile/libFLAC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from avsynth.errors import SourceError
+
+TARGET_SR = 16000
+CONTAINER_SUFFIXES = {".mp4", ".m4a", ".mkv", ".webm", ".mov", ".aac"}  # need PyAV
+
+
+def probe(path: Path) -> tuple[int, int, int]:
+    """(sample_rate, frames, channels) of an audio file; SourceError if it cannot be read."""
+    path = Path(path)
+    if path.suffix.lower() in CONTAINER_SUFFIXES:
+        wave, sr = _decode_container(path)
+        return sr, wave.shape[0], wave.shape[1]
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise SourceError(path, f"not a readable audio file ({_why(err)})") from err
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise SourceError(path, "audio file has no samples")
+    return int(info.samplerate), int(info.frames), int(info.channels)
+
+
+def load_window(path: Path, offset_s: float, seconds: float, target_sr: int = TARGET_SR) -> np.ndarray:
+    """Mono float32 samples of ``seconds`` starting at ``offset_s``, resampled to ``target_sr``.
+
+    Reads only the needed frames (soundfile formats), averages channels, resamples with soxr, and
+    zero-pads at the end when the file is shorter than the window. The result has exactly
+    ``round(seconds * target_sr)`` samples.
+    """
+    path = Path(path)
+    if offset_s < 0 or seconds <= 0:
+        raise ValueError(f"bad window offset={offset_s} seconds={seconds}")
+    if path.suffix.lower() in CONTAINER_SUFFIXES:
+        full, sr = _decode_container(path)
+        start = int(round(offset_s * sr))
+        chunk = full[start : start + int(round(seconds * sr))]
+    else:
+        try:
+            with sf.SoundFile(str(path)) as f:
+                sr = int(f.samplerate)
+                start = int(round(offset_s * sr))
+                if start >= f.frames:
+                    chunk = np.zeros((0, f.channels), dtype=np.float32)
+                else:
+                    f.seek(start)
+                    chunk = f.read(int(round(seconds * sr)), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, OSError) as err:
+            raise SourceError(path, f"not a readable audio file ({_why(err)})") from err
+    mono = to_mono(chunk)
+    if sr != target_sr and mono.size:
+        mono = soxr.resample(mono, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+    return fit_length(mono, int(round(seconds * target_sr)))
+
+
+def to_mono(chunk: np.ndarray) -> np.ndarray:
+    """Average a (frames, channels) or (frames,) array to float32 mono."""
+    chunk = np.asarray(chunk, dtype=np.float32)
+    if chunk.ndim == 2:
+        chunk = chunk.mean(axis=1, dtype=np.float32) if chunk.shape[1] > 1 else chunk[:, 0]
+    return np.ascontiguousarray(chunk, dtype=np.float32)
+
+
+def fit_length(wave: np.ndarray, n: int) -> np.ndarray:
+    """Truncate or zero-pad a 1-D wave to exactly ``n`` samples."""
+    if wave.shape[0] >= n:
+        return wave[:n].copy()
+    out = np.zeros(n, dtype=np.float32)
+    out[: wave.shape[0]] = wave
+    return out
+
+
+def seeded_offset(audio_id: str, seed: int, clip_len_s: float, window_s: float) -> float:
+    """A window start in [0, clip_len_s - window_s], rounded down to the millisecond.
+
+    Deterministic from sha256(f"{seed}:{audio_id}"): the same clip and seed always give the
+    same offset, independent of process, platform or order of calls.
+    """
+    room_ms = int(np.floor((clip_len_s - window_s) * 1000.0 + 1e-6))
+    if room_ms <= 0:
+        return 0.0
+    digest = hashlib.sha256(f"{int(seed)}:{audio_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big")
+    return (u % (room_ms + 1)) / 1000.0
+
+
+def to_pcm16(wave: np.ndarray) -> np.ndarray:
+    """Clip to [-1, 1] and quantise to int16 (round half to even), the stored sample format."""
+    w = np.clip(np.asarray(wave, dtype=np.float64), -1.0, 1.0)
+    return np.rint(w * 32767.0).astype(np.int16)
+
+
+def encode_audio(wave: np.ndarray, sr: int, fmt: str = "flac") -> bytes:
+    """Encode a mono (or (frames, channels)) float wave as 16-bit PCM FLAC or WAV bytes."""
+    fmt = fmt.lower()
+    if fmt not in ("flac", "wav"):
+        raise ValueError(f"audio format must be 'flac' or 'wav', got {fmt!r}")
+    pcm = to_pcm16(wave)
+    buf = io.BytesIO()
+    sf.write(buf, pcm, int(sr), format=fmt.upper(), subtype="PCM_16")
+    return buf.getvalue()
+
+
+def decode_audio(data: bytes, path: Path | str | None = None) -> tuple[np.ndarray, int]:
+    """(mono float32 wave, sample rate) from encoded bytes (FLAC/WAV/OGG); SourceError if corrupt."""
+    try:
+        wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as err:
+        raise SourceError(path, f"not decodable audio ({_why(err)})") from err
+    return to_mono(wave), int(sr)
+
+
+def _decode_container(path: Path) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of a video/audio container with PyAV: (frames, ch), sr."""
+    try:
+        import av  # PyAV, optional
+    except ImportError as err:
+        raise SourceError(path, "reading this container needs PyAV/FFmpeg (pip install av)") from err
+    try:
+        with av.open(str(path)) as container:
+            streams = [s for s in container.streams if s.type == "audio"]
+            if not streams:
+                raise SourceError(path, "container has no audio stream")
+            stream = streams[0]
+            chunks = []
+            for frame in container.decode(stream):
+                arr = frame.to_ndarray()
+                if arr.dtype.kind == "i":
+                    arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+                arr = arr.astype(np.float32, copy=False)
+                if frame.format.is_planar:
+                    arr = arr.T  # (ch, n) -> (n, ch)
+                else:
+                    arr = arr.reshape(-1, len(frame.layout.channels))
+                chunks.append(arr)
+            sr = int(stream.codec_context.sample_rate)
+    except SourceError:
+        raise
+    except Exception as err:  # PyAV raises its own error hierarchy
+        raise SourceError(path, f"cannot decode audio: {err}") from err
+    if not chunks:
+        raise SourceError(path, "audio stream has no samples")
+    return np.concatenate(chunks, axis=0), sr
+
+
+def _why(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[-1] if text else type(err).__name__

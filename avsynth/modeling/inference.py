@@ -1,0 +1,145 @@
+"""Image pre/post-processing for SAM-based models, and the batched ``predict`` API.
+
+Two resize policies:
+
+* ``"longest"`` (SAM's): resize so the longest side is S (aspect kept), normalise with SAM's
+  pixel mean/std, pad bottom/right to S x S; logits are upsampled to S x S, the padding cropped,
+  then resized to the original size.
+* ``"square"`` (the AVS anchor code's): resize straight to S x S; logits are resized straight back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
+
+import numpy as np
+import torch
+from segment_anything.utils.transforms import ResizeLongestSide
+from torch.nn import functional as F
+
+if TYPE_CHECKING:  # pragma: no cover
+    from avsynth.modeling.base import AVSegmenter
+    from avsynth.modeling.vggish import VGGishEmbedder
+
+PIXEL_MEAN = (123.675, 116.28, 103.53)
+PIXEL_STD = (58.395, 57.12, 57.375)
+RESIZE_MODES = ("longest", "square")
+
+ImageLike = Union[np.ndarray, torch.Tensor]
+
+
+@dataclass
+class PreprocessedBatch:
+    """Images ready for the encoder, with the sizes needed to map logits back."""
+
+    images: torch.Tensor  # [B, 3, S, S] float, normalised (and padded in "longest" mode)
+    original_sizes: list[tuple[int, int]]  # (H, W) of each input image
+    input_sizes: list[tuple[int, int]]  # (h, w) of each resized image inside the S x S input
+
+
+def _as_chw_uint8(image: ImageLike) -> torch.Tensor:
+    """An H x W x 3 uint8 image (numpy or torch) → a [3, H, W] tensor."""
+    t = torch.tensor(np.asarray(image)) if isinstance(image, np.ndarray) else image
+    if t.dim() != 3 or t.shape[-1] != 3:
+        raise ValueError(f"expected an H x W x 3 RGB image, got shape {tuple(t.shape)}")
+    if t.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 pixels, got {t.dtype}")
+    return t.permute(2, 0, 1)
+
+
+def input_size_for(original: tuple[int, int], image_size: int, resize: str) -> tuple[int, int]:
+    """Size of the resized image inside the S x S model input."""
+    if resize == "longest":
+        return ResizeLongestSide.get_preprocess_shape(original[0], original[1], image_size)
+    if resize == "square":
+        return (image_size, image_size)
+    raise ValueError(f"unknown resize mode {resize!r}; expected one of {RESIZE_MODES}")
+
+
+def preprocess_images(
+    images: Sequence[ImageLike],
+    image_size: int,
+    resize: str = "longest",
+    device: torch.device | str | None = None,
+) -> PreprocessedBatch:
+    """uint8 RGB images (any sizes) → one normalised [B, 3, S, S] batch (bilinear, antialiased)."""
+    if len(images) == 0:
+        raise ValueError("preprocess_images needs at least one image")
+    mean = torch.tensor(PIXEL_MEAN, device=device).view(3, 1, 1)
+    std = torch.tensor(PIXEL_STD, device=device).view(3, 1, 1)
+    out = torch.zeros(len(images), 3, image_size, image_size, device=device)
+    originals, inputs = [], []
+    for i, image in enumerate(images):
+        chw = _as_chw_uint8(image).to(device)
+        original = (int(chw.shape[1]), int(chw.shape[2]))
+        h, w = input_size_for(original, image_size, resize)
+        x = chw.float()[None]
+        if (h, w) != original:
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+            x = x.round().clamp(0, 255)  # the reference resizes uint8 images
+        out[i, :, :h, :w] = (x[0] - mean) / std
+        originals.append(original)
+        inputs.append((h, w))
+    return PreprocessedBatch(out, originals, inputs)
+
+
+def postprocess_logits(
+    logits: torch.Tensor,
+    image_size: int,
+    input_size: tuple[int, int],
+    original_size: tuple[int, int],
+    resize: str = "longest",
+) -> torch.Tensor:
+    """Low-res logits [..., 1, h, w] of one image → logits at ``original_size`` [..., 1, H, W]."""
+    x = logits if logits.dim() == 4 else logits[None]
+    if resize == "longest":
+        x = F.interpolate(x, (image_size, image_size), mode="bilinear", align_corners=False)
+        x = x[..., : input_size[0], : input_size[1]]
+    elif resize != "square":
+        raise ValueError(f"unknown resize mode {resize!r}; expected one of {RESIZE_MODES}")
+    x = F.interpolate(x, tuple(original_size), mode="bilinear", align_corners=False)
+    return x if logits.dim() == 4 else x[0]
+
+
+@torch.no_grad()
+def embed_waveforms(
+    vggish: "VGGishEmbedder", waveforms: Sequence[np.ndarray], sample_rate: int
+) -> torch.Tensor:
+    """One 128-d VGGish embedding per clip (mean over its 0.96 s examples) → [B, 128]."""
+    return torch.stack([vggish.embed_clip(np.asarray(w), sample_rate) for w in waveforms])
+
+
+@torch.no_grad()
+def predict(
+    model: "AVSegmenter",
+    vggish: "VGGishEmbedder",
+    images: Sequence[ImageLike],
+    waveforms: Sequence[np.ndarray],
+    sample_rate: int,
+    batch_size: int = 8,
+) -> list[torch.Tensor]:
+    """Mask logits [H, W] for each (image, waveform) pair, at the image's own resolution.
+
+    Images are uint8 H x W x 3 (any sizes); waveforms are mono [T] or [T, C] at ``sample_rate``.
+    Runs in eval mode on the model's device, ``batch_size`` pairs at a time. Threshold at 0.
+    """
+    if len(images) != len(waveforms):
+        raise ValueError(f"{len(images)} images but {len(waveforms)} waveforms")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    results: list[torch.Tensor] = []
+    try:
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            batch = model.preprocess(chunk, device=device)
+            audio = embed_waveforms(vggish, waveforms[start : start + batch_size], sample_rate)
+            logits = model(batch.images, audio.to(device)).logits
+            for i in range(len(chunk)):
+                full = model.postprocess(logits[i : i + 1], batch.input_sizes[i], batch.original_sizes[i])
+                results.append(full[0, 0].cpu())
+    finally:
+        model.train(was_training)
+    return results

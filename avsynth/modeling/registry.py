@@ -1,0 +1,171 @@
+"""Model configs (plain YAML dicts, shipped in ``models/``) → built models.
+
+A config::
+
+    name: sama-avs-vit-h
+    family: sama_avs            # sama_avs | ap_sam | gavs
+    description: ...
+    seed: 0                     # initialisation seed of the new (non-SAM) weights
+    sam: {arch: vit_h, checkpoint: null}          # arch: a SAM_ARCHS name or a dict of fields
+    vggish: {arch: vggish, checkpoint: null, pca_params: null, postprocess: false}
+    model: {...}                # keyword arguments of the family's class (SamaAvs, ApSam, Gavs)
+    train: {...}                # the paper's optimisation recipe, read by the trainer
+
+``checkpoint`` paths are local files (nothing is downloaded); ``null`` leaves random weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from avsynth import resources
+from avsynth.errors import AvsynthError
+from avsynth.modeling.ap_sam import ApSam
+from avsynth.modeling.base import AVSegmenter
+from avsynth.modeling.gavs import Gavs
+from avsynth.modeling.sam import build_sam, load_sam_checkpoint, sam_arch
+from avsynth.modeling.sama_avs import SamaAvs
+from avsynth.modeling.vggish import VGGishEmbedder, build_vggish
+
+MODEL_FAMILIES: dict[str, type[AVSegmenter]] = {"sama_avs": SamaAvs, "ap_sam": ApSam, "gavs": Gavs}
+_TOP_KEYS = {"name", "family", "description", "seed", "sam", "vggish", "model", "train"}
+_VGGISH_KEYS = {"arch", "checkpoint", "pca_params", "postprocess"}
+
+
+class ModelConfigError(AvsynthError):
+    """A model config is malformed (the message names the config and the problem)."""
+
+
+def list_configs() -> list[str]:
+    """Names of the shipped model configs."""
+    return resources.list_names("models")
+
+
+def validate_config(config: Mapping[str, Any], source: str = "<config>") -> dict:
+    """Check a config's structure; returns a deep copy with defaults filled in."""
+    if not isinstance(config, Mapping):
+        raise ModelConfigError(f"{source}: a model config must be a mapping, not {type(config).__name__}")
+    cfg = copy.deepcopy(dict(config))
+    unknown = sorted(set(cfg) - _TOP_KEYS)
+    if unknown:
+        raise ModelConfigError(f"{source}: unknown keys {unknown}; allowed: {sorted(_TOP_KEYS)}")
+    family = cfg.get("family")
+    if family not in MODEL_FAMILIES:
+        raise ModelConfigError(f"{source}: family must be one of {sorted(MODEL_FAMILIES)}, got {family!r}")
+    cfg.setdefault("name", Path(source).stem)
+    cfg.setdefault("seed", 0)
+    sam = cfg.get("sam")
+    if not isinstance(sam, Mapping) or "arch" not in sam:
+        raise ModelConfigError(f"{source}: 'sam' must be a mapping with an 'arch'")
+    if set(sam) - {"arch", "checkpoint"}:
+        raise ModelConfigError(f"{source}: unknown sam keys {sorted(set(sam) - {'arch', 'checkpoint'})}")
+    try:
+        sam_arch(sam["arch"])
+    except (ValueError, TypeError) as err:
+        raise ModelConfigError(f"{source}: sam.arch: {err}") from err
+    vgg = cfg.setdefault("vggish", {"arch": "vggish"})
+    if not isinstance(vgg, Mapping) or set(vgg) - _VGGISH_KEYS:
+        raise ModelConfigError(f"{source}: 'vggish' must be a mapping with keys among {sorted(_VGGISH_KEYS)}")
+    model = cfg.setdefault("model", {})
+    params = inspect.signature(MODEL_FAMILIES[family].__init__).parameters
+    bad = sorted(set(model) - (set(params) - {"self", "sam"}))
+    if bad:
+        raise ModelConfigError(f"{source}: {family} has no parameters {bad}")
+    cfg.setdefault("train", {})
+    return cfg
+
+
+def load_config(name_or_path: str | Path) -> dict:
+    """A shipped config by name (``sama-avs-vit-h``) or a YAML file path, validated."""
+    try:
+        path = resources.resolve("models", name_or_path)
+    except FileNotFoundError as err:
+        raise ModelConfigError(str(err)) from err
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ModelConfigError(f"{path}: invalid YAML: {err}") from err
+    return validate_config(data, str(path))
+
+
+def _local(path: str | None) -> Path | None:
+    return None if path in (None, "") else Path(str(path)).expanduser()
+
+
+def build_model(
+    config: Mapping[str, Any],
+    load_weights: bool = True,
+    device: torch.device | str | None = None,
+) -> AVSegmenter:
+    """Build the model a config describes; ``model.config`` keeps the (validated) config.
+
+    With ``load_weights`` the SAM checkpoint named in the config (if any) is loaded before the new
+    modules are added. New modules are initialised from ``config['seed']`` without touching the
+    global RNG state. Build under ``torch.device("meta")`` with ``load_weights=False`` to count
+    parameters instantly.
+    """
+    cfg = validate_config(config, str(config.get("name", "<config>")))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(cfg["seed"]))
+        sam = build_sam(sam_arch(cfg["sam"]["arch"]))
+        ckpt = _local(cfg["sam"].get("checkpoint"))
+        if load_weights and ckpt is not None:
+            load_sam_checkpoint(sam, ckpt)
+        model = MODEL_FAMILIES[cfg["family"]](sam, **cfg["model"])
+    model.config = cfg
+    if device is not None:
+        model = model.to(device)
+    return model
+
+
+def build_vggish_for(config: Mapping[str, Any], load_weights: bool = True) -> VGGishEmbedder:
+    """The frozen VGGish embedder a config names (weights from its local paths when given)."""
+    vgg = validate_config(config, str(config.get("name", "<config>")))["vggish"]
+    return build_vggish(
+        arch=vgg.get("arch", "vggish"),
+        checkpoint=_local(vgg.get("checkpoint")) if load_weights else None,
+        pca_params=_local(vgg.get("pca_params")) if load_weights else None,
+        postprocess=bool(vgg.get("postprocess", False)) and load_weights,
+    )
+
+
+@dataclass(frozen=True)
+class ParameterCounts:
+    """Parameter elements of a config's model (VGGish counted apart: it is frozen and separate)."""
+
+    name: str
+    family: str
+    sam_arch: str
+    trainable: int
+    total: int
+    vggish: int
+
+    @property
+    def trainable_percent(self) -> float:
+        return 100.0 * self.trainable / self.total
+
+
+def parameter_counts(config: Mapping[str, Any]) -> ParameterCounts:
+    """Count a config's parameters on the meta device (no memory, no weights)."""
+    cfg = validate_config(config, str(config.get("name", "<config>")))
+    with torch.device("meta"):
+        model = build_model(cfg, load_weights=False)
+        vgg = build_vggish_for(cfg, load_weights=False)
+    trainable, total = model.parameter_counts()
+    arch = cfg["sam"]["arch"]
+    return ParameterCounts(
+        name=cfg["name"],
+        family=cfg["family"],
+        sam_arch=arch if isinstance(arch, str) else str(arch.get("base", "custom")),
+        trainable=trainable,
+        total=total,
+        vggish=sum(p.numel() for p in vgg.parameters()),
+    )

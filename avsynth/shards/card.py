@@ -1,0 +1,447 @@
+"""The dataset card (``DIR/README.md``) of a shard directory, rendered from its build record.
+
+The card is a Hugging Face dataset card: YAML front matter (``configs`` mapping each split to its
+Parquet files, ``dataset_info`` with the row features and split sizes, licence, task categories,
+tags) followed by a Markdown body (what the data is, how it was built, counts per split and
+category, skipped inputs, shortfall, licences, how to load it, citations). The text depends only
+on the record (and the example image paths), never on the clock, so rebuilding gives the same card.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable
+
+import yaml
+
+from avsynth.shards.schema import SPLITS, hf_features_dict
+
+CARD_NAME = "README.md"
+DEFAULT_PRETTY_NAME = "avsynth audio-visual segmentation triplets"
+
+# Source datasets: licence notes shown in the card. Each row's `license` column repeats its terms.
+LICENCE_NOTES: tuple[tuple[str, str], ...] = (
+    (
+        "LVIS v1",
+        "Annotations (instance masks, categories) are CC BY 4.0 (LVIS consortium). The images are "
+        "COCO 2017 images, which come from Flickr: they remain subject to the Flickr Terms of Use "
+        "and to the licence each photograph was published under (see the COCO terms of use).",
+    ),
+    (
+        "Open Images V7",
+        "Annotations, including the segmentation masks, are CC BY 4.0 (Google LLC). The images are "
+        "listed by Open Images as having a CC BY 2.0 licence; attribute each image to its author "
+        "as given in the Open Images image metadata.",
+    ),
+    (
+        "VGGSound",
+        "The VGGSound list (video ids, start times, labels) is CC BY 4.0 (Visual Geometry Group, "
+        "University of Oxford). The audio is cut from YouTube videos, which belong to their "
+        "uploaders and are subject to YouTube's Terms of Service.",
+    ),
+)
+
+CITATIONS: tuple[str, ...] = (
+    """@inproceedings{liu2024annotationfree,
+  title     = {Annotation-free Audio-Visual Segmentation},
+  author    = {Liu, Jinxiang and Wang, Yu and Ju, Chen and Ma, Chaofan and Zhang, Ya and Xie, Weidi},
+  booktitle = {Proceedings of the IEEE/CVF Winter Conference on Applications of Computer Vision (WACV)},
+  year      = {2024}
+}""",
+    """@inproceedings{gupta2019lvis,
+  title     = {{LVIS}: A Dataset for Large Vocabulary Instance Segmentation},
+  author    = {Gupta, Agrim and Doll{\\'a}r, Piotr and Girshick, Ross},
+  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  pages     = {5356--5364},
+  year      = {2019}
+}""",
+    """@article{kuznetsova2020openimages,
+  title   = {The Open Images Dataset {V4}: Unified Image Classification, Object Detection, and Visual Relationship Detection at Scale},
+  author  = {Kuznetsova, Alina and Rom, Hassan and Alldrin, Neil and Uijlings, Jasper and Krasin, Ivan and Pont-Tuset, Jordi and Kamali, Shahab and Popov, Stefan and Malloci, Matteo and Kolesnikov, Alexander and Duerig, Tom and Ferrari, Vittorio},
+  journal = {International Journal of Computer Vision (IJCV)},
+  volume  = {128},
+  number  = {7},
+  pages   = {1956--1981},
+  year    = {2020}
+}""",
+    """@inproceedings{chen2020vggsound,
+  title     = {{VGGSound}: A Large-scale Audio-Visual Dataset},
+  author    = {Chen, Honglie and Xie, Weidi and Vedaldi, Andrea and Zisserman, Andrew},
+  booktitle = {IEEE International Conference on Acoustics, Speech and Signal Processing (ICASSP)},
+  pages     = {721--725},
+  year      = {2020}
+}""",
+    """@inproceedings{zhou2022avsbench,
+  title     = {Audio-Visual Segmentation},
+  author    = {Zhou, Jinxing and Wang, Jianyuan and Zhang, Jiayi and Sun, Weixuan and Zhang, Jing and Birchfield, Stan and Guo, Dan and Kong, Lingpeng and Wang, Meng and Zhong, Yiran},
+  booktitle = {European Conference on Computer Vision (ECCV)},
+  pages     = {386--403},
+  year      = {2022}
+}""",
+)
+
+# Column documentation for the card's schema table (DESIGN §4).
+COLUMN_DOCS: dict[str, str] = {
+    "id": "unique row id",
+    "split": "train / validation / test",
+    "category": "category name (from the manifest)",
+    "category_id": "category index in the manifest file",
+    "image": "the original JPEG bytes, passed through",
+    "mask": "binary mask PNG (non-zero = the sounding object), same size as the image",
+    "audio": "mono 16 kHz audio window (FLAC or WAV)",
+    "width": "image width in pixels",
+    "height": "image height in pixels",
+    "mask_area": "mask area as a fraction of the image",
+    "bbox": "mask bounding box, normalised [x, y, w, h]",
+    "image_source": "dataset the image and mask come from",
+    "image_id": "image id in that dataset",
+    "annotation_id": "instance / annotation id in that dataset",
+    "audio_source": "dataset the audio comes from",
+    "audio_id": "clip id in that dataset",
+    "audio_label": "the clip's label in that dataset",
+    "audio_offset_s": "start of the window in the source clip (seconds)",
+    "audio_seconds": "window length (seconds)",
+    "license": "licence terms of this row's sources",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Record access
+
+
+def _splits(record: dict) -> dict[str, dict]:
+    return record.get("splits") or {}
+
+
+def _split_rows(record: dict, split: str) -> int:
+    return int((_splits(record).get(split) or {}).get("rows", 0))
+
+
+def present_splits(record: dict) -> list[str]:
+    """Splits that have at least one shard file in the record, in train/validation/test order."""
+    with_files = {s.get("split") or _split_of_path(s["path"]) for s in record.get("shards", [])}
+    return [s for s in SPLITS if s in with_files]
+
+
+def _split_of_path(path: str) -> str:
+    return PurePosixPath(path).name.split("-", 1)[0]
+
+
+def _split_bytes(record: dict, split: str) -> int:
+    return sum(
+        int(s.get("bytes", 0))
+        for s in record.get("shards", [])
+        if (s.get("split") or _split_of_path(s["path"])) == split
+    )
+
+
+def _total_rows(record: dict) -> int:
+    return sum(_split_rows(record, s) for s in SPLITS)
+
+
+def _category_names(record: dict) -> list[str]:
+    names = [c["name"] for c in record.get("categories", [])]
+    for split in SPLITS:  # categories that only appear in counts (records without a list)
+        for name in (_splits(record).get(split) or {}).get("per_category", {}):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket for ``n`` rows."""
+    bounds = [
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+        (100_000_000, "10M<n<100M"),
+    ]
+    for limit, label in bounds:
+        if n < limit:
+            return label
+    return "n>100M"
+
+
+def _pretty_name(record: dict) -> str:
+    name = record.get("name") or (record.get("arguments") or {}).get("name")
+    return str(name) if name else DEFAULT_PRETTY_NAME
+
+
+# ---------------------------------------------------------------------------------------------
+# Front matter
+
+
+def card_metadata(record: dict) -> dict[str, Any]:
+    """The card's YAML metadata as a dict (``configs``, ``dataset_info``, licence, tags...)."""
+    import datasets  # local: keeps `import avsynth.shards` light
+
+    splits = present_splits(record)
+    features = datasets.Features.from_dict(hf_features_dict())
+    split_dict = datasets.SplitDict()
+    for split in splits:
+        split_dict.add(
+            datasets.SplitInfo(
+                name=split,
+                num_bytes=_split_bytes(record, split),
+                num_examples=_split_rows(record, split),
+            )
+        )
+    download = sum(int(s.get("bytes", 0)) for s in record.get("shards", []))
+    return {
+        "pretty_name": _pretty_name(record),
+        "license": "other",
+        "license_name": "mixed-source-licences",
+        "task_categories": ["image-segmentation", "audio-classification"],
+        "tags": ["audio-visual-segmentation", "avs", "synthetic", "lvis", "open-images", "vggsound", "avsynth"],
+        "size_categories": [size_category(_total_rows(record))],
+        "configs": [
+            {
+                "config_name": "default",
+                "default": True,
+                "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits],
+            }
+        ],
+        "dataset_info": {
+            "features": features._to_yaml_list(),
+            "splits": split_dict._to_yaml_list(),
+            "download_size": download,
+            "dataset_size": download,
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Body
+
+
+def _table(header: list[str], rows: Iterable[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _json_block(value: Any) -> str:
+    return "```json\n" + json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n```"
+
+
+def _summary(record: dict) -> str:
+    n_cat = len(_category_names(record))
+    counts = ", ".join(f"{_split_rows(record, s):,} {s}" for s in SPLITS)
+    tool = record.get("tool") or {}
+    return (
+        f"Audio-visual segmentation (AVS) triplets: an image, the mask of one sounding object in it "
+        f"and an audio clip of that object's sound, paired by category as in the annotation-free "
+        f"recipe of Liu et al. (WACV 2024). Image instances come from LVIS / Open Images "
+        f"segmentation annotations, audio from VGGSound; no pixel was annotated for audio.\n\n"
+        f"{_total_rows(record):,} triplets ({counts}) over {n_cat} categories, built by "
+        f"`{tool.get('name', 'avsynth')} {tool.get('version', '?')}` with seed "
+        f"{record.get('seed', '?')}."
+    )
+
+
+def _examples_section(examples: list[Path]) -> str:
+    lines = ["## Examples", "", "Images with their masks overlaid (caption: category and split).", ""]
+    for i, p in enumerate(examples):
+        rel = PurePosixPath(Path(p).as_posix()) if not Path(p).is_absolute() else PurePosixPath("assets", Path(p).name)
+        lines.append(f"![example {i}]({rel.as_posix()})")
+    return "\n".join(lines)
+
+
+def _counts_section(record: dict) -> str:
+    splits_meta = _splits(record)
+    split_rows = [
+        [s, f"{_split_rows(record, s):,}", (splits_meta.get(s) or {}).get("num_shards", 0)] for s in SPLITS
+    ]
+    ids = {c["name"]: c.get("category_id", "") for c in record.get("categories", [])}
+    cat_rows = []
+    for name in _category_names(record):
+        per = [int(((splits_meta.get(s) or {}).get("per_category") or {}).get(name, 0)) for s in SPLITS]
+        cat_rows.append([name, ids.get(name, ""), *per, sum(per)])
+    return "\n\n".join(
+        [
+            "## Contents",
+            _table(["split", "rows", "shards"], split_rows),
+            "### Rows per category",
+            _table(["category", "id", *SPLITS, "total"], cat_rows),
+        ]
+    )
+
+
+def _schema_section() -> str:
+    feats = hf_features_dict()
+
+    def kind(f: dict) -> str:
+        t = f.get("_type")
+        if t == "Value":
+            return f["dtype"]
+        if t in ("Sequence", "List"):
+            return f"list<{kind(f['feature'])}>[{f.get('length', '')}]"
+        return str(t)
+
+    rows = [[f"`{name}`", kind(f), COLUMN_DOCS.get(name, "")] for name, f in feats.items()]
+    return "## Row schema\n\n" + _table(["column", "type", "meaning"], rows)
+
+
+def _build_section(record: dict) -> str:
+    tool = record.get("tool") or {}
+    facts = [
+        ["tool", f"{tool.get('name', 'avsynth')} {tool.get('version', '?')}"],
+        ["format", record.get("format", "")],
+        ["seed", record.get("seed", "")],
+        ["mask mode", record.get("mask_mode", "")],
+        ["audio window", f"{record.get('clip_seconds', '')} s, {record.get('audio_format', '')}"],
+        ["audio pool files", len(record.get("audio_pool", []))],
+    ]
+    parts = [
+        "## How it was built",
+        "Built with `avsynth build`, which joins image instances and audio clips by category, "
+        "splits them with disjoint images and disjoint audio clips (train audio from VGGSound "
+        "train, validation/test audio from VGGSound test), and writes checksummed Parquet shards. "
+        "`manifest.json` is the full build record (each shard's rows and sha256). Train rows can be "
+        "re-paired with other clips of their category from `audio_pool/`.",
+        _table(["", ""], facts),
+        "### Arguments",
+        _json_block(record.get("arguments") or {}),
+        "### Source fingerprints",
+        _json_block(record.get("sources") or {}),
+    ]
+    return "\n\n".join(parts)
+
+
+def _skipped_section(record: dict) -> str:
+    skipped = record.get("skipped") or {}
+    if not skipped:
+        return "## Skipped inputs\n\nNone."
+    rows = []
+    for reason in sorted(skipped):
+        info = skipped[reason] or {}
+        examples = ", ".join(f"`{e}`" for e in list(info.get("examples") or [])[:3])
+        rows.append([reason, f"{int(info.get('count', 0)):,}", examples])
+    return "## Skipped inputs\n\n" + _table(["reason", "count", "examples"], rows)
+
+
+def _shortfall_section(record: dict) -> str:
+    shortfall = record.get("shortfall") or {}
+    rows = [
+        [split, cat, f"{int(missing):,}"]
+        for split in SPLITS
+        for cat, missing in sorted((shortfall.get(split) or {}).items())
+        if int(missing) > 0
+    ]
+    if not rows:
+        return "## Shortfall\n\nEvery requested split size was met."
+    return (
+        "## Shortfall\n\nRows requested but not available in the sources (per split and category):\n\n"
+        + _table(["split", "category", "missing"], rows)
+    )
+
+
+def _licence_section() -> str:
+    parts = [
+        "## Licences",
+        "This dataset mixes material under different terms, so its licence is `other`. Each row's "
+        "`license` column names the terms of its image, mask and audio sources. Use it for "
+        "research in line with every source's terms:",
+    ]
+    parts.append("\n".join(f"- **{name}**: {text}" for name, text in LICENCE_NOTES))
+    return "\n\n".join(parts)
+
+
+def _loading_section(record: dict) -> str:
+    return "\n\n".join(
+        [
+            "## How to load",
+            "With `datasets` (from this folder or from the Hub):",
+            "```python\n"
+            "from datasets import load_dataset\n\n"
+            'ds = load_dataset("ORG/NAME")            # or load_dataset("path/to/this/folder")\n'
+            'train = ds["train"]                      # image / mask: Image, audio: Audio\n'
+            'stream = load_dataset("ORG/NAME", split="train", streaming=True)\n'
+            'raw = load_dataset("parquet", data_files={"train": "data/train-*.parquet"})\n'
+            "```",
+            "`datasets` decodes `Audio` columns with torchcodec; without it, read the stored "
+            "FLAC/WAV bytes with `ds.cast_column(\"audio\", Audio(decode=False))`.",
+            "With avsynth's shard reader (fast iteration, torch datasets, audio re-pairing):",
+            "```python\n"
+            "from avsynth.shards.reader import ShardReader\n\n"
+            'reader = ShardReader("path/to/this/folder")  # or "hf://datasets/ORG/NAME"\n'
+            "```",
+            "Command line: `avsynth verify DIR`, `avsynth stats DIR`, `avsynth view DIR`.",
+        ]
+    )
+
+
+def _citation_section() -> str:
+    return (
+        "## Citation\n\nIf you use this data, cite the recipe and the source datasets:\n\n```bibtex\n"
+        + "\n\n".join(CITATIONS)
+        + "\n```"
+    )
+
+
+def render_card(record: dict, examples: list[Path] | None = None) -> str:
+    """The dataset card text for the build ``record`` (manifest.json as a dict).
+
+    ``examples`` are image paths relative to the dataset folder (e.g. ``assets/example-0.jpg``)
+    shown in an Examples section; absolute paths are shown as ``assets/<name>``.
+    """
+    front = yaml.safe_dump(card_metadata(record), sort_keys=False, allow_unicode=True, width=100)
+    sections = [f"# {_pretty_name(record)}", _summary(record)]
+    if examples:
+        sections.append(_examples_section(list(examples)))
+    sections += [
+        _counts_section(record),
+        _schema_section(),
+        _build_section(record),
+        _skipped_section(record),
+        _shortfall_section(record),
+        _licence_section(),
+        _loading_section(record),
+        _citation_section(),
+    ]
+    return f"---\n{front}---\n\n" + "\n\n".join(sections) + "\n"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_card(out_dir: Path, record: dict, examples: list[Path] | None = None) -> Path:
+    """Write (or replace) ``out_dir/README.md`` atomically from ``record``; returns its path."""
+    return atomic_write_text(Path(out_dir) / CARD_NAME, render_card(record, examples))
+
+
+def read_front_matter(text: str) -> dict:
+    """Parse a card's YAML front matter (between the leading ``---`` lines) into a dict."""
+    if not text.startswith("---\n"):
+        return {}
+    end = text.find("\n---\n", 4)
+    if end < 0:
+        return {}
+    return yaml.safe_load(text[4 : end + 1]) or {}

@@ -1,0 +1,152 @@
+"""Mask overlays and contact sheets (PIL): the shared drawing used by ``stats``, the dataset card's
+example images and the benchmark reports.
+
+``overlay`` tints the mask's pixels and outlines its boundary; ``captioned`` adds a caption bar;
+``contact_sheet`` lays out captioned overlays on a grid of fixed-size cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+Color = tuple[int, int, int]
+
+#: A fixed, high-contrast palette (tab10-like); ``category_color`` cycles through it.
+PALETTE: tuple[Color, ...] = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (23, 190, 207),
+    (188, 189, 34),
+    (127, 127, 127),
+)
+DEFAULT_COLOR: Color = (255, 40, 40)
+BACKGROUND: Color = (24, 24, 24)
+CAPTION_FG: Color = (240, 240, 240)
+
+
+def category_color(category_id: int) -> Color:
+    """The palette colour of a category id (stable across runs)."""
+    return PALETTE[int(category_id) % len(PALETTE)]
+
+
+def _fit_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``mask`` as a bool array of PIL ``size`` (width, height); nearest-neighbour if it differs."""
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {m.shape}")
+    m = m != 0
+    if (m.shape[1], m.shape[0]) != size:
+        img = Image.fromarray(m.astype(np.uint8) * 255, mode="L")
+        m = np.asarray(img.resize(size, Image.Resampling.NEAREST)) != 0
+    return m
+
+
+def _boundary(m: np.ndarray) -> np.ndarray:
+    """Pixels of ``m`` that have a 4-neighbour outside ``m`` (the mask outline)."""
+    padded = np.pad(m, 1, mode="constant", constant_values=False)
+    interior = (
+        padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:] & m
+    )
+    return m & ~interior
+
+
+def overlay(
+    image: Image.Image, mask: np.ndarray, color: Color = DEFAULT_COLOR, alpha: float = 0.5
+) -> Image.Image:
+    """An RGB copy of ``image`` with ``mask`` (non-zero = object) tinted ``color`` at opacity
+    ``alpha`` and outlined in full ``color``. A mask of another size is resized (nearest)."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    m = _fit_mask(mask, image.size)
+    tint = np.asarray(color, dtype=np.float32)
+    out = rgb.copy()
+    out[m] = (1.0 - alpha) * rgb[m] + alpha * tint
+    out[_boundary(m)] = tint
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), mode="RGB")
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _text_width(draw: ImageDraw.ImageDraw, text: str, font) -> int:
+    left, _, right, _ = draw.textbbox((0, 0), text, font=font)
+    return int(right - left)
+
+
+def _ellipsize(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    """``text`` shortened with "..." so that it fits ``width`` pixels."""
+    if _text_width(draw, text, font) <= width:
+        return text
+    while text and _text_width(draw, text + "...", font) > width:
+        text = text[:-1]
+    return text + "..."
+
+
+def captioned(image: Image.Image, caption: str, font_size: int = 12) -> Image.Image:
+    """``image`` (RGB) with a dark caption bar holding ``caption`` added below it."""
+    img = image.convert("RGB")
+    font = _font(font_size)
+    bar = font_size + 8
+    out = Image.new("RGB", (img.width, img.height + bar), BACKGROUND)
+    out.paste(img, (0, 0))
+    draw = ImageDraw.Draw(out)
+    text = _ellipsize(draw, caption, font, max(1, img.width - 8))
+    draw.text((4, img.height + 4), text, fill=CAPTION_FG, font=font)
+    return out
+
+
+@dataclass(frozen=True)
+class SheetItem:
+    """One cell of a contact sheet: an image, an optional mask to overlay, and a caption."""
+
+    image: Image.Image
+    mask: np.ndarray | None
+    caption: str
+    color: Color = DEFAULT_COLOR
+
+
+def _thumbnail(item: SheetItem, thumb: int) -> Image.Image:
+    """The item's overlay, scaled to fit a ``thumb`` x ``thumb`` box and centred on it."""
+    img = item.image.convert("RGB")
+    if item.mask is not None:
+        img = overlay(img, item.mask, item.color)
+    scale = min(thumb / img.width, thumb / img.height)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    img = img.resize(size, Image.Resampling.BILINEAR)
+    cell = Image.new("RGB", (thumb, thumb), BACKGROUND)
+    cell.paste(img, ((thumb - size[0]) // 2, (thumb - size[1]) // 2))
+    return cell
+
+
+def contact_sheet(items: Sequence[SheetItem], cols: int = 4, thumb: int = 192) -> Image.Image:
+    """A grid of ``cols`` columns of captioned ``thumb``-pixel overlays (row-major, in order)."""
+    if cols < 1 or thumb < 16:
+        raise ValueError(f"need cols >= 1 and thumb >= 16, got cols={cols}, thumb={thumb}")
+    if not items:
+        raise ValueError("contact_sheet needs at least one item")
+    cells = [captioned(_thumbnail(it, thumb), it.caption) for it in items]
+    cw, ch = cells[0].size
+    ncols = min(cols, len(cells))
+    nrows = -(-len(cells) // ncols)
+    gap = 4
+    sheet = Image.new(
+        "RGB", (ncols * cw + (ncols + 1) * gap, nrows * ch + (nrows + 1) * gap), BACKGROUND
+    )
+    for i, cell in enumerate(cells):
+        r, c = divmod(i, ncols)
+        sheet.paste(cell, (gap + c * (cw + gap), gap + r * (ch + gap)))
+    return sheet

