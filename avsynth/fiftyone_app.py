@@ -263,6 +263,20 @@ def _reusable(dataset, fp: str, media_dir: Path) -> bool:
     )
 
 
+def _old_media_dirs(cache: Path, keep: Path) -> list[Path]:
+    """Media folders of earlier builds in ``cache``: 16-hex-digit names holding only our
+    images/masks/audio folders (anything else in a user-given cache folder is left alone)."""
+    if not cache.is_dir():
+        return []
+    out = []
+    for d in sorted(cache.iterdir()):
+        if d == keep or not d.is_dir() or not re.fullmatch(r"[0-9a-f]{16}", d.name):
+            continue
+        if {c.name for c in d.iterdir()} <= {"images", "masks", "audio"}:
+            out.append(d)
+    return out
+
+
 def open_view(
     directory: Path,
     split: str = "train",
@@ -287,15 +301,18 @@ def open_view(
     _check_database(fo)
     if fo.dataset_exists(name):
         dataset = fo.load_dataset(name)
+        if INFO_KEY not in (dataset.info or {}):
+            raise AvsynthError(
+                f"a FiftyOne dataset named {name!r} exists and was not made by avsynth; "
+                "choose another --name (it is left untouched)"
+            )
         if _reusable(dataset, fp, media_dir):
             log.info("reusing FiftyOne dataset %s (%d samples)", name, len(dataset))
             return ViewResult(dataset, True, media_dir)
         log.info("rebuilding FiftyOne dataset %s: its shards or cache changed", name)
         dataset.delete()
-    if cache.is_dir():  # old media of other fingerprints
-        for old in cache.iterdir():
-            if old.is_dir() and old.name != fp[:16]:
-                shutil.rmtree(old)
+    for old in _old_media_dirs(cache, keep=media_dir):
+        shutil.rmtree(old)
 
     rows = materialise(directory, entries, limit, media_dir)
     dataset = fo.Dataset(name)

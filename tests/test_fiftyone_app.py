@@ -120,6 +120,19 @@ def test_changed_shards_rebuild_and_limit(fo, tmp_path):
     assert len(c.dataset) == 2 and c.dataset.info["avsynth"]["limit"] == 2
 
 
+def test_foreign_dataset_and_cache_are_left_alone(fo, tiny, tmp_path):
+    from avsynth.fiftyone_app import open_view
+
+    fo.Dataset("someone-elses", persistent=True)
+    with pytest.raises(AvsynthError, match="not made by avsynth"):
+        open_view(tiny, split="test", name="someone-elses", cache_dir=tmp_path / "c")
+    assert fo.dataset_exists("someone-elses")
+    mine = tmp_path / "shared-cache" / "0123456789abcdef" / "notes"
+    mine.mkdir(parents=True)
+    open_view(tiny, split="test", name="avs-test-foreign", cache_dir=tmp_path / "shared-cache")
+    assert mine.is_dir()
+
+
 def test_cli_view_no_launch(fo, tiny, tmp_path):
     from avsynth.cli import app
 

@@ -80,7 +80,7 @@ class RecordingApi:
         self.calls.append(("upload_folder", kwargs))
         root = Path(kwargs["folder_path"])
         files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-        self.uploaded = list(filter_repo_objects(files, allow_patterns=kwargs["allow_patterns"]))
+        self.uploaded += list(filter_repo_objects(files, allow_patterns=kwargs["allow_patterns"]))
 
         class Info:
             oid = "0" * 40
@@ -141,14 +141,17 @@ def test_publish_uploads_managed_files_with_regenerated_card(ds):
     api = RecordingApi()
     result = publish(ds, "org/avs-tiny", private=True, revision="v1", token=TOKEN, api=api)
     names = [c[0] for c in api.calls]
-    assert names == ["create_repo", "create_branch", "upload_folder"]
+    assert names == ["create_repo", "create_branch", "upload_folder", "upload_folder"]
     repo = api.calls[0][1]
     assert repo["repo_type"] == "dataset" and repo["exist_ok"] is True and repo["private"] is True
     assert api.calls[1][1]["branch"] == "v1" and api.calls[1][1]["exist_ok"] is True
-    up = api.calls[2][1]
-    assert up["repo_id"] == "org/avs-tiny" and up["repo_type"] == "dataset" and up["revision"] == "v1"
-    assert up["delete_patterns"] is None  # never deletes remote files
-    assert api.uploaded == [i.remote for i in result.items]
+    for _, up in api.calls[2:]:
+        assert up["repo_id"] == "org/avs-tiny" and up["repo_type"] == "dataset" and up["revision"] == "v1"
+        assert up["delete_patterns"] is None  # never deletes remote files
+    # shards and assets first, then the card and the record that describe them
+    assert api.calls[3][1]["allow_patterns"] == ["README.md", "manifest.json"]
+    assert api.uploaded[-2:] == ["README.md", "manifest.json"]
+    assert sorted(api.uploaded) == [i.remote for i in result.items]
     assert all(is_managed(r) for r in api.uploaded) and "stats/keep-local.png" not in api.uploaded
     assert result.url == "https://huggingface.co/datasets/org/avs-tiny/tree/v1"
     assert result.commit == "0" * 40
@@ -207,7 +210,7 @@ def test_cli_never_prints_the_token(ds, monkeypatch):
     runner = CliRunner()
     result = runner.invoke(app, ["publish", str(ds), "--repo-id", "org/avs-tiny", "--token", TOKEN])
     assert result.exit_code == 2
-    assert "error:" in result.output and TOKEN not in result.output
+    assert "publishing to org/avs-tiny failed" in result.output and TOKEN not in result.output
 
 
 def test_token_precedence_explicit_env_cached(tmp_path, monkeypatch):

@@ -81,7 +81,7 @@ def test_exif_orientation_is_neutralised_and_reported(real_dir, tmp_path):
     assert (data.width, data.height) == (800, 534)  # stored size, not the rotated view
     assert Image.open(io.BytesIO(data.bytes)).getexif().get(0x0112) == 1
     assert len(data.bytes) == len(rotated)
-    diff = [i for i, (x, y) in enumerate(zip(data.bytes, rotated)) if x != y]
+    diff = [i for i, (x, y) in enumerate(zip(data.bytes, rotated, strict=True)) if x != y]
     assert len(diff) == 1  # only the orientation value changed
     kept = image.read_image(path, neutralize_orientation=False)
     assert kept.bytes == rotated
@@ -256,17 +256,42 @@ def test_corrupt_audio_raises_source_error(tmp_path):
         audio.decode_audio(b"garbage")
 
 
-def test_mp4_without_pyav_is_a_clear_error(tmp_path):
-    pytest.importorskip("pytest")
-    try:
-        import av  # noqa: F401
-    except ImportError:
-        path = tmp_path / "clip.mp4"
-        path.write_bytes(b"\x00" * 64)
-        with pytest.raises(SourceError, match="PyAV"):
-            audio.load_window(path, 0.0, 1.0)
-    else:
-        path = tmp_path / "clip.mp4"
-        path.write_bytes(b"\x00" * 64)
-        with pytest.raises(SourceError, match="clip.mp4"):
-            audio.load_window(path, 0.0, 1.0)
+def _write_aac_mp4(path, sr=44100, seconds=2.0):
+    import av
+    from fractions import Fraction
+
+    t = np.arange(int(seconds * sr)) / sr
+    x = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.25 * np.sin(2 * np.pi * 440 * t)]).astype(np.float32)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=sr)
+        stream.layout = "stereo"
+        for i in range(0, x.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, i : i + 1024]), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts, frame.time_base = sr, i, Fraction(1, sr)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def test_mp4_audio_via_pyav(tmp_path):
+    pytest.importorskip("av")
+    path = tmp_path / "clip.mp4"
+    _write_aac_mp4(path)
+    assert audio.probe(path) == (44100, 88200, 2)
+    w = audio.load_window(path, 0.5, 1.0)
+    assert w.shape == (16000,) and w.dtype == np.float32
+    assert np.abs(w[1000:-1000]).max() == pytest.approx(0.375, abs=0.03)
+    assert np.argmax(np.abs(np.fft.rfft(w))) * 16000 / w.size == pytest.approx(440, abs=2)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(SourceError, match="bad.mp4"):
+        audio.load_window(bad, 0.0, 1.0)
+
+
+def test_mp4_without_pyav_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)  # makes `import av` fail as if not installed
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"\x00" * 64)
+    with pytest.raises(SourceError, match="PyAV"):
+        audio.load_window(path, 0.0, 1.0)

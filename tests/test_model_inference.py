@@ -28,6 +28,8 @@ def test_longest_side_resize_and_pad():
     expected = (200 - torch.tensor(PIXEL_MEAN)) / torch.tensor(PIXEL_STD)
     assert torch.allclose(batch.images[0, :, :32, :].mean(dim=(1, 2)), expected, atol=1e-5)
     assert (batch.images[0, :, 32:, :] == 0).all()  # padding after normalisation, as SAM
+    images, originals, inputs = batch
+    assert images is batch.images and originals == [(30, 60)] and inputs == [(32, 64)]
 
 
 def test_longest_side_matches_sam_reference_resize(photos):

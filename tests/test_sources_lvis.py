@@ -177,7 +177,9 @@ def test_unknown_image_and_no_url_are_counted(tmp_path, real_dir, manifest):
     img3 = coco_image(root, 3, photo(real_dir, "dog.jpg"))
     img3["width"], img3["not_exhaustive_category_ids"] = 800.0, None  # tolerated
     anns = [lvis_annotation(a, i, DOG, (1, 1, 5, 5)) for a, i in [(1, 1), (2, 99), (3, 2), (4, 3)]]
-    path = write_lvis_json(tmp_path / "x.json", [img, img2, img3], anns, [lvis_category(DOG, "dog")])
+    path = write_lvis_json(
+        tmp_path / "x.json", [img, img2, img3], anns, [lvis_category(DOG, "dog")]
+    )
     skips = SkipCounter()
     assert [i.image_id for i in L.read_lvis(path, root, manifest, skips)] == ["3"]
     assert skips.counts[L.SKIP_IMAGE_NO_URL] == 2 and skips.counts[L.SKIP_IMAGE_UNKNOWN] == 1

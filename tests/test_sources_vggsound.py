@@ -177,3 +177,13 @@ def test_test_list_bad_rows(tmp_path, real_dir):
 
 def test_real_clip_is_readable(real_dir):
     assert V.audio_readable(real_dir / REAL_CLIP)
+
+
+def test_undecodable_bytes_late_in_the_file(tmp_path):
+    p = tmp_path / "vggsound.csv"
+    p.write_bytes(b"abcdefghijk,1,dog barking,train\n" * 5000 + b"\xff\xfe broken\n")
+    (tmp_path / "a").mkdir()
+    with pytest.raises(
+        SourceError, match=r"vggsound.csv: VGGSound csv is not UTF-8 text near line"
+    ):
+        V.read_vggsound(p, tmp_path / "a", None, SkipCounter())

@@ -198,7 +198,12 @@ def decode_rgb_labels(rgb: np.ndarray) -> np.ndarray:
 
 def binary_from_rgb(rgb: np.ndarray) -> np.ndarray:
     """Foreground (uint8 0/1 [H, W]) = any non-black pixel."""
-    return (rgb.reshape(*rgb.shape[:2], -1) != 0).any(axis=-1).astype(np.uint8)
+    if rgb.ndim == 2:
+        return (rgb != 0).astype(np.uint8)
+    merged = rgb[..., 0].copy()
+    for ch in range(1, rgb.shape[-1]):
+        merged |= rgb[..., ch]
+    return (merged != 0).astype(np.uint8)
 
 
 def _open_rgb(path: Path) -> Image.Image:

@@ -58,7 +58,7 @@ IOU_EPS = 1e-7
 PR_EPS = 1e-20
 AVSS_EPS = 2.220446049250313e-16
 F_GROUPS = ("batch4", "video")
-_CHUNK_PIXELS = 1 << 20  # pixels bucketised at once (bounds the int64 index memory)
+_CHUNK_PIXELS = 1 << 20  # pixels binned at once (bounds the int64 index memory)
 
 
 # --------------------------------------------------------------------------- binary, per frame
@@ -124,6 +124,8 @@ def miou(logits: torch.Tensor, gt: torch.Tensor) -> float:
 def threshold_bins(p: torch.Tensor, thr: torch.Tensor) -> torch.Tensor:
     """For each probability, how many thresholds are <= it (int64, same shape as ``p``).
 
+    ``thr`` must be ``f_thresholds(T)`` (in ``p``'s dtype), the grid the shortcut relies on.
+
     Exact, and cheaper than a binary search over every pixel: the thresholds are (to float
     rounding) ``j / (T - 1)``, so ``floor(p (T - 1)) + 1`` is the answer except for values lying
     within 1e-3 of a grid point (rounding could put them on either side); those few are resolved
@@ -162,7 +164,8 @@ def pr_counts(
         k += (torch.arange(rows, device=p.device) * nb).unsqueeze(1)
         k = k.reshape(-1)
         w = g[s : s + rows].reshape(-1).to(torch.float64)
-        # integer-valued float64 sums are exact in any order (deterministic on every device)
+        # with a binary G every partial sum is an integer, exact in float64 in any order, so
+        # the counts are the same on every device
         hist[s : s + rows] = torch.bincount(k, minlength=rows * nb).view(rows, nb)
         tph[s : s + rows].view(-1).scatter_add_(0, k, w)
     npred = hist[:, 1:].flip(1).cumsum(1).flip(1)

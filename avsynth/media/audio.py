@@ -150,13 +150,20 @@ def _decode_container(path: Path) -> tuple[np.ndarray, int]:
                     arr = arr.reshape(-1, len(frame.layout.channels))
                 chunks.append(arr)
             sr = int(stream.codec_context.sample_rate)
+            # codecs like AAC decode whole frames: drop the padding after the stream's duration
+            length = None
+            if stream.duration is not None and stream.time_base is not None:
+                length = int(round(float(stream.duration * stream.time_base) * sr))
     except SourceError:
         raise
     except Exception as err:  # PyAV raises its own error hierarchy
         raise SourceError(path, f"cannot decode audio: {err}") from err
     if not chunks:
         raise SourceError(path, "audio stream has no samples")
-    return np.concatenate(chunks, axis=0), sr
+    wave = np.concatenate(chunks, axis=0)
+    if length:
+        wave = wave[:length]
+    return wave, sr
 
 
 def _why(err: Exception) -> str:

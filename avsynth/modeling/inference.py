@@ -38,6 +38,10 @@ class PreprocessedBatch:
     original_sizes: list[tuple[int, int]]  # (H, W) of each input image
     input_sizes: list[tuple[int, int]]  # (h, w) of each resized image inside the S x S input
 
+    def __iter__(self):
+        """Unpacks as ``images, original_sizes, input_sizes``."""
+        return iter((self.images, self.original_sizes, self.input_sizes))
+
 
 def _as_chw_uint8(image: ImageLike) -> torch.Tensor:
     """An H x W x 3 uint8 image (numpy or torch) → a [3, H, W] tensor."""

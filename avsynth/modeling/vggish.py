@@ -194,6 +194,19 @@ class VGGish(nn.Module):
         for a, b in zip(dims[:-1], dims[1:]):
             mlp += [nn.Linear(a, b), nn.ReLU(inplace=True)]
         self.embeddings = nn.Sequential(*mlp)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Variance-preserving random weights (He normal, zero biases) for use without a checkpoint.
+
+        PyTorch's default init shrinks activations by ~6x per ReLU layer, so a random VGGish gave
+        near-constant embeddings (per-dimension spread ~1e-4 of their size) that no model could
+        learn from; with He init the spread across sounds is ~30 %, like real VGGish embeddings.
+        """
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     def forward(self, examples: torch.Tensor) -> torch.Tensor:
         x = examples.unsqueeze(1) if examples.dim() == 3 else examples

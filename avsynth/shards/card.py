@@ -168,8 +168,16 @@ def size_category(n: int) -> str:
 
 
 def _pretty_name(record: dict) -> str:
-    name = record.get("name") or (record.get("arguments") or {}).get("name")
-    return str(name) if name else DEFAULT_PRETTY_NAME
+    """``name`` from the record if any, else built from the manifest and the category count."""
+    args = record.get("arguments") or {}
+    name = record.get("name") or args.get("name")
+    if name:
+        return str(name)
+    manifest = args.get("manifest")
+    n = len(_category_names(record))
+    if isinstance(manifest, str) and manifest:
+        return f"{DEFAULT_PRETTY_NAME} ({Path(manifest).stem}, {n} categories)"
+    return DEFAULT_PRETTY_NAME
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,6 +244,14 @@ def _summary(record: dict) -> str:
     n_cat = len(_category_names(record))
     counts = ", ".join(f"{_split_rows(record, s):,} {s}" for s in SPLITS)
     tool = record.get("tool") or {}
+    sources = (record.get("arguments") or {}).get("sources")
+    demo = (
+        "\n\n**Demo data.** This build used avsynth's generated demo corpora (in the LVIS and "
+        "VGGSound file formats), not the real datasets: use it to test pipelines, not to train "
+        "models."
+        if isinstance(sources, dict) and sources.get("demo")
+        else ""
+    )
     return (
         f"Audio-visual segmentation (AVS) triplets: an image, the mask of one sounding object in it "
         f"and an audio clip of that object's sound, paired by category as in the annotation-free "
@@ -243,7 +259,7 @@ def _summary(record: dict) -> str:
         f"segmentation annotations, audio from VGGSound; no pixel was annotated for audio.\n\n"
         f"{_total_rows(record):,} triplets ({counts}) over {n_cat} categories, built by "
         f"`{tool.get('name', 'avsynth')} {tool.get('version', '?')}` with seed "
-        f"{record.get('seed', '?')}."
+        f"{record.get('seed', '?')}.{demo}"
     )
 
 

@@ -31,6 +31,7 @@ PALETTE: tuple[Color, ...] = (
 DEFAULT_COLOR: Color = (255, 40, 40)
 BACKGROUND: Color = (24, 24, 24)
 CAPTION_FG: Color = (240, 240, 240)
+SHEET_DIM = 0.45  # background darkening on contact sheets and card examples
 
 
 def category_color(category_id: int) -> Color:
@@ -50,28 +51,45 @@ def _fit_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return m
 
 
-def _boundary(m: np.ndarray) -> np.ndarray:
-    """Pixels of ``m`` that have a 4-neighbour outside ``m`` (the mask outline)."""
+def _boundary(m: np.ndarray, width: int = 1) -> np.ndarray:
+    """The mask outline: pixels of ``m`` with a 4-neighbour outside ``m``, grown inwards and
+    outwards to about ``width`` pixels."""
     padded = np.pad(m, 1, mode="constant", constant_values=False)
-    interior = (
-        padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:] & m
-    )
-    return m & ~interior
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:] & m
+    edge = m & ~interior
+    for _ in range(max(0, width - 1) // 2 + (width > 1)):
+        p = np.pad(edge, 1, mode="constant", constant_values=False)
+        edge = edge | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+    return edge
+
+
+def outline_width(size: tuple[int, int]) -> int:
+    """A visible outline width for an image of PIL ``size``: 1 px per ~250 px of the short side."""
+    return max(1, round(min(size) / 250))
 
 
 def overlay(
-    image: Image.Image, mask: np.ndarray, color: Color = DEFAULT_COLOR, alpha: float = 0.5
+    image: Image.Image,
+    mask: np.ndarray,
+    color: Color = DEFAULT_COLOR,
+    alpha: float = 0.5,
+    dim: float = 0.0,
+    outline: int | None = None,
 ) -> Image.Image:
     """An RGB copy of ``image`` with ``mask`` (non-zero = object) tinted ``color`` at opacity
-    ``alpha`` and outlined in full ``color``. A mask of another size is resized (nearest)."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    ``alpha`` and outlined in full ``color`` (``outline`` px; default scales with the image).
+    ``dim`` darkens the pixels outside the mask by that fraction, so small objects stand out.
+    A mask of another size is resized (nearest)."""
+    if not 0.0 <= alpha <= 1.0 or not 0.0 <= dim <= 1.0:
+        raise ValueError(f"alpha and dim must be in [0, 1], got alpha={alpha}, dim={dim}")
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
     m = _fit_mask(mask, image.size)
     tint = np.asarray(color, dtype=np.float32)
     out = rgb.copy()
     out[m] = (1.0 - alpha) * rgb[m] + alpha * tint
-    out[_boundary(m)] = tint
+    if dim > 0.0:
+        out[~m] *= 1.0 - dim
+    out[_boundary(m, outline if outline is not None else outline_width(image.size))] = tint
     return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), mode="RGB")
 
 
@@ -123,7 +141,9 @@ def _thumbnail(item: SheetItem, thumb: int) -> Image.Image:
     """The item's overlay, scaled to fit a ``thumb`` x ``thumb`` box and centred on it."""
     img = item.image.convert("RGB")
     if item.mask is not None:
-        img = overlay(img, item.mask, item.color)
+        # the outline must survive the downscale to the thumbnail
+        width = max(outline_width(img.size), round(2 * max(img.size) / thumb))
+        img = overlay(img, item.mask, item.color, dim=SHEET_DIM, outline=width)
     scale = min(thumb / img.width, thumb / img.height)
     size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
     img = img.resize(size, Image.Resampling.BILINEAR)

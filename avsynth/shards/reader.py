@@ -35,7 +35,6 @@ from avsynth.errors import AvsynthError
 from avsynth.media.audio import decode_audio
 from avsynth.media.mask import decode_png
 
-MEDIA_COLUMNS = ("image", "mask", "audio")
 _AUDIO_FIELDS = ("audio", "audio_id", "audio_label", "audio_offset_s", "audio_seconds")
 
 

@@ -3,8 +3,8 @@
 Checked: the record parses; every listed shard (triplet shards and audio pool) exists with the
 recorded size, sha256 and row count, its name matches its split / index / shard count and the
 indices of a split are complete; no unlisted ``.parquet`` or leftover temporary files; each file's
-schema and ``huggingface`` features are the expected ones; per-split row totals; the ``split``
-column matches the file; ids are unique; no image and no audio clip appears in two splits;
+schema and ``huggingface`` features are the expected ones; per-split (and per-category) row
+totals; the ``split`` column matches the file; ids are unique; no image and no audio clip appears in two splits;
 categories agree with the record; and every row (or a seeded sample of N rows) decodes: the image,
 the mask (its size must equal the image size, its area and box the stored ones) and the audio (its
 length the stored window).
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +64,7 @@ class VerifyReport:
     def add(self, path: str, message: str, row: int | None = None) -> None:
         self.problems.append(Problem(path, row, message))
 
-    def summary(self) -> str:
+    def summary(self, max_lines: int = 100) -> str:
         c = self.counts
         head = (
             f"{self.directory}: {c['shards']} shards, {c['rows']} rows, {c['pool_shards']} audio-pool "
@@ -73,7 +73,9 @@ class VerifyReport:
         if self.ok:
             return head + "\nOK"
         lines = [head, f"{len(self.problems)} problem(s):"]
-        lines += [f"  - {p}" for p in self.problems]
+        lines += [f"  - {p}" for p in self.problems[:max_lines]]
+        if len(self.problems) > max_lines:
+            lines.append(f"  ... and {len(self.problems) - max_lines} more")
         return "\n".join(lines)
 
 
@@ -128,7 +130,7 @@ def _load_record(directory: Path, report: VerifyReport) -> dict | None:
     for key in ("shards", "splits"):
         if key not in record:
             report.add("manifest.json", f"has no {key!r} entry")
-    if not isinstance(record.get("shards", []), list) or not isinstance(record.get("audio_pool", []), list):
+    if not isinstance(record.get("shards") or [], list) or not isinstance(record.get("audio_pool") or [], list):
         report.add("manifest.json", "'shards' and 'audio_pool' must be lists")
         return None
     return record
@@ -139,7 +141,7 @@ def _check_listing(directory: Path, record: dict, report: VerifyReport) -> list[
     shards: list[_Shard] = []
     seen: set[str] = set()
     indices: dict[str, dict[int, int]] = defaultdict(dict)  # split -> index -> num_shards
-    entries = [(e, ROW_SCHEMA, "data") for e in record.get("shards", [])]
+    entries = [(e, ROW_SCHEMA, "data") for e in record.get("shards") or []]
     entries += [(e, POOL_SCHEMA, "audio_pool") for e in record.get("audio_pool", []) or []]
     for entry, schema, folder in entries:
         rel = entry.get("path") if isinstance(entry, dict) else None
@@ -256,6 +258,7 @@ def _check_columns(data: list[_Shard], record: dict, report: VerifyReport) -> No
     id_seen: dict[str, str] = {}
     image_split: dict[tuple[str, str], str] = {}
     audio_split: dict[tuple[str, str], str] = {}
+    per_category: dict[str, Counter] = defaultdict(Counter)
     for s in data:
         table = pq.read_table(s.path, columns=_SCALARS)
         cols = {name: table.column(name).to_pylist() for name in _SCALARS}
@@ -274,8 +277,15 @@ def _check_columns(data: list[_Shard], record: dict, report: VerifyReport) -> No
             if audio_split.setdefault(aud, s.split) != s.split:
                 report.add(s.rel, f"audio clip {aud[0]}:{aud[1]} is in both {audio_split[aud]!r} and {s.split!r}", i)
             cat, cid = cols["category"][i], cols["category_id"][i]
+            per_category[s.split][cat] += 1
             if categories and categories.get(cat, object()) != cid:
                 report.add(s.rel, f"category {cat!r} with id {cid} is not in manifest.json's categories", i)
+    splits = record.get("splits") if isinstance(record.get("splits"), dict) else {}
+    for split, counts in sorted(per_category.items()):
+        recorded = (splits.get(split) or {}).get("per_category")
+        if isinstance(recorded, dict) and {k: v for k, v in recorded.items() if v} != dict(counts):
+            diff = sorted(k for k in set(recorded) | set(counts) if recorded.get(k, 0) != counts.get(k, 0))
+            report.add("manifest.json", f"split {split!r} per-category counts differ from the rows for {diff[:10]}")
 
 
 def _sample(shards: list[_Shard], sample: int | None, seed: int) -> dict[int, list[int]]:
@@ -344,7 +354,8 @@ def _decode_row(rel: str, r: int, row: dict, report: VerifyReport) -> None:
             area, bbox = mask_stats(mask)
             if abs(area - row["mask_area"]) > _AREA_TOL:
                 report.add(rel, f"mask area {area:.6f} differs from stored mask_area {row['mask_area']:.6f}", r)
-            if any(abs(a - b) > _BBOX_TOL for a, b in zip(bbox, row["bbox"])):
+            stored = row["bbox"] or []
+            if len(stored) != 4 or any(abs(a - b) > _BBOX_TOL for a, b in zip(bbox, stored, strict=True)):
                 report.add(rel, f"mask box {tuple(round(v, 4) for v in bbox)} differs from stored bbox {row['bbox']}", r)
     except AvsynthError as err:
         report.add(rel, f"mask: {err}", r)

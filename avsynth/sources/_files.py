@@ -69,7 +69,9 @@ def decode_mask(data: bytes | Path) -> np.ndarray | None:
     return arr != 0
 
 
-def mask_box_area(mask: np.ndarray, width: int, height: int):
+def mask_box_area(
+    mask: np.ndarray, width: int, height: int
+) -> tuple[tuple[float, float, float, float], float] | None:
     """Bounding box (xywh) and area of a boolean mask, in the pixel frame of a width x height image.
 
     A mask whose resolution differs from the image's is measured in its own frame and scaled (the

@@ -68,19 +68,20 @@ class DemoError(AvsynthError):
 
 @dataclass(frozen=True)
 class DemoSize:
-    """How much to generate. ``None`` counts mean "one per category" for that split."""
+    """How much to generate (the default scale stays under about 300 MB on disk)."""
 
     name: str
     images_per_category: int = 40  # LVIS images whose first object is of the category
     oi_images_per_category: int = 3  # Open Images images for categories that also have LVIS
     val_every: int = 5  # every val_every-th round of images goes to lvis_v1_val.json
-    clips_train: int = 10  # VGGSound train clips per category
+    clips_train: int = 9  # VGGSound train clips per category
     clips_test: int = 3  # VGGSound test clips per category
     clip_seconds: float = 10.0
     missing_rows: int = 12  # VGGSound rows whose file is absent (link rot)
     extra_label_rows: int = 5  # VGGSound rows with labels outside the manifest
-    v1s: tuple[int, int, int] | None = None  # AVSBench S4 videos (train, val, test)
-    v1m: tuple[int, int, int] = (12, 6, 6)  # AVSBench MS3 videos (train, val, test)
+    v1s: tuple[int, int, int] | None = None  # AVSBench S4 videos (train, val, test);
+    # None: one per category in train and test, one per two categories in val
+    v1m: tuple[int, int, int] = (10, 5, 5)  # AVSBench MS3 videos (train, val, test)
     avs_images: int | None = None  # AVS-Synthetic images; None = 3 per category
     max_categories: int | None = None  # use only the first N categories of the manifest
     width: tuple[int, int] = (320, 480)
@@ -529,7 +530,7 @@ def make_plan(manifest: Manifest, seed: int, size: DemoSize) -> tuple[Plan, list
 
     # AVSBench videos.
     videos = []
-    v1s = size.v1s or (n, n, n)
+    v1s = size.v1s or (n, (n + 1) // 2, n)
     vid_ids = _ytids(rng, sum(v1s) + sum(size.v1m))
     vi = 0
     offset = int(rng.integers(0, n))

@@ -463,16 +463,18 @@ def _render_background(bg: Background, width: int, height: int) -> np.ndarray:
     field_ = np.asarray(
         Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32
     )
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    xx = np.arange(width, dtype=np.float32)[None, :]
+    yy = np.arange(height, dtype=np.float32)[:, None]
     if bg.kind == "tiles":
         s = float(rng.uniform(24, 48))
         tex = (((xx // s) + (yy // s)) % 2) * 2 - 1
-        field_ += tex[..., None] * rng.uniform(4, 9)
+        field_ += (tex * np.float32(rng.uniform(4, 9)))[..., None]
     elif bg.kind == "stripes":
         a = rng.uniform(0, math.pi)
-        tex = np.sin((xx * math.cos(a) + yy * math.sin(a)) * 2 * math.pi / rng.uniform(18, 40))
-        field_ += tex[..., None] * rng.uniform(4, 9)
-    field_ += rng.normal(0, 2.0, size=(height, width, 1))
+        period = rng.uniform(18, 40)
+        tex = np.sin((xx * math.cos(a) + yy * math.sin(a)) * np.float32(2 * math.pi / period))
+        field_ += (tex * np.float32(rng.uniform(4, 9)))[..., None]
+    field_ += rng.standard_normal((height, width, 1), dtype=np.float32) * np.float32(2.0)
     return field_
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avsynth.modeling.registry import build_vggish_for
 from avsynth.modeling.vggish import VGGishEmbedder
 
 WaveLoader = Callable[[], tuple[np.ndarray, int]]
@@ -101,3 +102,13 @@ class AudioEmbeddings:
         """Counters, for logs."""
         return {"entries": len(self._memory), "hits": self.hits, "disk_hits": self.disk_hits,
                 "misses": self.misses}
+
+
+def build_audio_embeddings(model_config: dict, cache_dir: str | Path | None = None) -> AudioEmbeddings:
+    """The cached embedder of a model config's VGGish. Weights without a checkpoint (tiny test
+    configs) are drawn from the config's seed, so every process and every resumed run gets the
+    same network (and the same cache fingerprint)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(model_config.get("seed", 0)))
+        vggish = build_vggish_for(model_config)
+    return AudioEmbeddings(vggish, cache_dir)

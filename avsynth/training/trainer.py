@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from avsynth.errors import AvsynthError
 from avsynth.modeling.base import SegmentationOutput
 from avsynth.modeling.checkpoint import read_checkpoint, save_checkpoint
-from avsynth.modeling.registry import build_model, build_vggish_for, load_config, validate_config
+from avsynth.modeling.registry import build_model, load_config, validate_config
 from avsynth.modeling.sam import load_state_checked
 from avsynth.training.data import (
     SHARD_COLUMNS,
@@ -50,7 +50,7 @@ from avsynth.training.data import (
     avsbench_datasets,
     collate,
 )
-from avsynth.training.embeddings import AudioEmbeddings
+from avsynth.training.embeddings import AudioEmbeddings, build_audio_embeddings
 from avsynth.training.recipe import CosineSchedule, Recipe, build_optimizer, resolve_recipe
 from avsynth.training.runlog import Progress, RunLogger
 from avsynth.training.state import STATE_FORMAT, capture_rng, load_file, recover_dir, restore_rng, swap_in
@@ -351,7 +351,7 @@ class Trainer:
     def run(self) -> TrainResult:
         cfg, recipe, acc = self.config, self.recipe, self.acc
         cache_dir = cfg.embedding_cache if cfg.embedding_cache is not None else self.run_dir / "cache" / "vggish"
-        emb = AudioEmbeddings(build_vggish_for(self.model_config), cache_dir)
+        emb = build_audio_embeddings(self.model_config, cache_dir)
         model = self._build_model()
         if self.resuming:
             self._load_last_model(model)

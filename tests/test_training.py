@@ -1,0 +1,219 @@
+"""The trainer: recipe, data, validation over ranks, exact resume, 2-process gloo, AVSBench
+fine-tuning, logs, and the core check that a tiny SAMA-AVS learns to listen on the demo corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avsynth.errors import AvsynthError
+from avsynth.evaluation.metrics import AVSBenchMetric
+from avsynth.modeling.checkpoint import load_checkpoint, read_checkpoint
+from avsynth.modeling.registry import load_config
+from avsynth.training.data import (
+    AVSBenchSource,
+    InputSpec,
+    ShardFrames,
+    ShardRowTransform,
+    collate,
+    model_target,
+    select_videos,
+)
+from avsynth.training.embeddings import build_audio_embeddings, bytes_key
+from avsynth.training.recipe import CosineSchedule, resolve_recipe
+from avsynth.training.trainer import TrainConfig, TrainError, train
+from avsynth.training.validation import merge, score_frames, summarize
+from tests._tiny_shards import make_shard_dir
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: the tests share two cores with other suites (and stay deterministic)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_shards(tmp_path_factory) -> Path:
+    return make_shard_dir(tmp_path_factory.mktemp("shards") / "tiny",
+                          rows={"train": 12, "validation": 6, "test": 2},
+                          shards={"train": 2, "validation": 1, "test": 1})
+
+
+def _config(out: Path, data: Path, **kw) -> TrainConfig:
+    base = dict(out=out, model="sama-avs-tiny", data=str(data), epochs=2, batch_size=4, lr=1e-3,
+                num_workers=0, progress=False, log_every=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+# --------------------------------------------------------------------------- recipe
+
+
+def test_recipe_follows_the_paper_config_and_overrides():
+    r = resolve_recipe(load_config("sama-avs-vit-h")["train"], {})
+    assert (r.lr, r.lr_min, r.epochs, r.batch_size, r.lr_schedule) == (2e-4, 1e-7, 80, 4, "cosine")
+    r2 = resolve_recipe(load_config("sama-avs-vit-h")["train"], {"lr": 1e-3, "epochs": 3, "batch_size": None})
+    assert (r2.lr, r2.epochs, r2.batch_size) == (1e-3, 3, 4)
+    assert resolve_recipe(load_config("gavs-vit-b")["train"], {}).lr == 1e-3
+    with pytest.raises(AvsynthError, match="unknown keys"):
+        resolve_recipe({"learning_rate": 1}, {})
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = CosineSchedule(opt, r)
+    assert sched.set(0.0) == pytest.approx(2e-4)
+    assert sched.set(0.5) == pytest.approx((2e-4 + 1e-7) / 2)
+    assert sched.set(1.0) == pytest.approx(1e-7)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-7)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_samples_use_the_model_preprocessing_and_cached_embeddings(tiny_shards, tmp_path):
+    cfg = load_config("sama-avs-tiny")
+    emb = build_audio_embeddings(cfg, tmp_path / "cache")
+    spec = InputSpec(64, "longest")
+    ds = ShardFrames(tiny_shards, "validation", ShardRowTransform(spec, emb, keep_mask=True))
+    s = ds[1]
+    h, w = s["original_size"]
+    assert s["image"].shape == (3, 64, 64) and s["target"].shape == (64, 64)
+    assert max(s["input_size"]) == 64
+    assert s["mask"].shape == (h, w) and s["audio"].shape == (128,)
+    ih, iw = s["input_size"]
+    assert s["target"][ih:, :].sum() == 0 and s["target"][:, iw:].sum() == 0  # padding is background
+    assert emb.misses == 1
+    again = ds[1]
+    assert emb.hits == 1 and torch.equal(again["audio"], s["audio"])
+    fresh = build_audio_embeddings(cfg, tmp_path / "cache")  # another process / run
+    row = ds.reader.read_row_group(0).slice(1, 1).to_pylist()[0]
+    vec = fresh.embed(bytes_key(row["audio"]["bytes"]), lambda: pytest.fail("should be a disk hit"))
+    assert fresh.disk_hits == 1 and torch.equal(vec, s["audio"])
+    batch = collate([ds[0], ds[1]])
+    assert batch["image"].shape == (2, 3, 64, 64) and batch["index"].tolist() == [0, 1]
+    assert isinstance(batch["mask"], list) and len(batch["mask"]) == 2
+
+
+def test_model_target_places_mask_like_the_image():
+    mask = np.zeros((10, 20), dtype=bool)
+    mask[:, 10:] = True
+    t = model_target(mask, (8, 16), 16)
+    assert t.shape == (16, 16) and t[:8, 8:].all() and t[:8, :8].sum() == 0 and t[8:].sum() == 0
+
+
+def test_select_videos_fraction_and_k_shot_are_seeded_per_class():
+    from avsynth.evaluation.avsbench import AVSBenchVideo
+
+    vids = [AVSBenchVideo(f"v{i}", "v1s", "train", "dog" if i < 6 else "cat", (), (), Path("a.wav"))
+            for i in range(10)]
+    half = select_videos(vids, fraction=0.5, seed=0)
+    assert [v.a_obj for v in half].count("dog") == 3 and [v.a_obj for v in half].count("cat") == 2
+    assert [v.uid for v in half] == [v.uid for v in select_videos(vids, fraction=0.5, seed=0)]
+    one = select_videos(vids, k_shot=1, seed=1)
+    assert sorted(v.a_obj for v in one) == ["cat", "dog"]
+    assert select_videos(vids) == vids
+    with pytest.raises(AvsynthError):
+        AVSBenchSource(Path("x"), fraction=0.5, k_shot=1)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize("f_group", ["batch4", "video"])
+def test_gathered_frame_scores_match_the_avsbench_metric(f_group):
+    g = torch.Generator().manual_seed(0)
+    n = 11
+    logits = torch.randn(n, 12, 12, generator=g) * 3
+    gt = (torch.rand(n, 12, 12, generator=g) > 0.6).to(torch.uint8)
+    gt[3] = 0  # an empty-GT frame
+    videos = [f"v{i // 2}" for i in range(n)]
+    ref = AVSBenchMetric(f_group=f_group)
+    ref.update(logits, gt, videos)
+    expected = ref.compute()
+    # two "ranks" score interleaved halves, with one frame seen twice (sampler padding)
+    parts = []
+    for rank in range(2):
+        idx = list(range(rank, n, 2)) + ([0] if rank == 1 else [])
+        meta = {"index": idx, "group": [videos[i] for i in idx], "category": ["c"] * len(idx)}
+        parts += score_frames([logits[i] for i in idx], [gt[i] for i in idx], meta)
+    got = summarize(merge(parts), f_group)
+    assert got["frames"] == n and got["videos"] == expected["videos"]
+    assert got["miou"] == pytest.approx(expected["miou"], abs=1e-9)
+    assert got["fscore"] == pytest.approx(expected["fscore"], abs=1e-9)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _state(path: Path) -> dict:
+    return read_checkpoint(path)["state_dict"]
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_shards, tmp_path):
+    straight = train(_config(tmp_path / "a", tiny_shards))
+    assert straight.completed and len(straight.history) == 2
+    first = train(_config(tmp_path / "b", tiny_shards, stop_after_epochs=1))
+    assert not first.completed and len(first.history) == 1
+    with pytest.raises(TrainError, match="--resume"):
+        train(_config(tmp_path / "b", tiny_shards))
+    resumed = train(_config(tmp_path / "b", tiny_shards, resume=True))
+    assert resumed.completed and [h["epoch"] for h in resumed.history] == [1, 2]
+    a, b = _state(tmp_path / "a" / "last" / "model.pt"), _state(tmp_path / "b" / "last" / "model.pt")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    oa = torch.load(tmp_path / "a" / "last" / "state.pt", weights_only=True)["optimizer"]["state"]
+    ob = torch.load(tmp_path / "b" / "last" / "state.pt", weights_only=True)["optimizer"]["state"]
+    assert all(torch.equal(oa[k]["exp_avg_sq"], ob[k]["exp_avg_sq"]) for k in oa)
+    assert straight.history[1]["val_miou"] == resumed.history[1]["val_miou"]
+    # and training changed the weights: the decoder differs from its initialisation
+    init = load_checkpoint(tmp_path / "a" / "best.pt").state_dict()
+    assert any(not torch.equal(init[k], a[k]) for k in a) or straight.best_epoch == 2
+
+    # logs: JSON lines (start / train / epoch / end, appended across the resume) and TensorBoard
+    events = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds.count("start") == 2 and kinds.count("epoch") == 2 and kinds.count("end") == 2
+    epoch = [e for e in events if e["event"] == "epoch"][-1]
+    assert {"val_miou", "val_fscore", "train_loss", "samples_per_s"} <= set(epoch)
+    assert epoch["val_frames"] == 6
+    assert list((tmp_path / "b" / "tensorboard").glob("events.out.tfevents.*"))
+    model = load_checkpoint(tmp_path / "b" / "best.pt")
+    assert model.config["name"] == "sama-avs-tiny"
+
+
+def test_two_process_gloo_run_covers_the_whole_validation_split(tiny_shards, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+           str(29500 + os.getpid() % 1000), "-m", "avsynth", "train", "--config", "sama-avs-tiny",
+           "--data", str(tiny_shards), "--out", str(out), "--epochs", "1", "--batch-size", "2",
+           "--workers", "0", "--cpu", "--threads", "1", "--quiet"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "best validation mIoU" in proc.stdout
+    events = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    start = next(e for e in events if e["event"] == "start")
+    assert start["world_size"] == 2
+    epoch = next(e for e in events if e["event"] == "epoch")
+    assert epoch["val_frames"] == 6  # 3 frames scored on each rank, gathered
+    assert epoch["samples"] == 12  # each rank trained on its own row group of 6 rows
+    assert sorted(p.name for p in (out / "last").iterdir()) == ["model.pt", "rng-0.pt", "rng-1.pt", "state.pt"]
+
+
+def test_bad_options_are_clear_errors(tiny_shards, tmp_path):
+    with pytest.raises(TrainError, match="exactly one data source"):
+        train(_config(tmp_path / "x", tiny_shards, data=None))
+    with pytest.raises(TrainError, match="gavs model"):
+        train(_config(tmp_path / "y", tiny_shards, family="sama-avs", model="gavs-tiny"))
+    with pytest.raises(AvsynthError, match="nope"):
+        train(_config(tmp_path / "z", tiny_shards, val_split="nope"))
