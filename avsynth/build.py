@@ -130,6 +130,7 @@ def load_sources(
         paths = SourcePaths(
             lvis_json=[Path(demo.lvis_train_json), Path(demo.lvis_val_json)],
             coco_root=Path(demo.coco_root),
+            openimages_root=Path(demo.openimages_root),
             vggsound_csv=Path(demo.vggsound_csv),
             vggsound_audio=Path(demo.vggsound_audio),
         )

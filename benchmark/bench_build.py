@@ -47,6 +47,7 @@ def run_build(demo, out: Path, n_triplets: int, workers: int) -> dict:
            "--workers", str(workers), "--num-train", str(n_train), "--num-val", str(n_val),
            "--num-test", str(n_test), "--coco-root", str(demo.coco_root),
            "--vggsound-csv", str(demo.vggsound_csv), "--vggsound-audio", str(demo.vggsound_audio),
+           "--openimages-root", str(demo.openimages_root),
            "--lvis-json", str(demo.lvis_train_json), "--lvis-json", str(demo.lvis_val_json)]
     t0 = time.perf_counter()
     proc = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -89,7 +90,8 @@ def stage_times(demo, sample_rows: int = 300) -> dict:
     manifest = select_categories("46")
     src = load_sources(SourcePaths(
         lvis_json=[Path(demo.lvis_train_json), Path(demo.lvis_val_json)],
-        coco_root=Path(demo.coco_root), vggsound_csv=Path(demo.vggsound_csv),
+        coco_root=Path(demo.coco_root), openimages_root=Path(demo.openimages_root),
+        vggsound_csv=Path(demo.vggsound_csv),
         vggsound_audio=Path(demo.vggsound_audio)), manifest)
     plan = make_plan(src.instances, src.clips, manifest,
                      PlanOptions(sizes={"train": sample_rows, "validation": 0, "test": 0}))
@@ -117,12 +119,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="2000,20000")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--demo-cache", type=Path, default=None)
+    ap.add_argument("--images-per-category", type=int, default=180,
+                    help="demo images per category (180 gives ~20k usable triplets)")
+    ap.add_argument("--demo-dir", type=Path, default=None,
+                    help="where to keep the enlarged demo corpus (default: the avsynth cache)")
     args = ap.parse_args()
-    from avsynth.sources.demo import ensure_demo
+    import dataclasses
+
+    from avsynth.sources.demo import SCALES, DemoCorpus, default_cache_dir, write_demo
 
     t0 = time.perf_counter()
-    demo = ensure_demo(args.demo_cache)
+    root = args.demo_dir or default_cache_dir() / f"bench-demo-{args.images_per_category}"
+    if (root / "demo.json").exists():
+        demo = DemoCorpus.load(root)
+    else:
+        size = dataclasses.replace(SCALES["default"], name=f"bench-{args.images_per_category}",
+                                   images_per_category=args.images_per_category)
+        demo = write_demo(root, seed=0, scale=size)
     emit(figure="demo_ready_s", value=round(time.perf_counter() - t0, 2))
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
                "processor": platform.processor() or platform.machine()}

@@ -213,7 +213,7 @@ def test_missing_files(tree, rows, tmp_path):
 
 def test_loader_feeds_the_metrics(tree):
     """Perfect logits from the loaded masks score 1 end to end (binary and semantic)."""
-    ds = AVSBenchDataset(tree, subset="avss", split=None, mode="binary")
+    ds = AVSBenchDataset(tree, subset="avss", split=None, mode="binary", resolution=None)
     loader = DataLoader(ds, batch_size=3, collate_fn=collate_videos)
     metric = AVSBenchMetric("batch4")
     for batch in loader:
@@ -223,7 +223,7 @@ def test_loader_feeds_the_metrics(tree):
     got = metric.compute()
     assert got["miou"] == pytest.approx(1.0, abs=1e-6) and got["fscore"] == pytest.approx(1.0, abs=1e-6)
     assert got["videos"] == len(ds)
-    sem = AVSBenchDataset(tree, subset="avss", split=None)
+    sem = AVSBenchDataset(tree, subset="avss", split=None, resolution=None)
     avss = AVSSMetric()
     for k in range(len(sem)):
         item = sem[k]

@@ -25,6 +25,7 @@ def sources(demo) -> SourcePaths:
     return SourcePaths(
         lvis_json=[Path(demo.lvis_train_json), Path(demo.lvis_val_json)],
         coco_root=Path(demo.coco_root),
+        openimages_root=Path(demo.openimages_root),
         vggsound_csv=Path(demo.vggsound_csv),
         vggsound_audio=Path(demo.vggsound_audio),
     )
@@ -72,7 +73,10 @@ def test_layout_record_and_card(reference):
         assert hashlib.sha256(p.read_bytes()).hexdigest() == s["sha256"]
         assert pq.ParquetFile(p).metadata.num_rows == s["rows"]
     assert rec["audio_pool"], "train audio pool for re-pairing must be written"
-    assert {"lvis", "vggsound"} <= set(rec["sources"])
+    assert {"lvis", "openimages", "vggsound"} <= set(rec["sources"])
+    sources = set(pq.read_table(out / "data", columns=["image_source"])["image_source"].to_pylist())
+    assert sources == {"lvis", "openimages"}
+    assert len(rec["splits"]["train"]["per_category"]) == 46  # OI-only categories too
     assert all(len(fp["sha256"]) == 64 for fp in rec["sources"]["lvis"])
     assert (out / "README.md").read_text().startswith("---")
 
@@ -164,6 +168,7 @@ def _cli_build(out: Path, demo, extra: list[str]) -> list[str]:
             "--num-val", str(SIZES["validation"]), "--num-test", str(SIZES["test"]),
             "--coco-root", str(demo.coco_root), "--vggsound-csv", str(demo.vggsound_csv),
             "--vggsound-audio", str(demo.vggsound_audio),
+            "--openimages-root", str(demo.openimages_root),
             "--lvis-json", str(demo.lvis_train_json), "--lvis-json", str(demo.lvis_val_json)]
     return args + extra
 
@@ -198,6 +203,7 @@ def test_bad_source_items_are_counted(demo_corpus, tmp_path):
     shutil.copytree(demo_corpus.root, broken, symlinks=False)
     rel = lambda p: broken / Path(p).relative_to(demo_corpus.root)  # noqa: E731
     coco = rel(demo_corpus.coco_root)
+    oi = rel(demo_corpus.openimages_root)
     victim = sorted((coco / "train2017").glob("*.jpg"))[0]
     victim.write_bytes(b"\xff\xd8\xff not really a jpeg")
     wavs = sorted(rel(demo_corpus.vggsound_audio).glob("*.wav"))
@@ -205,7 +211,7 @@ def test_bad_source_items_are_counted(demo_corpus, tmp_path):
     out = tmp_path / "out"
     src = SourcePaths(
         lvis_json=[rel(demo_corpus.lvis_train_json), rel(demo_corpus.lvis_val_json)],
-        coco_root=coco, vggsound_csv=rel(demo_corpus.vggsound_csv),
+        coco_root=coco, openimages_root=oi, vggsound_csv=rel(demo_corpus.vggsound_csv),
         vggsound_audio=rel(demo_corpus.vggsound_audio),
     )
     result = build(options(out, demo_corpus, sources=src), progress=False)

@@ -157,7 +157,7 @@ def test_float64_logits_and_saturated_extremes():
     thr = f_thresholds()
     assert thr.dtype == torch.float32 and thr.numel() == 255
     assert float(thr[-1]) == 1.0 and float(thr[0]) == 0.0
-    npred, tp, gsum = pr_counts(logits, gt)
+    npred, _, _ = pr_counts(logits, gt)
     # frame 0: the +inf pixels (p == 1.0) are kept at the last threshold
     assert npred[0, -1] >= 5
 
@@ -173,6 +173,18 @@ def test_threshold_bins_equal_a_binary_search(dtype):
         torch.tensor([0.0, 1.0, 1e-30, 0.5], dtype=dtype),
     ]).clamp(0, 1)
     assert torch.equal(threshold_bins(probs, thr), torch.bucketize(probs, thr, right=True))
+
+
+def test_half_logits_threshold_in_half():
+    logits, gt = random_case(11, n=3)
+    half = logits.half()
+    probs = torch.sigmoid(half)
+    thr = f_thresholds().half()
+    npred, _, _ = pr_counts(half, gt)
+    for i in range(3):
+        for j in (0, 100, 127, 200, 254):
+            assert int(npred[i, j]) == int((probs[i] >= thr[j]).sum())
+    assert miou(half, gt) == pytest.approx(oracle_iou(half, gt), abs=TOL)
 
 
 def test_gt_dtypes_are_equivalent():

@@ -289,6 +289,17 @@ def test_gavs_paper_vs_public_code():
     assert paper.loss(out, gt) > bce_loss(out.logits, gt)  # margin triplet term at random init
 
 
+def test_gavs_public_code_mode_trains_only_what_gets_gradients():
+    model = build_model(gavs_cfg(noise_replaces_audio_in_training=True, visual_cue=False, triplet_weight=0.0))
+    model.train()
+    images, audio, gt = batch()
+    model.loss(model(images, audio), gt).backward()
+    assert not any(p.requires_grad for p in model.audio_proj.parameters())
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
 def test_gavs_eval_is_deterministic_and_noise_is_its_mean():
     model = build_model(gavs_cfg()).eval()
     images, audio, _ = batch()
@@ -377,3 +388,18 @@ def test_batched_decoder_equals_sams_own_per_image_decoder():
             ref_masks, ref_iou = sam.mask_decoder(emb[i : i + 1], pe, sparse[i : i + 1], dense[i : i + 1], False)
             assert torch.allclose(masks[i : i + 1], ref_masks, atol=1e-5)
             assert torch.allclose(iou[i : i + 1], ref_iou, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sama-avs-tiny", "gavs-tiny"])
+def test_grad_checkpointing_gives_the_same_step(name):
+    cfg = load_config(name)
+    plain = build_model(cfg).train()
+    cfg["model"]["grad_checkpointing"] = True
+    ckpt = build_model(cfg).train()
+    images, audio, gt = batch()
+    for m in (plain, ckpt):
+        torch.manual_seed(0)
+        m.loss(m(images, audio), gt).backward()
+    for (n, p), q in zip(plain.named_parameters(), ckpt.parameters()):
+        if p.requires_grad:
+            assert torch.allclose(p.grad, q.grad, atol=1e-6), n

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -141,6 +143,11 @@ def test_audio_windows_are_seeded_and_inside_the_clip():
     assert seeded_offset("x", 0, 3.0) != seeded_offset("x", 1, 3.0)
     assert seeded_offset("x", 0, 10.0) == 0.0
     assert stable_hash("a", 1) == stable_hash("a", 1) != stable_hash("a", 2)
+    assert all(round(o, 3) == o for o in offs)  # whole milliseconds
+    # the same in another process (no dependence on hash randomisation)
+    code = "from avsynth.plan import seeded_offset as s; print(s('clip5', 7, 3.0))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) == seeded_offset("clip5", 7, 3.0)
 
 
 def test_water_fill():

@@ -217,3 +217,28 @@ def test_bad_options_are_clear_errors(tiny_shards, tmp_path):
         train(_config(tmp_path / "y", tiny_shards, family="sama-avs", model="gavs-tiny"))
     with pytest.raises(AvsynthError, match="nope"):
         train(_config(tmp_path / "z", tiny_shards, val_split="nope"))
+
+
+# --------------------------------------------------------------------------- AVSBench fine-tuning
+
+
+@pytest.mark.parametrize("selection", [{"fraction": 0.5}, {"k_shot": 1}])
+def test_finetune_on_the_demo_avsbench_tree(demo_corpus, tiny_shards, tmp_path, selection):
+    # start from a model "pre-trained" on shards (one epoch), as the few-shot protocol does
+    pre = train(_config(tmp_path / "pre", tiny_shards, epochs=1))
+    source = AVSBenchSource(Path(demo_corpus.avsbench_root), subset="s4", **selection)
+    out = tmp_path / "ft"
+    result = train(TrainConfig(out=out, model="sama-avs-tiny", avsbench=source, epochs=1, batch_size=2,
+                               init=pre.run_dir / "best.pt", num_workers=0, progress=False, log_every=1))
+    assert result.completed and len(result.history) == 1
+    events = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    start = events[0]
+    assert start["event"] == "start" and start["data"].startswith("avsbench:")
+    n_val = sum(len(v.frame_paths) for v in source.videos("val"))
+    epoch = next(e for e in events if e["event"] == "epoch")
+    assert epoch["val_frames"] == n_val > 0  # every frame of every S4 val video (all annotated)
+    train_videos = select_videos(source.videos("train"), seed=0, **selection)
+    assert start["train_rows"] == len(train_videos)  # S4 train videos annotate frame 0 only
+    assert 0.0 <= epoch["val_miou"] <= 1.0 and 0.0 <= epoch["val_fscore"] <= 1.0
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert (out / "best.pt").is_file()

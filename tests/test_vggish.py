@@ -174,14 +174,29 @@ def test_weights_round_trip_through_loader(tmp_path, real_dir):
         build_vggish("tiny", checkpoint=tmp_path / "absent.pth")
 
 
-@pytest.mark.parametrize("as_numpy", [True, False])
-def test_pca_params_load_and_postprocess(tmp_path, as_numpy):
+def as_numpy1_pickle(path):
+    """Rewrite a torch.save'd file as numpy 1.x would have pickled its arrays (numpy.core...)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zin:
+        members = [(info, zin.read(info.filename)) for info in zin.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as out:
+        for info, data in members:
+            if info.filename.endswith("data.pkl"):
+                data = data.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+            out.writestr(info, data)
+
+
+@pytest.mark.parametrize("layout", ["numpy", "numpy1", "tensor"])
+def test_pca_params_load_and_postprocess(tmp_path, layout):
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(128, 128)).astype(np.float32) * 0.1
     means = rng.normal(size=(128,)).astype(np.float32)
     path = tmp_path / "pca.pth"
-    if as_numpy:  # the published file may hold numpy arrays; weights_only must still read it
+    if layout.startswith("numpy"):  # the published file may hold numpy arrays
         torch.save({"pca_eigen_vectors": vecs, "pca_means": means.reshape(-1, 1)}, path)
+        if layout == "numpy1":
+            as_numpy1_pickle(path)
     else:
         torch.save({"pca_eigen_vectors": torch.from_numpy(vecs), "pca_means": torch.from_numpy(means)}, path)
     post = PCAQuantizer()

@@ -248,7 +248,7 @@ def load_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 def audio_windows(wave: np.ndarray, num_frames: int, sample_rate: int = SAMPLE_RATE,
                   seconds: float = 1.0) -> np.ndarray:
     """One window per frame (frame i <-> [i, i+1) x seconds), float32 [T, L], zero-padded."""
-    length = int(round(seconds * sample_rate))
+    length = round(seconds * sample_rate)
     out = np.zeros((num_frames, length), dtype=np.float32)
     for i in range(num_frames):
         chunk = wave[i * length : (i + 1) * length]

@@ -20,6 +20,10 @@ Binary, one call on ``logits``/``gt`` of shape N x H x W
       ``--test_batch_size 4`` (the released ``test.sh``) one call holds the frames of 4 consecutive
       videos; the script's argparse default is 1, i.e. one call per video.
 
+Half / bfloat16 logits: the sigmoid runs in that dtype and the thresholds are rounded to it, as
+the official element-wise comparison does; the counts here stay exact (the official code would
+also sum in half precision, which is not reproduced).
+
 Differences from the DESIGN summary: none in substance; note that the empty-frame IoU divides by
 ``H * W + 1e-7`` (the epsilon is applied to every frame) and that the F-score maximum is taken
 after averaging the curves of a call, not per frame.
@@ -103,7 +107,7 @@ def frame_iou(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     empty ``G``, ``sum((1 - G)(1 - P)) = H W - |P|``; only the three sums are formed.
     """
     g = _check_pair(logits, gt)
-    n, h, w = g.shape
+    _, h, w = g.shape
     pred = _probabilities(logits) > 0.5
     npred = pred.sum(dim=(1, 2), dtype=torch.float64)
     gsum = g.sum(dim=(1, 2), dtype=torch.float64)
@@ -152,7 +156,12 @@ def pr_counts(
     """
     g = _check_pair(logits, gt)
     p = _probabilities(logits)
-    thr = f_thresholds(num_thresholds, device=p.device).to(p.dtype)
+    thr = f_thresholds(num_thresholds, device=p.device)
+    exact_grid = logits.dtype in (torch.float32, torch.float64)
+    if not exact_grid:
+        # the official comparison of a half tensor with a 0-d float32 threshold runs in half
+        thr = thr.to(logits.dtype)
+    thr = thr.to(p.dtype)
     n = p.shape[0]
     nb = num_thresholds + 1
     hist = torch.zeros(n, nb, dtype=torch.float64, device=p.device)
@@ -160,7 +169,8 @@ def pr_counts(
     step = max(1, _CHUNK_PIXELS // max(1, p[0].numel())) if n else 1
     for s in range(0, n, step):
         rows = min(step, n - s)
-        k = threshold_bins(p[s : s + rows].reshape(rows, -1), thr)
+        pc = p[s : s + rows].reshape(rows, -1)
+        k = threshold_bins(pc, thr) if exact_grid else torch.bucketize(pc, thr, right=True)
         k += (torch.arange(rows, device=p.device) * nb).unsqueeze(1)
         k = k.reshape(-1)
         w = g[s : s + rows].reshape(-1).to(torch.float64)

@@ -8,7 +8,6 @@ timestamps, so the same waveform gives the same bytes for a given libsndfile/lib
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
@@ -84,20 +83,6 @@ def fit_length(wave: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros(n, dtype=np.float32)
     out[: wave.shape[0]] = wave
     return out
-
-
-def seeded_offset(audio_id: str, seed: int, clip_len_s: float, window_s: float) -> float:
-    """A window start in [0, clip_len_s - window_s], rounded down to the millisecond.
-
-    Deterministic from sha256(f"{seed}:{audio_id}"): the same clip and seed always give the
-    same offset, independent of process, platform or order of calls.
-    """
-    room_ms = int(np.floor((clip_len_s - window_s) * 1000.0 + 1e-6))
-    if room_ms <= 0:
-        return 0.0
-    digest = hashlib.sha256(f"{int(seed)}:{audio_id}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big")
-    return (u % (room_ms + 1)) / 1000.0
 
 
 def to_pcm16(wave: np.ndarray) -> np.ndarray:

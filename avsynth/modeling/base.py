@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from segment_anything.modeling import Sam
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from avsynth.modeling.inference import (
     ImageLike,
@@ -46,10 +47,18 @@ class AVSegmenter(nn.Module):
     #: Short model-family name used in configs ("sama_avs", "ap_sam", "gavs").
     family: str = ""
 
-    def __init__(self, sam: Sam, resize: str = "longest"):
+    def __init__(self, sam: Sam, resize: str = "longest", grad_checkpointing: bool = False):
         super().__init__()
         self.sam = sam
         self.resize = resize
+        self.grad_checkpointing = grad_checkpointing
+
+    def run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """One ViT block; with ``grad_checkpointing`` its activations are recomputed in backward
+        (SAMA-AVS backpropagates through all 32 ViT-H blocks: this trades time for memory)."""
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, x, use_reentrant=False)
+        return block(x)
 
     # ---- trainable / frozen ---------------------------------------------------------------
     def is_trainable(self, name: str) -> bool:

@@ -51,8 +51,9 @@ class Gavs(AVSegmenter):
         triplet_weight: float = 1.0,
         triplet_margin: float = 0.2,
         resize: str = "longest",
+        grad_checkpointing: bool = False,
     ):
-        super().__init__(sam, resize)
+        super().__init__(sam, resize, grad_checkpointing)
         depth = len(sam.image_encoder.blocks)
         if not 0 <= tune_v <= depth:
             raise ValueError(f"tune_v={tune_v} must be within 0..{depth} (encoder depth)")
@@ -76,7 +77,11 @@ class Gavs(AVSegmenter):
 
     def is_trainable(self, name: str) -> bool:
         head = name.split(".")[0]
-        if head in ("audio_proj", "visual_proj", "noise", "encoder_adapters", "decoder_adapters"):
+        if head == "audio_proj":
+            # the public code's noise-only training never feeds the audio projection: freeze it
+            # then (unless the triplet loss uses it), so every trainable parameter gets a gradient
+            return not self.noise_replaces_audio_in_training or bool(self.triplet_weight)
+        if head in ("visual_proj", "noise", "encoder_adapters", "decoder_adapters"):
             return True
         parts = name.split(".")
         if name.startswith("sam.image_encoder.blocks."):
@@ -108,7 +113,7 @@ class Gavs(AVSegmenter):
                 x = block(x)
         prompt, audio_prompt = self.build_prompt(audio, x.mean(dim=(1, 2)))
         for block, adapter in zip(encoder.blocks[self.tune_v :], self.encoder_adapters):
-            x = block(x) + adapter(x, prompt)
+            x = self.run_block(block, x) + adapter(x, prompt)
         embeddings = encoder_neck(encoder, x)
 
         def transformer(src, pos, tokens):

@@ -32,8 +32,9 @@ class SamaAvs(AVSegmenter):
         bce_weight: float = 1.0,
         iou_weight: float = 1.0,
         resize: str = "longest",
+        grad_checkpointing: bool = False,
     ):
-        super().__init__(sam, resize)
+        super().__init__(sam, resize, grad_checkpointing)
         encoder = sam.image_encoder
         dim = encoder.patch_embed.proj.out_channels
         self.adapters = AudioTokenAdapters(len(encoder.blocks), dim, audio_dim, adapter_dim)
@@ -55,7 +56,7 @@ class SamaAvs(AVSegmenter):
         for i, block in enumerate(encoder.blocks):
             if audio is not None:
                 x = x + self.adapters(audio, i)
-            x = block(x)
+            x = self.run_block(block, x)
         return encoder_neck(encoder, x)
 
     def forward(self, images: torch.Tensor, audio: torch.Tensor) -> SegmentationOutput:

@@ -234,8 +234,11 @@ def _load_state(path: str | Path, what: str) -> Mapping[str, object]:
     p = Path(path)
     if not p.is_file():
         raise SourceError(p, f"{what} file not found")
-    safe = [np.ndarray, np.dtype, np.core.multiarray._reconstruct]  # type: ignore[attr-defined]
+    reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's array-unpickling function
+    safe: list = [np.ndarray, np.dtype, reconstruct]
     safe += [type(np.dtype(t)) for t in (np.float32, np.float64)]
+    # files pickled by numpy 1.x (the published torchvggish ones) name it numpy.core.multiarray
+    safe.append((reconstruct, "numpy.core.multiarray._reconstruct"))
     try:
         with torch.serialization.safe_globals(safe):
             state = torch.load(p, map_location="cpu", weights_only=True)

@@ -35,12 +35,12 @@ import pickle
 import shutil
 import string
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -160,7 +160,7 @@ class DemoCorpus:
         return json.loads((self.root / "demo.json").read_text(encoding="utf-8"))
 
     @classmethod
-    def at(cls, root: Path, record: dict) -> "DemoCorpus":
+    def at(cls, root: Path, record: dict) -> DemoCorpus:
         root = Path(root)
         p = record["paths"]
         return cls(
@@ -180,7 +180,7 @@ class DemoCorpus:
         )
 
     @classmethod
-    def load(cls, root: str | Path) -> "DemoCorpus":
+    def load(cls, root: str | Path) -> DemoCorpus:
         """Re-open a corpus written by :func:`write_demo` (its ``demo.json`` must say complete)."""
         root = Path(root)
         rec_path = root / "demo.json"
@@ -852,7 +852,7 @@ def _write_lvis(root: Path, plan: Plan, results: dict[int, list[dict]]) -> dict:
                 "description": "avsynth demo corpus in LVIS v1 format (procedurally generated)",
                 "version": DEMO_VERSION, "year": 2026, "contributor": "avsynth",
                 "url": "https://github.com/avsynth/avsynth",
-            },  # fmt: skip
+            },
             "licenses": [_LICENSE],
             "categories": _lvis_category_records(plan, image_count, instance_count),
             "images": images,
@@ -1153,7 +1153,18 @@ def directory_bytes(path: Path) -> int:
 
 
 __all__ = [
-    "DemoCorpus", "DemoSize", "DemoError", "SCALES", "write_demo", "ensure_demo", "make_plan",
-    "resolve_size", "default_cache_dir", "cache_name", "directory_bytes", "lvis_category_table",
-    "avss_class_for", "AVSS_CLASSES",
+    "AVSS_CLASSES",
+    "SCALES",
+    "DemoCorpus",
+    "DemoError",
+    "DemoSize",
+    "avss_class_for",
+    "cache_name",
+    "default_cache_dir",
+    "directory_bytes",
+    "ensure_demo",
+    "lvis_category_table",
+    "make_plan",
+    "resolve_size",
+    "write_demo",
 ]  # fmt: skip

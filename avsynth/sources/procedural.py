@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 from PIL import Image
@@ -232,7 +232,7 @@ def synth_sound(
     quiet pink background noise; ``variant`` (e.g. the index of the VGGSound label of the
     category) nudges the pitch by a few per cent so the labels of one category are not identical.
     """
-    n = int(round(seconds * SAMPLE_RATE))
+    n = round(seconds * SAMPLE_RATE)
     t = np.arange(n) / SAMPLE_RATE
     pitch = style.pitch * math.exp(rng.normal(0, 0.015)) * (1.0 + 0.025 * (variant % 3))
     if style.family == "harmonic":
@@ -285,7 +285,7 @@ def _polar(fn, n: int = 72) -> list[tuple[float, float]]:
     return pts
 
 
-@lru_cache(maxsize=None)
+@cache
 def unit_shape(name: str) -> Polygon:
     """The shape family ``name`` as a polygon of radius about 1 centred on the origin (y down)."""
     if name == "circle":
@@ -450,7 +450,7 @@ def plan_scene(
     bg = Background(
         seed=int(rng.integers(0, 2**31 - 1)),
         base=_hsv_to_rgb(float(rng.uniform(0, 1)), float(rng.uniform(0.05, 0.3)),
-                         float(rng.uniform(0.35, 0.85))),  # fmt: skip
+                         float(rng.uniform(0.35, 0.85))),
         kind=("field", "tiles", "stripes")[int(rng.integers(0, 3))],
     )
     return Scene(width, height, bg, tuple(placed[i][0] for i in order))

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import gather_object
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from avsynth.errors import AvsynthError
@@ -138,6 +139,7 @@ class TrainResult:
     run_dir: Path = Path(".")
     samples_per_s: float = 0.0
     completed: bool = True
+    rank: int = 0  # this process's rank (print results on rank 0 only)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -344,7 +346,7 @@ class Trainer:
                 frames.extend(score_frames([lg.cpu() for lg in logits], batch["mask"], batch))
         finally:
             net.train(was_training)
-        gathered = self.acc.gather_object(frames) if self.world > 1 else frames
+        gathered = gather_object(frames) if self.world > 1 else frames
         return summarize(merge(gathered), self.config.f_group, per_category=True)
 
     # ---- the loop -------------------------------------------------------------------------
@@ -421,7 +423,8 @@ class Trainer:
             log.close()
         rates = [h["samples_per_s"] for h in state["history"] if h.get("samples_per_s")]
         result = TrainResult(float(state["best_miou"]), int(state["best_epoch"]), list(state["history"]),
-                             self.run_dir, float(sum(rates) / len(rates)) if rates else 0.0, completed)
+                             self.run_dir, float(sum(rates) / len(rates)) if rates else 0.0, completed,
+                             self.rank)
         if self.main:
             (self.run_dir / "result.json").write_text(json.dumps({
                 "best_miou": result.best_miou, "best_epoch": result.best_epoch, "completed": completed,

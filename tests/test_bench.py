@@ -1,0 +1,228 @@
+"""``avsynth bench``: the evaluation path, the protocols (zero-shot, few-shot, AVS-V3, synthetic
+test split) and the report, on the demo corpus, on a tree laid out from the real AVSBench / AVS-V3
+metadata, and on a small shard directory. A tiny SAMA-AVS with seeded random weights is the model
+(saved and reloaded through the real checkpoint code)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from avsynth.cli import app
+from avsynth.evaluation import protocols as P
+from avsynth.evaluation.avsbench import AVSBenchDataset, load_metadata
+from avsynth.evaluation.metrics import AVSBenchMetric
+from avsynth.evaluation.report import PUBLISHED, BenchRun, results_markdown
+from avsynth.modeling import build_model, load_config, predict, save_checkpoint
+from tests._tiny_shards import make_shard_dir
+from tests.avsbench_fixture import write_semantic_tree
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    cfg = load_config("sama-avs-tiny")
+    return save_checkpoint(build_model(cfg), tmp_path_factory.mktemp("ckpt") / "model.pt", cfg)
+
+
+@pytest.fixture(scope="module")
+def tiny_shards(tmp_path_factory) -> Path:
+    return make_shard_dir(tmp_path_factory.mktemp("bench-shards") / "s",
+                          rows={"train": 4, "validation": 2, "test": 6},
+                          shards={"train": 1, "validation": 1, "test": 2})
+
+
+# --------------------------------------------------------------------------- evaluation path
+
+
+def test_evaluate_equals_predict_api_plus_official_metric(demo_corpus, tiny_ckpt):
+    """The batched evaluation gives the figures of modeling.predict + AVSBenchMetric frame by frame."""
+    root = demo_corpus.avsbench_root
+    config = P.checkpoint_config(tiny_ckpt)
+    model = P.load_model(tiny_ckpt, config)
+    emb = P.WindowEmbedder(config)
+    ds = AVSBenchDataset(root, "s4", "test", resolution=224, mode="binary")
+    got = P.evaluate(model, P.avsbench_samples(ds, emb), f_group="batch4", batch_frames=7, device="cpu")
+
+    metric = AVSBenchMetric(f_group="batch4")
+    for item in ds:
+        frames = [f.permute(1, 2, 0).numpy() for f in item["frames"]]
+        windows = item["audio_windows"].numpy()
+        # the per-window embedding the batched embedder must reproduce
+        one = torch.stack([emb.clip(w, 16000) for w in windows])
+        assert torch.allclose(emb.windows(windows), one, atol=1e-5)
+        logits = torch.stack(predict(model, emb.vggish, frames, list(windows), 16000))
+        n = len(frames)
+        metric.update(logits, item["masks"], [item["uid"]] * n, [item["category"]] * n)
+    want = metric.compute()
+    assert got["videos"] == want["videos"] == len(ds)
+    assert got["miou"] == pytest.approx(want["miou"], abs=1e-5)
+    assert got["fscore"] == pytest.approx(want["fscore"], abs=1e-5)
+    assert set(got["per_category"]) == set(want["per_category"])
+    assert [v["uid"] for v in got["per_video"]] == [v.uid for v in ds.videos]
+
+
+def test_f_group_changes_the_grouping_not_the_miou(demo_corpus, tiny_ckpt):
+    opts = {g: P.EvalOptions(f_group=g) for g in ("batch4", "video")}
+    res = {g: P.zero_shot(tiny_ckpt, demo_corpus.avsbench_root, subsets=["s4"], opts=o)[0] for g, o in opts.items()}
+    assert res["batch4"].f_group == "batch4" and res["video"].f_group == "video"
+    assert res["video"].groups == res["video"].videos
+    assert res["batch4"].groups == -(-res["batch4"].videos // 4)
+    with pytest.raises(P.BenchError, match="f-group"):
+        P.EvalOptions(f_group="frame")
+
+
+# --------------------------------------------------------------------------- AVS-V3
+
+
+@pytest.fixture(scope="module")
+def v3_tree(tmp_path_factory, labels_dir) -> Path:
+    """A semantic-release tree holding real AVSBench rows: some of each AVS-V3 split's videos."""
+    meta = pd.read_csv(labels_dir / "gavs_avs_v3" / "metadata.csv", dtype=str, keep_default_na=False)
+    take = {"seen_train": 2, "seen_val": 2, "1_shot_train": 3, "1_shot_test": 3}
+    uids: list[str] = []
+    for name, n in take.items():
+        uids += [u for u in P.shipped_avs_v3(name)["uid"] if u not in uids][:n]
+    rows = meta.set_index("uid").loc[uids].reset_index()[list(meta.columns)]
+    return write_semantic_tree(tmp_path_factory.mktemp("v3") / "avs", rows,
+                               labels_dir / "avsbench_avss_classes.csv", size_wh=(40, 32))
+
+
+def test_shipped_avs_v3_splits_are_the_gavs_files(labels_dir):
+    for name, fname in P.AVS_V3_SPLITS.items():
+        shipped = P.shipped_avs_v3(name)
+        ref = pd.read_csv(labels_dir / "gavs_avs_v3" / fname, dtype=str, keep_default_na=False)
+        assert list(shipped["uid"]) == list(ref["uid"]), name
+    assert len(P.avs_v3_unseen_classes()) == 14
+    assert "helicopter" in P.avs_v3_unseen_classes() and "dog" not in P.avs_v3_unseen_classes()
+
+
+def test_avs_v3_selection_on_a_tree_from_the_real_metadata(v3_tree):
+    meta = load_metadata(v3_tree)
+    sel = P.select_avs_v3(meta, k_shots=[1], root=v3_tree)
+    assert sel.mode == "release"
+    present = set(meta["uid"])
+    for name in ("seen_train", "seen_val", "unseen", "1_shot_train", "1_shot_test"):
+        listed = list(P.shipped_avs_v3(name)["uid"])
+        assert sel.uids[name] == [u for u in listed if u in present], name
+        assert sel.missing[name] == len(listed) - len(sel.uids[name])
+    assert len(sel.uids["1_shot_train"]) == 3 and len(sel.uids["1_shot_test"]) == 3
+    assert not set(sel.uids["1_shot_train"]) & set(sel.uids["1_shot_test"])
+    assert set(sel.uids["1_shot_train"]) <= set(sel.uids["unseen"])
+    assert not set(sel.uids["seen_train"]) & set(sel.uids["unseen"])
+    assert "skipped" in sel.note()
+    with pytest.raises(P.BenchError, match="1, 3 and 5"):
+        P.select_avs_v3(meta, k_shots=[2])
+
+
+def test_avs_v3_needs_the_release_unless_demo(demo_corpus):
+    meta = load_metadata(demo_corpus.avsbench_root)
+    with pytest.raises(P.BenchError, match="semantic release"):
+        P.select_avs_v3(meta, root=demo_corpus.avsbench_root)
+    sel = P.select_avs_v3(meta, k_shots=[1], demo=True, seed=3)
+    assert sel.mode == "demo-class-split" and "DEMO" in sel.note()
+    unseen = set(P.avs_v3_unseen_classes())
+    objs = {r.uid: set(r.a_obj.split("_")) for r in meta.itertuples()}
+    assert sel.uids["unseen"] and all(objs[u] & unseen for u in sel.uids["unseen"])
+    assert all(not objs[u] & unseen for u in sel.uids["seen_train"] + sel.uids["seen_val"])
+    assert sel.uids == P.select_avs_v3(meta, k_shots=[1], demo=True, seed=3).uids  # seeded
+
+
+def test_avs_v3_protocol_end_to_end_on_the_real_layout(v3_tree, tiny_ckpt, tmp_path):
+    results = P.avs_v3(tiny_ckpt, v3_tree, k_shots=[1], out_dir=tmp_path,
+                       ft=P.FineTuneOptions(epochs=1, batch_size=4))
+    unseen, shot = results
+    assert unseen.subset == "unseen" and unseen.videos == len(load_metadata(v3_tree)) - 4
+    assert unseen.skipped["unseen"] > 700  # the unseen videos this small tree lacks are counted
+    assert shot.subset == "1_shot_test" and shot.videos == 3 and shot.setting["k_shot"] == 1
+    ft = shot.setting["fine_tune"]
+    assert ft["train_frames"] == 30 and ft["val_frames"] == 20  # 3 v2 videos x 10; seen_val 2 x 10
+    assert (tmp_path / "finetune" / "avs_v3-1shot" / "best.pt").is_file()
+
+
+# --------------------------------------------------------------------------- synthetic test split
+
+
+def test_synthetic_test_split_of_a_shard_dir(tiny_shards, tiny_ckpt):
+    r = P.synthetic_test(tiny_ckpt, tiny_shards, opts=P.EvalOptions(f_group="video"))
+    assert r.frames == r.videos == 6 and r.groups == 6
+    assert set(r.per_category) == {"dog", "cat", "guitar"}
+    assert 0.0 <= r.miou <= 1.0 and 0.0 <= r.fscore <= 1.0
+    again = P.synthetic_test(tiny_ckpt, tiny_shards, opts=P.EvalOptions(f_group="video"))
+    assert again.miou == r.miou and again.fscore == r.fscore  # deterministic
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_bench_command_on_the_demo_corpus(demo_corpus, tiny_ckpt, tiny_shards, tmp_path):
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, [
+        "bench", "--zero-shot", "avsbench", "--checkpoint", str(tiny_ckpt), "--model", "sama-avs",
+        "--demo-dir", str(demo_corpus.root), "--few-shot", "0.5", "--epochs", "1", "--avs-v3",
+        "--synthetic", str(tiny_shards), "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "DEMO" in result.output
+    data = json.loads((out / "results.json").read_text())
+    assert data["format"] == "avsynth-bench/1" and data["demo"] is True and data["f_group"] == "batch4"
+    kinds = [(r["protocol"], r["subset"]) for r in data["results"]]
+    assert ("zero-shot", "s4") in kinds and ("zero-shot", "ms3") in kinds
+    assert ("few-shot", "s4") in kinds and ("few-shot", "ms3") in kinds
+    assert ("avs-v3", "unseen") in kinds and ("synthetic", str(tiny_shards)) in kinds
+    few = next(r for r in data["results"] if r["protocol"] == "few-shot" and r["subset"] == "s4")
+    assert few["setting"]["fraction"] == 0.5 and few["setting"]["fine_tune"]["epochs"] == 1
+    md = (out / "results.md").read_text()
+    assert "F-score grouping: **batch4" in md and "DEMO DATA" in md
+    assert "quoted" in md and "78.70" in md and "83.17" in md and "not quoted" in md
+    cats = pd.read_csv(out / "per_category.csv")
+    assert {"evaluation", "category", "miou", "fscore"} <= set(cats.columns) and len(cats) > 0
+    pngs = [out / "few_shot_curve.png", out / "per_category.png", *sorted((out / "overlays").glob("*.png"))]
+    assert len(pngs) >= 5
+    assert any("best" in p.name for p in pngs) and any("worst" in p.name for p in pngs)
+    for p in pngs:
+        with Image.open(p) as im:
+            im.verify()
+            assert im.format == "PNG"
+
+
+def test_bench_command_errors_are_clear(tiny_ckpt, tmp_path, demo_corpus):
+    runner = CliRunner()
+    no_ckpt = runner.invoke(app, ["bench", "--out", str(tmp_path / "a")])
+    assert no_ckpt.exit_code == 2 and "avsynth train" in no_ckpt.output
+    wrong = runner.invoke(app, ["bench", "--checkpoint", str(tiny_ckpt), "--model", "gavs",
+                                "--demo-dir", str(demo_corpus.root), "--out", str(tmp_path / "b")])
+    assert wrong.exit_code == 2 and "sama_avs" in wrong.output and "Traceback" not in wrong.output
+    missing = runner.invoke(app, ["bench", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "c")])
+    assert missing.exit_code == 2 and "not found" in missing.output
+    not_root = runner.invoke(app, ["bench", "--checkpoint", str(tiny_ckpt), "--avsbench", str(tmp_path),
+                                   "--out", str(tmp_path / "d")])
+    assert not_root.exit_code == 2 and "metadata.csv" in not_root.output
+
+
+def test_report_names_grouping_and_marks_published_numbers():
+    r = P.EvalResult(protocol="zero-shot", dataset="avsbench", subset="s4", split="test", f_group="video",
+                     miou=0.5, fscore=0.6, frames=5, videos=1, groups=1, resolution=224)
+    run = BenchRun(checkpoint="c.pt", checkpoint_sha256="0" * 16, model="m", demo=False, avsbench_root="/x",
+                   f_group="video", resolution=224, results=[r])
+    md = results_markdown(run)
+    assert "F-score grouping: **video" in md and "DEMO" not in md
+    assert "| this run: m | zero-shot | measured | 50.00 | 0.600 |" in md
+    for p in PUBLISHED:
+        assert p.method in md
+    assert all(p.source for p in PUBLISHED)
+    assert np.isclose(PUBLISHED[0].s4_miou, 78.7) and PUBLISHED[1].s4_miou == 83.17
