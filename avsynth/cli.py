@@ -495,6 +495,10 @@ def train_cmd(
     lr_min: Optional[float] = typer.Option(None, "--lr-min", help="Learning-rate floor of the cosine."),
     grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model checkpoint (best.pt)."),
+    unfreeze: list[str] = typer.Option(
+        [], "--unfreeze", help="Also train parameters whose name starts with this (repeatable), "
+        "e.g. sam.image_encoder. for a tiny random SAM."
+    ),
     sam_checkpoint: Optional[Path] = typer.Option(None, "--sam-checkpoint", help="Local sam_vit_*.pth."),
     vggish_checkpoint: Optional[Path] = typer.Option(None, "--vggish-checkpoint", help="Local VGGish .pth."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
@@ -540,6 +544,7 @@ def train_cmd(
     result = train(TrainConfig(
         out=out, model=config, family=model, data=data, avsbench=bench, epochs=epochs,
         batch_size=batch_size, lr=lr, lr_min=lr_min, grad_accum=grad_accum, init=init,
+        unfreeze=tuple(unfreeze),
         sam_checkpoint=sam_checkpoint, vggish_checkpoint=vggish_checkpoint, resume=resume, seed=seed,
         num_workers=workers, val_split=val_split, f_group=f_group, audio_mode=audio, cpu=cpu,
         progress=not quiet, stop_after_epochs=stop_after,
@@ -603,7 +608,7 @@ def bench_cmd(
     ),
     f_group: str = typer.Option("batch4", "--f-group", help="F-score grouping: batch4 (official) or video."),
     resolution: str = typer.Option("224", "--resolution", help="224 (official) or native."),
-    out: Path = typer.Option(Path("bench-results"), "--out", "-o", help="Report directory."),
+    out: Path = typer.Option(Path("bench-out"), "--out", "-o", help="Report directory."),
     vggish_checkpoint: Optional[Path] = typer.Option(None, "--vggish-checkpoint", help="Local VGGish .pth."),
     sam_checkpoint: Optional[Path] = typer.Option(None, "--sam-checkpoint", help="Local sam_vit_*.pth."),
     epochs: int = typer.Option(10, "--epochs", help="Fine-tuning epochs per few-shot run (GAVS: 10)."),
@@ -613,6 +618,7 @@ def bench_cmd(
     workers: int = typer.Option(0, "--workers", "-j", help="DataLoader workers (loading / fine-tuning)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: GPU if any)."),
     no_overlays: bool = typer.Option(False, "--no-overlays", help="Skip the best/worst overlay PNGs."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
 ) -> None:
     """Benchmark a trained checkpoint on AVSBench with the official metrics.
 
@@ -637,6 +643,10 @@ def bench_cmd(
             "--config sama-avs-tiny --data demo-shards --out run`), then pass --checkpoint RUN/best.pt",
             param_hint="--checkpoint",
         )
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     target = (zero_shot_target or "none").lower()
     if target not in ("avsbench", "none"):
         raise typer.BadParameter("--zero-shot takes avsbench or none", param_hint="--zero-shot")

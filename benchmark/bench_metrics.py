@@ -11,7 +11,7 @@ Figures, one JSON line each:
     logits derived from the masks plus noise (no model: this measures loading + metrics).
 
 Usage: python benchmark/bench_metrics.py [--frames 200] [--loop-frames 20] [--videos 40]
-       [--workers 0] [--device cpu|cuda]
+       [--workers 0] [--device cpu|cuda] [--threads N]
 """
 
 from __future__ import annotations
@@ -131,7 +131,10 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=40)
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     emit(figure="env", torch=torch.__version__, threads=torch.get_num_threads(), device=args.device,
          load_avg_1m=round(os.getloadavg()[0], 2), cpus=os.cpu_count())
     bench_metrics(args.frames, args.loop_frames, args.device)

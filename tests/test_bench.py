@@ -150,7 +150,11 @@ def test_avs_v3_protocol_end_to_end_on_the_real_layout(v3_tree, tiny_ckpt, tmp_p
     assert unseen.skipped["unseen"] > 700  # the unseen videos this small tree lacks are counted
     assert shot.subset == "1_shot_test" and shot.videos == 3 and shot.setting["k_shot"] == 1
     ft = shot.setting["fine_tune"]
-    assert ft["train_frames"] == 30 and ft["val_frames"] == 20  # 3 v2 videos x 10; seen_val 2 x 10
+    meta = load_metadata(v3_tree).set_index("uid")
+    frames = {"v1s": 5, "v1m": 5, "v2": 10}
+    sel = P.select_avs_v3(meta.reset_index(), k_shots=[1])
+    assert ft["train_frames"] == sum(frames[meta.loc[u, "label"]] for u in sel.uids["1_shot_train"])
+    assert ft["val_frames"] == sum(frames[meta.loc[u, "label"]] for u in sel.uids["seen_val"])
     assert (tmp_path / "finetune" / "avs_v3-1shot" / "best.pt").is_file()
 
 
@@ -226,3 +230,19 @@ def test_report_names_grouping_and_marks_published_numbers():
         assert p.method in md
     assert all(p.source for p in PUBLISHED)
     assert np.isclose(PUBLISHED[0].s4_miou, 78.7) and PUBLISHED[1].s4_miou == 83.17
+
+
+def test_zero_shot_on_the_object_release_layout(tmp_path, tiny_ckpt):
+    from tests.avsbench_fixture import write_object_tree
+
+    root = tmp_path / "avsbench_data"
+    write_object_tree(root, "s4", [("a1", "dog", "test"), ("a2", "cat", "test"), ("a3", "dog", "train")],
+                      size_wh=(64, 64))
+    write_object_tree(root, "ms3", [("m1", "", "test")], size_wh=(64, 64))
+    assert P.is_object_release(root)
+    s4, ms3 = P.zero_shot(tiny_ckpt, root, opts=P.EvalOptions(f_group="video"))
+    assert (s4.videos, s4.frames, ms3.videos, ms3.frames) == (2, 10, 1, 5)
+    assert set(s4.per_category) == {"dog", "cat"}
+    cfg = P.BenchConfig(checkpoint=tiny_ckpt, out=tmp_path / "o", avsbench=root, avs_v3=True)
+    with pytest.raises(P.BenchError, match="semantic release"):
+        P.resolve_avsbench(cfg)

@@ -175,6 +175,13 @@ def test_checkpoint_trainable_only_rebuilds_from_sam_checkpoint(tmp_path):
     loaded = load_checkpoint(tmp_path / "small.pt").eval()
     images, audio, _ = batch()
     assert torch.equal(model(images, audio).logits, loaded(images, audio).logits)
+    moved = tmp_path / "elsewhere.pth"  # the SAM weights moved: override the stored path
+    (tmp_path / "sam_tiny.pth").rename(moved)
+    with pytest.raises(SourceError, match="sam_tiny.pth"):
+        load_checkpoint(tmp_path / "small.pt")
+    cfg["sam"]["checkpoint"] = str(moved)
+    relocated = load_checkpoint(tmp_path / "small.pt", config=cfg).eval()
+    assert torch.equal(model(images, audio).logits, relocated(images, audio).logits)
     cfg["sam"]["checkpoint"] = None
     model.config = cfg
     save_checkpoint(model, tmp_path / "orphan.pt", trainable_only=True)

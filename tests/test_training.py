@@ -51,8 +51,8 @@ def tiny_shards(tmp_path_factory) -> Path:
                           shards={"train": 2, "validation": 1, "test": 1})
 
 
-def _config(out: Path, data: Path, **kw) -> TrainConfig:
-    base = dict(out=out, model="sama-avs-tiny", data=str(data), epochs=2, batch_size=4, lr=1e-3,
+def _config(out: Path, data: Path | None, **kw) -> TrainConfig:
+    base = dict(out=out, model="sama-avs-tiny", data=None if data is None else str(data), epochs=2, batch_size=4, lr=1e-3,
                 num_workers=0, progress=False, log_every=1)
     base.update(kw)
     return TrainConfig(**base)
@@ -194,8 +194,8 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_shards, tmp_
 def test_two_process_gloo_run_covers_the_whole_validation_split(tiny_shards, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-           str(29500 + os.getpid() % 1000), "-m", "avsynth", "train", "--config", "sama-avs-tiny",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "avsynth", "train", "--config", "sama-avs-tiny",
            "--data", str(tiny_shards), "--out", str(out), "--epochs", "1", "--batch-size", "2",
            "--workers", "0", "--cpu", "--threads", "1", "--quiet"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
@@ -212,7 +212,7 @@ def test_two_process_gloo_run_covers_the_whole_validation_split(tiny_shards, tmp
 
 def test_bad_options_are_clear_errors(tiny_shards, tmp_path):
     with pytest.raises(TrainError, match="exactly one data source"):
-        train(_config(tmp_path / "x", tiny_shards, data=None))
+        train(_config(tmp_path / "x", None))
     with pytest.raises(TrainError, match="gavs model"):
         train(_config(tmp_path / "y", tiny_shards, family="sama-avs", model="gavs-tiny"))
     with pytest.raises(AvsynthError, match="nope"):
@@ -242,3 +242,64 @@ def test_finetune_on_the_demo_avsbench_tree(demo_corpus, tiny_shards, tmp_path, 
     assert 0.0 <= epoch["val_miou"] <= 1.0 and 0.0 <= epoch["val_fscore"] <= 1.0
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert (out / "best.pt").is_file()
+
+
+# --------------------------------------------------------------------------- does it listen?
+
+
+@pytest.fixture(scope="module")
+def listening_corpus(tmp_path_factory):
+    """A demo corpus of 5 categories (about 730 train and 75 validation rows of small images)."""
+    from avsynth.build import BuildOptions, SourcePaths, build
+    from avsynth.sources.demo import DemoSize, write_demo
+    from avsynth.training.baselines import LvisObjects
+
+    root = tmp_path_factory.mktemp("listen")
+    size = DemoSize("listen", images_per_category=60, val_every=5, clips_train=6, clips_test=2,
+                    missing_rows=1, extra_label_rows=1, v1s=(3, 2, 2), v1m=(2, 1, 1), avs_images=2,
+                    max_categories=5, width=(160, 240), height=(120, 180))
+    demo = write_demo(root / "demo", seed=0, scale=size, workers=2)
+    sources = SourcePaths(lvis_json=[demo.lvis_train_json, demo.lvis_val_json], coco_root=demo.coco_root,
+                          vggsound_csv=demo.vggsound_csv, vggsound_audio=demo.vggsound_audio)
+    build(BuildOptions(out=root / "shards", categories=",".join(demo.categories), sources=sources,
+                       sizes={"train": 5000, "validation": 500, "test": 500}, workers=2,
+                       rows_per_shard=100))
+    return root / "shards", LvisObjects([demo.lvis_train_json, demo.lvis_val_json])
+
+
+@pytest.mark.slow
+def test_tiny_sama_avs_learns_to_listen(listening_corpus, tmp_path):
+    """The core check: a tiny SAMA-AVS trained for a short CPU run segments the SOUNDING object
+    better than any audio-blind prediction (nothing, or every object in the image)."""
+    from avsynth.training.baselines import blind_baselines
+
+    shards, objects = listening_corpus
+    base = blind_baselines(shards, "validation", objects)
+    assert base["nothing"]["miou"] == 0.0
+    blind = max(base["nothing"]["miou"], base["all_objects"]["miou"])
+    assert 0.2 < blind < 0.5  # every image shows 2-4 objects, one of them sounding
+    result = train(TrainConfig(out=tmp_path / "listen", model="sama-avs-tiny", data=str(shards), epochs=5,
+                               batch_size=2, lr=1e-3, unfreeze=("sam.image_encoder.",), num_workers=0,
+                               progress=False, log_every=50))
+    final = result.history[-1]
+    assert final["val_frames"] == base["all_objects"]["frames"]
+    print(json.dumps({"val_miou": final["val_miou"], "all_objects": base["all_objects"]["miou"],
+                      "samples_per_s": result.samples_per_s}))
+    assert final["val_miou"] > blind + 0.05, (final["val_miou"], blind)
+
+
+def test_cli_refuses_to_overwrite_a_run_without_resume(tiny_shards, tmp_path):
+    from typer.testing import CliRunner
+
+    from avsynth.cli import app
+
+    out = tmp_path / "cli"
+    args = ["train", "--config", "sama-avs-tiny", "--data", str(tiny_shards), "--out", str(out),
+            "--epochs", "1", "--batch-size", "4", "--workers", "0", "--quiet", "--stop-after-epochs", "1"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "best validation mIoU" in first.output
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 2 and "--resume" in again.output and "Traceback" not in again.output
+    bad = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "other"), "--model", "gavs"])
+    assert bad.exit_code == 2 and "gavs" in bad.output

@@ -44,7 +44,9 @@ AVSS (semantic), per frame, from ``argmax(softmax(logits))`` (or given label map
     counts (as the official histogram does). The official "noBg" figure is
     ``mean(per_class[:-1])``, which drops the LAST class although background is class 0 in the
     released palette; ``AVSSMetric.compute`` reports both the true no-background mean and that
-    official slice.
+    official slice. The official AVSS test loader also pads v1s / v1m videos (5 frames) to 10 with
+    black frames and background masks, and those padded frames are scored too: pass
+    ``pad_to=10`` to ``AVSBenchDataset`` and score ``annotated | padded`` frames to reproduce it.
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ from avsynth.errors import AvsynthError, SourceError
 from avsynth.evaluation.avsbench import (
     OFFICIAL_SIZE,
     AVSBenchDataset,
+    AVSBenchObjectDataset,
     AVSBenchVideo,
     load_avs_v3_split,
     load_metadata,
@@ -169,7 +170,7 @@ def _first(batch: list) -> Any:
     return batch[0]
 
 
-def avsbench_samples(dataset: AVSBenchDataset, embedder: WindowEmbedder,
+def avsbench_samples(dataset: AVSBenchDataset | AVSBenchObjectDataset, embedder: WindowEmbedder,
                      num_workers: int = 0) -> Iterator[VideoSample]:
     """The videos of an AVSBench dataset (binary mode) as :class:`VideoSample`, in order."""
     if getattr(dataset, "mode", "binary") != "binary":
@@ -188,17 +189,20 @@ def avsbench_samples(dataset: AVSBenchDataset, embedder: WindowEmbedder,
 
 
 def shard_samples(source: str | Path, split: str, embedder: WindowEmbedder,
-                  limit: int | None = None) -> Iterator[VideoSample]:
+                  limit: int | None = None, ids: Iterable[str] | None = None) -> Iterator[VideoSample]:
     """The rows of a shard split as one-frame :class:`VideoSample` (native resolution, the row's
-    own clip embedded whole, as the trainer's validation does)."""
+    own clip embedded whole, as the trainer's validation does); ``ids`` keeps only those rows."""
     from avsynth.media.audio import decode_audio
     from avsynth.media.mask import decode_png, resize_nearest
     from avsynth.shards.reader import ShardReader, decode_image
 
     reader = ShardReader(source, split, ["id", "category", "image", "mask", "audio"])
+    wanted = None if ids is None else set(ids)
     for n, row in enumerate(reader.iter_rows()):
         if limit is not None and n >= limit:
             return
+        if wanted is not None and str(row["id"]) not in wanted:
+            continue
         where = f"{source} {split} row {row['id']!r}"
         try:
             image = decode_image(row["image"]["bytes"]).permute(1, 2, 0).numpy()
@@ -379,13 +383,24 @@ def load_model(checkpoint: str | Path, config: dict, device: torch.device | None
 # --------------------------------------------------------------------------- AVSBench protocols
 
 
+def is_object_release(root: str | Path) -> bool:
+    """Whether ``root`` is the old AVSBench object release (``Single-source/`` / ``Multi-sources/``)."""
+    root = Path(root)
+    return not (root / "metadata.csv").is_file() and ((root / "Single-source").is_dir()
+                                                      or (root / "Multi-sources").is_dir())
+
+
 def avsbench_dataset(root: str | Path, subset: str, split: str | None, resolution: int | None,
-                     uids: Sequence[str] | None = None) -> AVSBenchDataset:
-    """A binary AVSBench dataset (the semantic release layout), errors naming missing files."""
+                     uids: Sequence[str] | None = None) -> AVSBenchDataset | AVSBenchObjectDataset:
+    """A binary AVSBench dataset: the semantic release (``metadata.csv``) or the old object
+    release (detected); a missing file is an error naming it."""
+    if is_object_release(root):
+        return AVSBenchObjectDataset(root, subset, split, resolution=resolution, uids=uids)
     return AVSBenchDataset(root, subset, split, resolution=resolution, mode="binary", uids=uids)
 
 
-def evaluate_avsbench(model: AVSegmenter, embedder: WindowEmbedder, dataset: AVSBenchDataset,
+def evaluate_avsbench(model: AVSegmenter, embedder: WindowEmbedder,
+                      dataset: AVSBenchDataset | AVSBenchObjectDataset,
                       opts: EvalOptions) -> dict:
     """:func:`evaluate` over an AVSBench dataset."""
     return evaluate(model, avsbench_samples(dataset, embedder, opts.num_workers), f_group=opts.f_group,
@@ -724,11 +739,12 @@ def video_examples(checkpoint: str | Path, config: dict, result: EvalResult, roo
     uids = [c[1]["uid"] for c in chosen]
     if result.dataset == "shards":
         wanted = set(uids)
-        samples = {s.uid: s for s in shard_samples(shard_dir or result.subset, result.split or "test", embedder)
-                   if s.uid in wanted}
+        samples = {s.uid: s for s in shard_samples(shard_dir or result.subset, result.split or "test",
+                                                   embedder, ids=wanted)}
     else:
         subset = result.subset if result.dataset == "avsbench" else "all"
-        ds = AVSBenchDataset(root, subset, result.split, resolution=opts.resolution, mode="binary", uids=uids)
+        ds = (avsbench_dataset(root, subset, result.split, opts.resolution, uids) if result.dataset == "avsbench"
+              else AVSBenchDataset(root, subset, result.split, resolution=opts.resolution, mode="binary", uids=uids))
         samples = {s.uid: s for s in avsbench_samples(ds, embedder)}
     dev = resolve_device(opts.device)
     model.eval().to(dev)
@@ -814,8 +830,12 @@ def resolve_config(cfg: BenchConfig) -> dict:
 def resolve_avsbench(cfg: BenchConfig) -> tuple[Path, bool]:
     """(AVSBench root, whether it is the demo tree)."""
     if cfg.avsbench is not None:
-        if not (Path(cfg.avsbench) / "metadata.csv").is_file():
-            raise BenchError(f"{cfg.avsbench}: not an AVSBench semantic-release root (no metadata.csv)")
+        if not (Path(cfg.avsbench) / "metadata.csv").is_file() and not is_object_release(cfg.avsbench):
+            raise BenchError(f"{cfg.avsbench}: not an AVSBench root (no metadata.csv of the semantic "
+                             "release, no Single-source/ or Multi-sources/ of the object release)")
+        if (cfg.avs_v3 or cfg.k_shots) and is_object_release(cfg.avsbench):
+            raise BenchError(f"{cfg.avsbench}: AVS-V3 needs the AVSBench semantic release (metadata.csv "
+                             "with the v1m and v2 videos), not the object release")
         return Path(cfg.avsbench), False
     from avsynth.sources.demo import DemoCorpus, ensure_demo
 
@@ -921,6 +941,7 @@ __all__ = [
     "checkpoint_config",
     "evaluate",
     "evaluate_avsbench",
+    "is_object_release",
     "few_shot",
     "fine_tune",
     "fingerprint",

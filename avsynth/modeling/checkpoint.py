@@ -64,10 +64,18 @@ def read_checkpoint(path: str | Path) -> dict:
     return dict(payload)
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str | None = None) -> AVSegmenter:
-    """Rebuild the model saved by :func:`save_checkpoint`; every stored key must match."""
+def load_checkpoint(
+    path: str | Path,
+    device: torch.device | str | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> AVSegmenter:
+    """Rebuild the model saved by :func:`save_checkpoint`; every stored key must match.
+
+    ``config`` replaces the stored config (e.g. the same config with this machine's local SAM
+    checkpoint path); by default the stored one is used.
+    """
     payload = read_checkpoint(path)
-    cfg = payload["config"]
+    cfg = validate_config(config, str(path)) if config is not None else payload["config"]
     partial = bool(payload["trainable_only"])
     if partial and not cfg["sam"].get("checkpoint"):
         raise CheckpointError(

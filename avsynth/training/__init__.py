@@ -1,0 +1,13 @@
+"""Training: SAMA-AVS / AP-SAM / GAVS on shards (pre-training) and AVSBench (fine-tuning).
+
+``train(TrainConfig(...)) -> TrainResult`` is the entry point (``avsynth train`` on the command
+line); see :mod:`avsynth.training.trainer`. Modules: ``data`` (samples and datasets),
+``embeddings`` (cached frozen-VGGish clip embeddings), ``recipe`` (optimizer and LR schedule),
+``validation`` (scores gathered over all ranks), ``state`` (resumable checkpoints), ``runlog``
+(JSON lines, TensorBoard, progress bar), ``baselines`` (audio-blind reference predictions).
+The losses are the models' own (:mod:`avsynth.modeling.losses`, ``model.loss``).
+"""
+
+from avsynth.training.trainer import TrainConfig, TrainError, TrainResult, train
+
+__all__ = ["TrainConfig", "TrainError", "TrainResult", "train"]

@@ -80,7 +80,9 @@ class TrainConfig:
     ``hf://datasets/ORG/NAME``) or ``avsbench`` (fine-tuning; see :class:`AVSBenchSource`).
     ``audio_mode``: ``real``; ``zero`` / ``shuffle`` (audio zeroed / taken from another sample of
     the batch) train an audio-blind control. ``stop_after_epochs`` ends this invocation after that
-    many epochs (checkpoint written; ``resume`` continues).
+    many epochs (checkpoint written; ``resume`` continues). ``unfreeze``: parameter-name prefixes
+    trained in addition to the model's own choice (e.g. ``sam.image_encoder.`` for a tiny model
+    whose SAM is random, not pre-trained: a frozen random encoder is no stand-in for SAM's).
     """
 
     out: Path
@@ -96,6 +98,7 @@ class TrainConfig:
     grad_accum: int | None = None
     max_grad_norm: float | None = None
     init: Path | None = None
+    unfreeze: tuple[str, ...] = ()
     sam_checkpoint: Path | None = None
     vggish_checkpoint: Path | None = None
     resume: bool = False
@@ -120,11 +123,15 @@ class TrainConfig:
         d = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, AVSBenchSource):
+            if isinstance(v, tuple):
+                v = list(v)
+            elif isinstance(v, AVSBenchSource):
                 v = {k: (str(x) if isinstance(x, Path) else (list(x) if isinstance(x, tuple) else x))
                      for k, x in asdict(v).items()}
             elif isinstance(v, Path):
                 v = str(v)
+            elif f.name == "storage_options" and v:
+                v = {k: "<redacted>" for k in v}  # may hold credentials; never logged
             d[f.name] = v
         return d
 
@@ -276,6 +283,15 @@ class Trainer:
     # ---- model ----------------------------------------------------------------------------
     def _build_model(self):
         model = build_model(self.model_config)
+        names = [n for n, _ in model.named_parameters()]
+        for prefix in self.config.unfreeze:
+            hits = [n for n in names if n.startswith(prefix)]
+            if not hits:
+                raise TrainError(f"--unfreeze {prefix!r} matches no parameter of {self.model_config['name']} "
+                                 f"(names look like {names[0]!r})")
+            for n, p in model.named_parameters():
+                if n.startswith(prefix):
+                    p.requires_grad_(True)
         if self.config.init is not None and not self.resuming:
             payload = read_checkpoint(self.config.init)
             report = load_state_checked(model, payload["state_dict"], self.config.init)
@@ -319,10 +335,12 @@ class Trainer:
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise TrainError(f"{self.last_dir}/state.pt is not an {STATE_FORMAT} file")
         saved = state.get("run", {})
-        for key in ("seed", "audio_mode"):
-            if saved.get(key) != getattr(self.config, key):
-                raise TrainError(f"cannot resume {self.run_dir}: it was started with {key}="
-                                 f"{saved.get(key)!r}, now {getattr(self.config, key)!r}")
+        for key in ("seed", "audio_mode", "unfreeze"):
+            then, now = saved.get(key), getattr(self.config, key)
+            then, now = (tuple(x) if isinstance(x, (list, tuple)) else x for x in (then, now))
+            if then != now:
+                raise TrainError(f"cannot resume {self.run_dir}: it was started with {key}={then!r}, "
+                                 f"now {now!r}")
         if saved.get("model") != self.model_config["name"]:
             raise TrainError(f"cannot resume {self.run_dir}: it trains {saved.get('model')!r}, "
                              f"not {self.model_config['name']!r}")
@@ -415,6 +433,7 @@ class Trainer:
                                           "train/epoch_samples_per_s": record["samples_per_s"]})
                 self._save_last(model, optimizer, schedule, {
                     **state, "run": {"seed": cfg.seed, "audio_mode": cfg.audio_mode,
+                                     "unfreeze": tuple(cfg.unfreeze),
                                      "model": self.model_config["name"]}})
                 epochs_run += 1
         finally:
