@@ -496,8 +496,8 @@ def train_cmd(
     grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model checkpoint (best.pt)."),
     unfreeze: list[str] = typer.Option(
-        [], "--unfreeze", help="Also train parameters whose name starts with this (repeatable), "
-        "e.g. sam.image_encoder. for a tiny random SAM."
+        [], "--unfreeze", help="Also train parameters whose name starts with this (repeatable; default: "
+        "the config's train.unfreeze), e.g. sam.image_encoder. for a tiny random SAM."
     ),
     sam_checkpoint: Optional[Path] = typer.Option(None, "--sam-checkpoint", help="Local sam_vit_*.pth."),
     vggish_checkpoint: Optional[Path] = typer.Option(None, "--vggish-checkpoint", help="Local VGGish .pth."),
@@ -521,12 +521,16 @@ def train_cmd(
     uids_file: Optional[Path] = typer.Option(
         None, "--uids-file", help="AVSBench: train on these videos (AVS-V3 csv or one uid per line)."
     ),
+    val_uids_file: Optional[Path] = typer.Option(
+        None, "--val-uids-file", help="AVSBench: validate on these videos (default: the val split)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train SAMA-AVS / AP-SAM / GAVS on shards, or fine-tune on AVSBench (--avsbench).
 
-    Single process: `avsynth train ...`; several GPUs or nodes: `accelerate launch [--multi_gpu
-    --num_processes N] -m avsynth train ...` (or torchrun). Writes RUN/last/ every epoch,
+    Single process: `avsynth train ...`; several GPUs or nodes: `accelerate launch --multi_gpu
+    --num_processes N -m avsynth train ...` or `torchrun --nproc_per_node N -m avsynth train ...`
+    (add --cpu for gloo on CPUs). Writes RUN/last/ every epoch,
     RUN/best.pt (best validation mIoU over all ranks), RUN/log.jsonl and RUN/tensorboard/."""
     from avsynth.training.data import AVSBenchSource, read_uids_file
     from avsynth.training.trainer import TrainConfig, train
@@ -540,11 +544,12 @@ def train_cmd(
         bench = AVSBenchSource(
             root=avsbench, subset=subset, fraction=fraction, k_shot=k_shot,
             uids=read_uids_file(uids_file) if uids_file is not None else None,
+            val_uids=read_uids_file(val_uids_file) if val_uids_file is not None else None,
         )
     result = train(TrainConfig(
         out=out, model=config, family=model, data=data, avsbench=bench, epochs=epochs,
         batch_size=batch_size, lr=lr, lr_min=lr_min, grad_accum=grad_accum, init=init,
-        unfreeze=tuple(unfreeze),
+        unfreeze=tuple(unfreeze) if unfreeze else None,
         sam_checkpoint=sam_checkpoint, vggish_checkpoint=vggish_checkpoint, resume=resume, seed=seed,
         num_workers=workers, val_split=val_split, f_group=f_group, audio_mode=audio, cpu=cpu,
         progress=not quiet, stop_after_epochs=stop_after,

@@ -101,7 +101,7 @@ def stage_times(demo, sample_rows: int = 300) -> dict:
     for r in specs:
         inst = r.instances[0]
         a = cpu(); img = read_image(inst.image_path); b = cpu()
-        png = encode_png(rasterize(inst.mask, img.width, img.height)); c = cpu()
+        encode_png(rasterize(inst.mask, img.width, img.height)); c = cpu()
         wav = load_window(r.clip.path, r.audio_offset_s, r.audio_seconds, target_sr=16000)
         encode_audio(wav, 16000, fmt="flac"); d = cpu()
         t["image_read"] += b - a

@@ -55,9 +55,15 @@ def frames_of(dss: list[AVSBenchDataset]) -> int:
     return sum(sum(v.num_frames for v in ds.videos) for ds in dss)
 
 
-def timed(fn):
+def evaluate_all(model, emb, dss: list[AVSBenchDataset], args) -> list[dict]:
+    """protocols.evaluate over each dataset (load + VGGish + model + metric)."""
+    return [P.evaluate(model, P.avsbench_samples(ds, emb, args.workers), f_group="batch4",
+                       batch_frames=16, device=args.device) for ds in dss]
+
+
+def timed(fn, *args):
     t0, c0 = time.perf_counter(), time.process_time()
-    out = fn()
+    out = fn(*args)
     return time.perf_counter() - t0, time.process_time() - c0, out
 
 
@@ -98,14 +104,7 @@ def main() -> None:
         dss = datasets(root, limit)
         n = frames_of(dss)
 
-        def run():
-            out = []
-            for ds in dss:
-                out.append(P.evaluate(model, P.avsbench_samples(ds, emb, args.workers), f_group="batch4",
-                                      batch_frames=16, device=args.device))
-            return out
-
-        wall, cpu, res = timed(run)
+        wall, cpu, res = timed(evaluate_all, model, emb, dss, args)
         emit(figure="end_to_end", config=name, image_size=int(model.image_size), frames=n,
              videos=sum(r["videos"] for r in res), seconds=wall, cpu_seconds=cpu, frames_per_s=n / wall,
              ms_per_frame=1000 * wall / n, **common)

@@ -45,7 +45,7 @@ def corpus(root: Path, categories: int, images: int, seed: int) -> tuple[Path, L
                           vggsound_csv=demo.vggsound_csv, vggsound_audio=demo.vggsound_audio)
     build(BuildOptions(out=root / "shards", categories=",".join(demo.categories), sources=sources,
                        sizes={"train": 5000, "validation": 500, "test": 500}, workers=2,
-                       rows_per_shard=100, seed=seed))
+                       rows_per_shard=100, seed=seed), progress=False)
     return root / "shards", LvisObjects([demo.lvis_train_json, demo.lvis_val_json])
 
 

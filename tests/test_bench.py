@@ -246,3 +246,18 @@ def test_zero_shot_on_the_object_release_layout(tmp_path, tiny_ckpt):
     cfg = P.BenchConfig(checkpoint=tiny_ckpt, out=tmp_path / "o", avsbench=root, avs_v3=True)
     with pytest.raises(P.BenchError, match="semantic release"):
         P.resolve_avsbench(cfg)
+
+
+def test_checkpoint_and_config_mismatches_are_bench_errors(tiny_ckpt, tmp_path):
+    cfg = load_config("sama-avs-tiny")
+    partial = save_checkpoint(build_model(cfg), tmp_path / "partial.pt", cfg, trainable_only=True)
+    with pytest.raises(P.BenchError, match="--sam-checkpoint"):
+        P.load_model(partial, P.checkpoint_config(partial))
+    bench = P.BenchConfig(checkpoint=tiny_ckpt, out=tmp_path / "o", config="gavs-tiny")
+    with pytest.raises(P.BenchError, match="gavs model"):
+        P.resolve_config(bench)
+    same = P.resolve_config(P.BenchConfig(checkpoint=tiny_ckpt, out=tmp_path / "o", config="sama-avs-tiny",
+                                          model="sama-avs"))
+    assert same["family"] == "sama_avs"
+    with pytest.raises(P.BenchError, match="few-shot needs"):
+        P.few_shot(tiny_ckpt, tmp_path, out_dir=tmp_path)

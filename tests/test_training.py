@@ -52,8 +52,8 @@ def tiny_shards(tmp_path_factory) -> Path:
 
 
 def _config(out: Path, data: Path | None, **kw) -> TrainConfig:
-    base = dict(out=out, model="sama-avs-tiny", data=None if data is None else str(data), epochs=2, batch_size=4, lr=1e-3,
-                num_workers=0, progress=False, log_every=1)
+    base = {"out": out, "model": "sama-avs-tiny", "data": None if data is None else str(data), "epochs": 2,
+            "batch_size": 4, "lr": 1e-3, "num_workers": 0, "progress": False, "log_every": 1}
     base.update(kw)
     return TrainConfig(**base)
 
@@ -69,6 +69,11 @@ def test_recipe_follows_the_paper_config_and_overrides():
     assert resolve_recipe(load_config("gavs-vit-b")["train"], {}).lr == 1e-3
     with pytest.raises(AvsynthError, match="unknown keys"):
         resolve_recipe({"learning_rate": 1}, {})
+    tiny = resolve_recipe({"unfreeze": ["sam.image_encoder."]}, {"unfreeze": None})
+    assert tiny.unfreeze == ("sam.image_encoder.",) and r.unfreeze == ()
+    assert resolve_recipe({"unfreeze": ["a."]}, {"unfreeze": ("b.",)}).unfreeze == ("b.",)
+    with pytest.raises(AvsynthError, match="prefixes"):
+        resolve_recipe({"unfreeze": [1]}, {})
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = CosineSchedule(opt, r)
     assert sched.set(0.0) == pytest.approx(2e-4)
@@ -198,7 +203,7 @@ def test_two_process_gloo_run_covers_the_whole_validation_split(tiny_shards, tmp
            "-m", "avsynth", "train", "--config", "sama-avs-tiny",
            "--data", str(tiny_shards), "--out", str(out), "--epochs", "1", "--batch-size", "2",
            "--workers", "0", "--cpu", "--threads", "1", "--quiet"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "best validation mIoU" in proc.stdout
     events = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
@@ -208,6 +213,16 @@ def test_two_process_gloo_run_covers_the_whole_validation_split(tiny_shards, tmp
     assert epoch["val_frames"] == 6  # 3 frames scored on each rank, gathered
     assert epoch["samples"] == 12  # each rank trained on its own row group of 6 rows
     assert sorted(p.name for p in (out / "last").iterdir()) == ["model.pt", "rng-0.pt", "rng-1.pt", "state.pt"]
+    # the figure gathered over both ranks is the single-process figure on the whole split
+    from avsynth.training.validation import evaluate_dataset
+
+    model = load_checkpoint(out / "last" / "model.pt")
+    emb = build_audio_embeddings(model.config)
+    full = evaluate_dataset(model, ShardFrames(tiny_shards, "validation",
+                                               ShardRowTransform(InputSpec.of(model), emb, keep_mask=True)))
+    assert full["frames"] == 6
+    assert epoch["val_miou"] == pytest.approx(full["miou"], abs=1e-9)
+    assert epoch["val_fscore"] == pytest.approx(full["fscore"], abs=1e-9)
 
 
 def test_bad_options_are_clear_errors(tiny_shards, tmp_path):
@@ -263,7 +278,7 @@ def listening_corpus(tmp_path_factory):
                           vggsound_csv=demo.vggsound_csv, vggsound_audio=demo.vggsound_audio)
     build(BuildOptions(out=root / "shards", categories=",".join(demo.categories), sources=sources,
                        sizes={"train": 5000, "validation": 500, "test": 500}, workers=2,
-                       rows_per_shard=100))
+                       rows_per_shard=100), progress=False)
     return root / "shards", LvisObjects([demo.lvis_train_json, demo.lvis_val_json])
 
 
@@ -303,3 +318,55 @@ def test_cli_refuses_to_overwrite_a_run_without_resume(tiny_shards, tmp_path):
     assert again.exit_code == 2 and "--resume" in again.output and "Traceback" not in again.output
     bad = CliRunner().invoke(app, [*args[:-2], "--out", str(tmp_path / "other"), "--model", "gavs"])
     assert bad.exit_code == 2 and "gavs" in bad.output
+
+
+def test_with_a_sam_checkpoint_only_trained_weights_are_saved_and_resume_works(tiny_shards, tmp_path):
+    from avsynth.modeling.sam import build_sam, sam_arch
+
+    torch.manual_seed(3)
+    sam_path = tmp_path / "sam_tiny.pth"
+    torch.save(build_sam(sam_arch("tiny")).state_dict(), sam_path)
+    run = tmp_path / "sam"
+    train(_config(run, tiny_shards, sam_checkpoint=sam_path, stop_after_epochs=1))
+    payload = read_checkpoint(run / "last" / "model.pt")
+    assert payload["trainable_only"] and payload["config"]["sam"]["checkpoint"] == str(sam_path)
+    assert not any(k.startswith("sam.image_encoder.") for k in payload["state_dict"])
+    result = train(_config(run, tiny_shards, sam_checkpoint=sam_path, resume=True))
+    assert result.completed and len(result.history) == 2
+    model = load_checkpoint(run / "best.pt")  # frozen SAM rebuilt from the checkpoint path
+    reference = torch.load(sam_path, weights_only=True)
+    enc = "image_encoder.patch_embed.proj.weight"
+    assert torch.equal(model.sam.state_dict()[enc], reference[enc])
+
+
+def test_avsbench_uids_select_videos_across_splits(demo_corpus, tmp_path):
+    from avsynth.training.data import avsbench_datasets, read_uids_file
+
+    root = Path(demo_corpus.avsbench_root)
+    base = AVSBenchSource(root, subset="s4")
+    train_uid, val_uid = base.videos("train")[0].uid, base.videos("val")[0].uid
+    uids_csv = tmp_path / "v3_1_shot_train.csv"  # the AVS-V3 file layout: a csv with a uid column
+    uids_csv.write_text(f"vid,uid,s_min,s_sec,a_obj,split,label\nx,{train_uid},,,,v3,v1s\ny,{val_uid},,,,v3,v1s\n")
+    source = AVSBenchSource(root, subset="s4", uids=read_uids_file(uids_csv), val_uids=(val_uid,))
+    emb = build_audio_embeddings(load_config("sama-avs-tiny"))
+    train_frames, val_frames = avsbench_datasets(source, InputSpec(64), emb, seed=0)
+    assert len(train_frames) == 1 + 5  # S4 train: frame 0 annotated; S4 val: all 5
+    assert len(val_frames) == 5 and {val_frames[i]["group"] for i in range(5)} == {val_uid}
+    s = val_frames[0]
+    assert s["mask"].shape == (224, 224) and s["image"].shape == (3, 64, 64)
+    with pytest.raises(AvsynthError, match="uid"):
+        avsbench_datasets(AVSBenchSource(root, uids=("nope",)), InputSpec(64), emb, seed=0)
+
+
+def test_gradient_accumulation_matches_the_larger_batch(tiny_shards, tmp_path):
+    big = train(_config(tmp_path / "b4", tiny_shards, epochs=1, batch_size=4))
+    acc = train(_config(tmp_path / "b2x2", tiny_shards, epochs=1, batch_size=2, grad_accum=2))
+    assert big.history[0]["steps"] == acc.history[0]["steps"] == 3
+    assert acc.history[0]["batches"] == 6
+    a, b = _state(tmp_path / "b4" / "last" / "model.pt"), _state(tmp_path / "b2x2" / "last" / "model.pt")
+    from avsynth.modeling.registry import build_model
+
+    init = build_model(load_config("sama-avs-tiny")).state_dict()
+    moved = max(float((a[k] - init[k]).abs().max()) for k in a)
+    assert moved > 1e-3  # three AdamW steps at lr 1e-3
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4  # same updates up to rounding

@@ -8,7 +8,8 @@ clip for a shard row), logits through the model's ``postprocess`` back to the gr
 resolution (224 x 224 by default, the official evaluation size), and the scores through
 :class:`avsynth.evaluation.metrics.AVSBenchMetric` with the F-score grouping named in every result.
 
-Protocols (each returns JSON-serialisable dicts, see :class:`EvalResult`):
+Protocols (each returns :class:`EvalResult` records; ``to_dict()`` is JSON-serialisable). AVSBench
+roots are the semantic release (``metadata.csv``) or the old object release (detected):
 
 * :func:`zero_shot`: the checkpoint as given, on S4 / MS3 ``split`` (default test).
 * :func:`few_shot`: for each fraction of the train videos per class (or k videos per class), a
@@ -22,6 +23,9 @@ Protocols (each returns JSON-serialisable dicts, see :class:`EvalResult`):
   on the demo tree (whose videos have other uids) the same class split is applied by name
   (:func:`select_avs_v3`), which the results say.
 * :func:`synthetic_test`: a shard directory's test split (each row is its own "video").
+
+:func:`run_bench` runs what a :class:`BenchConfig` asks for (the ``avsynth bench`` command) and
+writes the report (:mod:`avsynth.evaluation.report`).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from avsynth.evaluation.avsbench import (
 )
 from avsynth.evaluation.metrics import F_GROUPS, AVSBenchMetric, frame_iou
 from avsynth.modeling.base import AVSegmenter
-from avsynth.modeling.checkpoint import read_checkpoint
+from avsynth.modeling.checkpoint import load_checkpoint, read_checkpoint
 from avsynth.modeling.vggish import VGGishEmbedder
 from avsynth.training.data import AVSBenchSource
 
@@ -362,22 +366,12 @@ def checkpoint_config(checkpoint: str | Path, sam_checkpoint: Path | None = None
 def load_model(checkpoint: str | Path, config: dict, device: torch.device | None = None) -> AVSegmenter:
     """Rebuild a checkpoint's model from ``config`` (the stored config, possibly with local weight
     paths overridden); a partial checkpoint takes its frozen SAM from ``config``'s SAM path. Every
-    stored key must fit the model."""
-    from avsynth.modeling.registry import build_model
-    from avsynth.modeling.sam import load_state_checked
-
+    stored key must fit the model (:func:`avsynth.modeling.checkpoint.load_checkpoint`)."""
     payload = read_checkpoint(checkpoint)
-    partial = bool(payload["trainable_only"])
-    if partial and not config["sam"].get("checkpoint"):
+    if payload["trainable_only"] and not config["sam"].get("checkpoint"):
         raise BenchError(f"{checkpoint}: stores only the trained weights; give the SAM weights it was "
                          "trained from with --sam-checkpoint")
-    model = build_model(config, load_weights=partial)
-    report = load_state_checked(model, payload["state_dict"], checkpoint)
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    missing = [k for k in report.missing if not partial or k in trainable]
-    if missing or report.unexpected:
-        raise BenchError(f"{checkpoint}: does not fit its config's model: {report.summary()}")
-    return model.to(device) if device is not None else model
+    return load_checkpoint(checkpoint, device=device, config=config)
 
 
 # --------------------------------------------------------------------------- AVSBench protocols
@@ -409,12 +403,14 @@ def evaluate_avsbench(model: AVSegmenter, embedder: WindowEmbedder,
 
 def zero_shot(checkpoint: str | Path, root: str | Path, *, subsets: Sequence[str] = BENCH_SUBSETS,
               split: str = "test", opts: EvalOptions | None = None, config: dict | None = None,
-              notes: Sequence[str] = ()) -> list[EvalResult]:
-    """The checkpoint as given, evaluated on each AVSBench ``subset``'s ``split``."""
+              notes: Sequence[str] = (), model: AVSegmenter | None = None,
+              embedder: WindowEmbedder | None = None) -> list[EvalResult]:
+    """The checkpoint as given, evaluated on each AVSBench ``subset``'s ``split`` (``model`` /
+    ``embedder``: the already loaded checkpoint and its VGGish, to avoid reloading them)."""
     opts = opts or EvalOptions()
     config = config or checkpoint_config(checkpoint)
-    model = load_model(checkpoint, config)
-    embedder = WindowEmbedder(config)
+    model = model or load_model(checkpoint, config)
+    embedder = embedder or WindowEmbedder(config)
     out = []
     for subset in subsets:
         _check_subset(subset)
@@ -432,6 +428,10 @@ def _check_subset(subset: str) -> None:
         raise BenchError(f"--subsets takes {', '.join(BENCH_SUBSETS)}; got {subset!r}")
 
 
+def _on_cpu(opts: EvalOptions) -> bool:
+    return resolve_device(opts.device).type == "cpu"
+
+
 def _fresh_dir(path: Path) -> Path:
     if path.exists():
         shutil.rmtree(path)
@@ -440,8 +440,9 @@ def _fresh_dir(path: Path) -> Path:
 
 
 def fine_tune(checkpoint: str | Path, config: dict, source, run_dir: Path, ft: FineTuneOptions,
-              f_group: str, cache_dir: Path | None = None) -> tuple[Path, dict]:
-    """Fine-tune a copy of ``checkpoint`` on an AVSBench source through the trainer.
+              f_group: str, cache_dir: Path | None = None, cpu: bool = False) -> tuple[Path, dict]:
+    """Fine-tune a copy of ``checkpoint`` on an AVSBench source through the trainer (on the GPU
+    when there is one, unless ``cpu``).
 
     ``run_dir`` is replaced. Returns (the best checkpoint by validation mIoU, a summary of the run).
     """
@@ -451,7 +452,7 @@ def fine_tune(checkpoint: str | Path, config: dict, source, run_dir: Path, ft: F
     result = train(TrainConfig(
         out=run_dir, model=config, avsbench=source, init=Path(checkpoint), epochs=ft.epochs,
         batch_size=ft.batch_size, lr=ft.lr, seed=ft.seed, num_workers=ft.num_workers,
-        progress=False, f_group=f_group, embedding_cache=cache_dir, log_every=1_000_000,
+        progress=False, f_group=f_group, embedding_cache=cache_dir, log_every=1_000_000, cpu=cpu,
     ))
     best = run_dir / "best.pt"
     if not best.is_file():
@@ -468,7 +469,7 @@ def few_shot(checkpoint: str | Path, root: str | Path, *, subsets: Sequence[str]
              fractions: Sequence[float] | None = None, k_shots: Sequence[int] | None = None,
              split: str = "test", out_dir: str | Path, opts: EvalOptions | None = None,
              ft: FineTuneOptions | None = None, config: dict | None = None,
-             notes: Sequence[str] = ()) -> list[EvalResult]:
+             notes: Sequence[str] = (), embedder: WindowEmbedder | None = None) -> list[EvalResult]:
     """For each subset and each fraction (or k), fine-tune the checkpoint on that share of the
     AVSBench train videos (per class, seeded; validation on the val split) and evaluate the best
     epoch on ``split``. Runs live in ``out_dir/finetune/{subset}-{fraction|k}{value}``."""
@@ -482,7 +483,7 @@ def few_shot(checkpoint: str | Path, root: str | Path, *, subsets: Sequence[str]
         if k < 1:
             raise BenchError(f"--few-shot-k values must be >= 1, got {k}")
     config = config or checkpoint_config(checkpoint, ft.sam_checkpoint, ft.vggish_checkpoint)
-    embedder = WindowEmbedder(config)
+    embedder = embedder or WindowEmbedder(config)
     settings = [("fraction", float(f)) for f in fractions or ()] + [("k_shot", int(k)) for k in k_shots or ()]
     out_dir = Path(out_dir)
     results = []
@@ -493,7 +494,7 @@ def few_shot(checkpoint: str | Path, root: str | Path, *, subsets: Sequence[str]
             source = AVSBenchSource(root=Path(root), subset=subset, **{kind: value})
             run_dir = out_dir / "finetune" / f"{subset}-{kind}{value:g}"
             best, summary = fine_tune(checkpoint, config, source, run_dir, ft, opts.f_group,
-                                      out_dir / "cache" / "vggish")
+                                      out_dir / "cache" / "vggish", cpu=_on_cpu(opts))
             model = load_model(best, config)
             figures = evaluate_avsbench(model, embedder, test, opts)
             res = _result(figures, protocol="few-shot", dataset="avsbench", subset=subset, split=split,
@@ -510,7 +511,7 @@ def shipped_avs_v3(name: str) -> pd.DataFrame:
     """One shipped AVS-V3 split file (``name`` a key of :data:`AVS_V3_SPLITS`) as a DataFrame."""
     if name not in AVS_V3_SPLITS:
         raise BenchError(f"unknown AVS-V3 split {name!r}; known: {', '.join(AVS_V3_SPLITS)}")
-    with resources.as_file(resources.files("avsynth.evaluation").joinpath("avs_v3", AVS_V3_SPLITS[name])) as p:
+    with resources.as_file(resources.files("avsynth.evaluation").joinpath("avs_v3").joinpath(AVS_V3_SPLITS[name])) as p:
         return load_avs_v3_split(p).table
 
 
@@ -572,7 +573,7 @@ def select_avs_v3(metadata: pd.DataFrame, *, k_shots: Sequence[int] = (), demo: 
             mode="release", uids=found,
             missing={n: len(tables[n]) - len(found[n]) for n in names},
             unseen_classes=unseen_cls,
-            classes_present=sorted({o for u in found["unseen"] for o in _objects(_a_obj(metadata, u))}
+            classes_present=sorted({o for u in found["unseen"] for o in _objects(_a_obj(metadata)[u])}
                                    & set(unseen_cls)),
         )
     if not demo:
@@ -581,8 +582,9 @@ def select_avs_v3(metadata: pd.DataFrame, *, k_shots: Sequence[int] = (), demo: 
     return _demo_selection(metadata, unseen_cls, k_shots, seed)
 
 
-def _a_obj(metadata: pd.DataFrame, uid: str) -> str:
-    return str(metadata.loc[metadata["uid"] == uid, "a_obj"].iloc[0])
+def _a_obj(metadata: pd.DataFrame) -> dict[str, str]:
+    """uid → a_obj of a metadata table."""
+    return dict(zip(metadata["uid"], metadata["a_obj"]))
 
 
 def _demo_selection(metadata: pd.DataFrame, unseen_cls: list[str], k_shots: Sequence[int],
@@ -610,7 +612,8 @@ def _demo_selection(metadata: pd.DataFrame, unseen_cls: list[str], k_shots: Sequ
         chosen = set(train)
         uids[f"{k}_shot_train"] = [u for u in uids["unseen"] if u in chosen]
         uids[f"{k}_shot_test"] = [u for u in uids["unseen"] if u not in chosen]
-    present = sorted({o for u in uids["unseen"] for o in _objects(_a_obj(metadata, u))} & unseen_set)
+    a_obj = _a_obj(metadata)
+    present = sorted({o for u in uids["unseen"] for o in _objects(a_obj[u])} & unseen_set)
     return AVSV3Selection(mode="demo-class-split", uids=uids, missing={n: 0 for n in uids},
                           unseen_classes=unseen_cls, classes_present=present)
 
@@ -637,7 +640,8 @@ def _uid_source(root: Path, train: Sequence[str], val: Sequence[str]) -> UidList
 def avs_v3(checkpoint: str | Path, root: str | Path, *, k_shots: Sequence[int] = (), out_dir: str | Path,
            demo: bool = False, seen_epochs: int = 0, opts: EvalOptions | None = None,
            ft: FineTuneOptions | None = None, config: dict | None = None,
-           notes: Sequence[str] = ()) -> list[EvalResult]:
+           notes: Sequence[str] = (), model: AVSegmenter | None = None,
+           embedder: WindowEmbedder | None = None) -> list[EvalResult]:
     """The AVS-V3 protocol: unseen-class evaluation, then k-shot fine-tuning per k.
 
     ``seen_epochs`` > 0 first trains the checkpoint on ``seen_train`` (val ``seen_val``), as GAVS
@@ -651,15 +655,15 @@ def avs_v3(checkpoint: str | Path, root: str | Path, *, k_shots: Sequence[int] =
     notes = [*notes, sel.note()]
     if not sel.uids["unseen"]:
         raise BenchError(f"{root}: no video of an AVS-V3 unseen class ({', '.join(sel.unseen_classes)})")
-    embedder = WindowEmbedder(config)
+    embedder = embedder or WindowEmbedder(config)
     base = Path(checkpoint)
     results = []
     if seen_epochs > 0:
         source = _uid_source(root, sel.uids["seen_train"], sel.uids["seen_val"])
         base, summary = fine_tune(checkpoint, config, source, out_dir / "finetune" / "avs_v3-seen",
                                   FineTuneOptions(**{**asdict(ft), "epochs": seen_epochs}), opts.f_group,
-                                  out_dir / "cache" / "vggish")
-    model = load_model(base, config)
+                                  out_dir / "cache" / "vggish", cpu=_on_cpu(opts))
+    model = load_model(base, config) if seen_epochs > 0 or model is None else model
     test = AVSBenchDataset(root, "all", None, resolution=opts.resolution, mode="binary", uids=sel.uids["unseen"])
     res = _result(evaluate_avsbench(model, embedder, test, opts), protocol="avs-v3", dataset="avs-v3",
                   subset="unseen", split=None, resolution=opts.resolution, notes=notes,
@@ -676,7 +680,7 @@ def avs_v3(checkpoint: str | Path, root: str | Path, *, k_shots: Sequence[int] =
         val_uids = sel.uids["seen_val"] or train_uids
         source = _uid_source(root, train_uids, val_uids)
         best, summary = fine_tune(base, config, source, out_dir / "finetune" / f"avs_v3-{k}shot", ft,
-                                  opts.f_group, out_dir / "cache" / "vggish")
+                                  opts.f_group, out_dir / "cache" / "vggish", cpu=_on_cpu(opts))
         model = load_model(best, config)
         test = AVSBenchDataset(root, "all", None, resolution=opts.resolution, mode="binary", uids=test_uids)
         r = _result(evaluate_avsbench(model, embedder, test, opts), protocol="avs-v3", dataset="avs-v3",
@@ -693,12 +697,14 @@ def avs_v3(checkpoint: str | Path, root: str | Path, *, k_shots: Sequence[int] =
 
 def synthetic_test(checkpoint: str | Path, shard_dir: str | Path, *, split: str = "test",
                    opts: EvalOptions | None = None, config: dict | None = None,
-                   limit: int | None = None, notes: Sequence[str] = ()) -> EvalResult:
+                   limit: int | None = None, notes: Sequence[str] = (), model: AVSegmenter | None = None,
+                   embedder: WindowEmbedder | None = None) -> EvalResult:
     """The checkpoint on a shard directory's ``split`` (native resolution; a row is a video)."""
     opts = opts or EvalOptions()
     config = config or checkpoint_config(checkpoint)
-    model = load_model(checkpoint, config)
-    figures = evaluate(model, shard_samples(shard_dir, split, WindowEmbedder(config), limit),
+    model = model or load_model(checkpoint, config)
+    embedder = embedder or WindowEmbedder(config)
+    figures = evaluate(model, shard_samples(shard_dir, split, embedder, limit),
                        f_group=opts.f_group, batch_frames=opts.batch_frames, device=opts.device)
     return _result(figures, protocol="synthetic", dataset="shards", subset=str(shard_dir), split=split,
                    resolution=None, notes=notes)
@@ -723,7 +729,8 @@ class VideoExample:
 
 def video_examples(checkpoint: str | Path, config: dict, result: EvalResult, root: str | Path, *,
                    which: Sequence[str] = ("best", "worst"), opts: EvalOptions | None = None,
-                   shard_dir: str | Path | None = None) -> list[VideoExample]:
+                   shard_dir: str | Path | None = None, model: AVSegmenter | None = None,
+                   embedder: WindowEmbedder | None = None) -> list[VideoExample]:
     """Re-predict the best and worst videos (by mIoU) of an AVSBench or synthetic result."""
     opts = opts or EvalOptions()
     if not result.per_video:
@@ -734,8 +741,8 @@ def video_examples(checkpoint: str | Path, config: dict, result: EvalResult, roo
         pick = ranked[-1] if w == "best" else ranked[0]
         if all(pick["uid"] != c[1]["uid"] for c in chosen):
             chosen.append((w, pick))
-    model = load_model(checkpoint, config)
-    embedder = WindowEmbedder(config)
+    model = model or load_model(checkpoint, config)
+    embedder = embedder or WindowEmbedder(config)
     uids = [c[1]["uid"] for c in chosen]
     if result.dataset == "shards":
         wanted = set(uids)
@@ -862,34 +869,37 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda s: None):
     out.mkdir(parents=True, exist_ok=True)
     results: list[EvalResult] = []
     examples: dict[str, list[VideoExample]] = {}
+    loaded = {"model": load_model(cfg.checkpoint, config), "embedder": WindowEmbedder(config)}
 
     def add_examples(r: EvalResult, key: str) -> None:
         if cfg.overlays:
             examples[key] = video_examples(cfg.checkpoint, config, r, root, opts=cfg.eval,
-                                           shard_dir=cfg.synthetic)
+                                           shard_dir=cfg.synthetic, **loaded)
 
     if cfg.zero_shot:
         for r in zero_shot(cfg.checkpoint, root, subsets=cfg.subsets, split=cfg.split, opts=cfg.eval,
-                           config=config):
+                           config=config, **loaded):
             log(f"zero-shot {r.subset}/{r.split}: mIoU {100 * r.miou:.2f}  F {r.fscore:.3f} "
                 f"({r.videos} videos, F grouping {r.f_group})")
             results.append(r)
             add_examples(r, f"zero-shot-{r.subset}")
     if cfg.fractions:
         for r in few_shot(cfg.checkpoint, root, subsets=cfg.subsets, fractions=cfg.fractions,
-                          split=cfg.split, out_dir=out, opts=cfg.eval, ft=cfg.fine_tune, config=config):
+                          split=cfg.split, out_dir=out, opts=cfg.eval, ft=cfg.fine_tune, config=config,
+                          embedder=loaded["embedder"]):
             log(f"{r.label}: mIoU {100 * r.miou:.2f}  F {r.fscore:.3f}")
             results.append(r)
     if cfg.avs_v3 or cfg.k_shots:
         for r in avs_v3(cfg.checkpoint, root, k_shots=cfg.k_shots, out_dir=out, demo=demo,
-                        seen_epochs=cfg.seen_epochs, opts=cfg.eval, ft=cfg.fine_tune, config=config):
+                        seen_epochs=cfg.seen_epochs, opts=cfg.eval, ft=cfg.fine_tune, config=config,
+                        **loaded):
             log(f"{r.label}: mIoU {100 * r.miou:.2f}  F {r.fscore:.3f}")
             results.append(r)
             if r.subset == "unseen" and r.setting.get("base") == "checkpoint":
                 add_examples(r, "avs-v3-unseen")
     if cfg.synthetic is not None:
         r = synthetic_test(cfg.checkpoint, cfg.synthetic, split=cfg.synthetic_split, opts=cfg.eval,
-                           config=config)
+                           config=config, **loaded)
         log(f"synthetic {cfg.synthetic_split}: mIoU {100 * r.miou:.2f}  F {r.fscore:.3f} ({r.frames} rows)")
         results.append(r)
         add_examples(r, "synthetic")
@@ -919,13 +929,10 @@ def _arguments(cfg: BenchConfig) -> dict:
 
 __all__ = [
     "AVS_V3_SHOTS",
-    "BenchConfig",
-    "run_bench",
-    "resolve_config",
-    "resolve_avsbench",
     "AVS_V3_SPLITS",
     "BENCH_SUBSETS",
     "AVSV3Selection",
+    "BenchConfig",
     "BenchError",
     "EvalOptions",
     "EvalResult",
@@ -941,13 +948,16 @@ __all__ = [
     "checkpoint_config",
     "evaluate",
     "evaluate_avsbench",
-    "is_object_release",
     "few_shot",
     "fine_tune",
     "fingerprint",
+    "is_object_release",
     "load_model",
     "predict_videos",
+    "resolve_avsbench",
+    "resolve_config",
     "resolve_device",
+    "run_bench",
     "select_avs_v3",
     "shard_samples",
     "shipped_avs_v3",

@@ -65,13 +65,14 @@ PUBLISHED: tuple[Published, ...] = (
         "AVSBench baseline (PVT-v2)", "trained on AVSBench (fully supervised)",
         "Zhou et al., Audio-Visual Segmentation, ECCV 2022 (arXiv 2207.05042), main comparison table",
         s4_miou=78.7, s4_f=0.879, ms3_miou=54.0, ms3_f=0.645,
-        note="official test script (F grouping batch4)",
+        note=("official test script (F grouping batch4); values as stated in avsynth's design "
+              "reference, the table itself was not re-read when this was written"),
     ),
     Published(
         "SAMA-AVS (ViT-H)", "AVS-Synthetic pre-training, then AVSBench fine-tuning",
         "Liu et al., Annotation-free Audio-Visual Segmentation, WACV 2024 (arXiv 2305.11019), abstract",
         s4_miou=83.17, ms3_miou=66.95,
-        note="F-scores are in the paper's tables; not quoted here",
+        note="mIoU from the abstract; the F-scores of its tables are not quoted here",
     ),
     Published(
         "SAMA-AVS (ViT-H)", "AVS-Synthetic only (zero-shot on AVSBench)",
@@ -155,9 +156,9 @@ def results_markdown(run: BenchRun) -> str:
     res = run.resolution if run.resolution is not None else "native"
     lines = ["# avsynth benchmark results", ""]
     if run.demo:
-        lines += ["> **DEMO DATA.** These figures come from the generated demo AVSBench tree "
-                  "(procedural objects and sounds), not from the real AVSBench release; they test "
-                  "the pipeline and say nothing about real-world accuracy.", ""]
+        lines += [("> **DEMO DATA.** These figures come from the generated demo AVSBench tree "
+                   "(procedural objects and sounds), not from the real AVSBench release; they test "
+                   "the pipeline and say nothing about real-world accuracy."), ""]
     lines += [
         f"- checkpoint: `{run.checkpoint}` (sha256 `{run.checkpoint_sha256}`), model `{run.model}`",
         f"- AVSBench root: `{run.avsbench_root}`" + (" (demo tree)" if run.demo else ""),
@@ -198,8 +199,8 @@ def results_markdown(run: BenchRun) -> str:
                      f"F grouping {run.f_group}, resolution {res}"])
     lines += _table(["method", "setting", "status", "S4 mIoU (%)", "S4 F", "MS3 mIoU (%)", "MS3 F",
                      "source"], comp)
-    lines += ["", "Per-category figures: `per_category.md` / `per_category.csv`; plots: "
-              "`few_shot_curve.png`, `per_category.png`, `overlays/`.", ""]
+    lines += ["", ("Per-category figures: `per_category.md` / `per_category.csv`; plots: "
+                   "`few_shot_curve.png`, `per_category.png`, `overlays/`."), ""]
     return "\n".join(lines)
 
 
@@ -232,8 +233,10 @@ def per_category_rows(results: Sequence[EvalResult]) -> list[dict]:
 def per_category_markdown(run: BenchRun) -> str:
     rows = per_category_rows(run.results)
     lines = ["# Per-category results", "",
-             f"F-score grouping inside each category: {F_GROUP_TEXT[run.f_group]} (applied to the "
-             "category's own videos in order)." + (" DEMO tree." if run.demo else ""), ""]
+             (f"F-score grouping inside each category: {F_GROUP_TEXT[run.f_group]} (applied to the "
+              "category's own videos in order)."), "",
+             (f"Data: {'the DEMO AVSBench tree (generated, not the real benchmark)' if run.demo else 'AVSBench'} "
+              f"at `{run.avsbench_root}`; checkpoint `{run.checkpoint}`."), ""]
     lines += _table(["evaluation", "category", "videos", "frames", "mIoU (%)", "F-score"],
                     [[r["evaluation"], r["category"], r["videos"], r["frames"], f"{100 * r['miou']:.2f}",
                       f"{r['fscore']:.3f}"] for r in rows])

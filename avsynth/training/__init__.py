@@ -8,6 +8,8 @@ line); see :mod:`avsynth.training.trainer`. Modules: ``data`` (samples and datas
 The losses are the models' own (:mod:`avsynth.modeling.losses`, ``model.loss``).
 """
 
+from avsynth.training.data import AVSBenchSource
 from avsynth.training.trainer import TrainConfig, TrainError, TrainResult, train
+from avsynth.training.validation import evaluate_dataset
 
-__all__ = ["TrainConfig", "TrainError", "TrainResult", "train"]
+__all__ = ["AVSBenchSource", "TrainConfig", "TrainError", "TrainResult", "evaluate_dataset", "train"]

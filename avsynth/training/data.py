@@ -63,7 +63,7 @@ class InputSpec:
     resize: str = "longest"
 
     @classmethod
-    def of(cls, model) -> "InputSpec":
+    def of(cls, model) -> InputSpec:
         return cls(int(model.image_size), str(model.resize))
 
 
@@ -188,8 +188,9 @@ class AVSBenchSource:
     ``avsbench_data`` folder (with ``Single-source/`` / ``Multi-sources/``), detected.
     ``subset``: s4 or ms3 (v2 / avss also for the semantic release). ``fraction`` (0 < f <= 1) keeps
     that share of the train videos of each class; ``k_shot`` keeps k train videos per class;
-    ``uids`` (e.g. an AVS-V3 k-shot file's) names the train videos explicitly; at most one of the
-    three. ``train_resolution`` None = native frames; ``val_resolution`` 224 = the official
+    ``uids`` (e.g. an AVS-V3 k-shot file's) names the train videos explicitly, whatever AVSBench
+    split they belong to; at most one of the three. ``val_uids`` likewise names the validation
+    videos (default: every video of ``val_split``). ``train_resolution`` None = native frames; ``val_resolution`` 224 = the official
     evaluation size.
     """
 
@@ -200,6 +201,7 @@ class AVSBenchSource:
     fraction: float | None = None
     k_shot: int | None = None
     uids: tuple[str, ...] | None = None
+    val_uids: tuple[str, ...] | None = None
     train_resolution: int | None = None
     val_resolution: int | None = 224
 
@@ -212,8 +214,8 @@ class AVSBenchSource:
         if self.k_shot is not None and self.k_shot < 1:
             raise AvsynthError(f"k_shot must be >= 1, got {self.k_shot}")
 
-    def videos(self, split: str, uids: Sequence[str] | None = None) -> list[AVSBenchVideo]:
-        """The video records of ``split`` (all of them, or ``uids``)."""
+    def videos(self, split: str | None, uids: Sequence[str] | None = None) -> list[AVSBenchVideo]:
+        """The video records of ``split`` (None: every split), all of them or only ``uids``."""
         root = Path(self.root)
         if (root / "metadata.csv").is_file():
             ds = AVSBenchDataset(root, self.subset, split, resolution=None, mode="binary", uids=uids)
@@ -294,11 +296,15 @@ class AVSBenchFrames(Dataset):
 def avsbench_datasets(source: AVSBenchSource, spec: InputSpec, embeddings: AudioEmbeddings,
                       seed: int) -> tuple[AVSBenchFrames, AVSBenchFrames]:
     """(train frames of the selected videos, validation frames of every ``val_split`` video)."""
-    train_videos = source.videos(source.train_split, list(source.uids) if source.uids else None)
+    if source.uids:  # an explicit list (AVS-V3 k-shot files mix AVSBench's splits)
+        train_videos = source.videos(None, list(source.uids))
+    else:
+        train_videos = source.videos(source.train_split)
     train_videos = select_videos(train_videos, fraction=source.fraction, k_shot=source.k_shot, seed=seed)
     if not train_videos:
         raise AvsynthError(f"{source.root}: no {source.subset} videos in split {source.train_split!r}")
-    val_videos = source.videos(source.val_split)
+    val_videos = (source.videos(None, list(source.val_uids)) if source.val_uids
+                  else source.videos(source.val_split))
     if not val_videos:
         raise AvsynthError(f"{source.root}: no {source.subset} videos in split {source.val_split!r}")
     return (AVSBenchFrames(train_videos, spec, embeddings, source.train_resolution, keep_mask=False),
@@ -322,10 +328,10 @@ def read_uids_file(path: str | Path) -> tuple[str, ...]:
 
 
 __all__ = [
+    "SHARD_COLUMNS",
     "AVSBenchFrames",
     "AVSBenchSource",
     "InputSpec",
-    "SHARD_COLUMNS",
     "ShardFrames",
     "ShardRowTransform",
     "avsbench_datasets",

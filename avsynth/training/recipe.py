@@ -4,7 +4,8 @@ and the cosine learning-rate schedule to a floor.
 Paper recipes (DESIGN §5): SAMA-AVS / AP-SAM AdamW 2e-4 → cosine to 1e-7, 80 epochs, batch 4;
 GAVS AdamW 1e-3. Keys a config may set: ``optimizer`` (adamw), ``lr``, ``lr_schedule`` (cosine |
 constant), ``lr_min``, ``epochs``, ``batch_size``, ``weight_decay``, ``grad_accum``,
-``max_grad_norm``.
+``max_grad_norm``, ``unfreeze`` (parameter-name prefixes trained in addition to the model's own
+choice, e.g. ``[sam.image_encoder.]`` for a tiny config whose SAM is random, not pre-trained).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ FALLBACK = {
     "weight_decay": 0.01,
     "grad_accum": 1,
     "max_grad_norm": None,
+    "unfreeze": (),
 }
 
 
@@ -45,9 +47,12 @@ class Recipe:
     weight_decay: float
     grad_accum: int
     max_grad_norm: float | None
+    unfreeze: tuple[str, ...] = ()  # parameter-name prefixes trained besides the model's own
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["unfreeze"] = list(self.unfreeze)
+        return d
 
 
 def resolve_recipe(config_train: Mapping[str, Any], overrides: Mapping[str, Any]) -> Recipe:
@@ -66,6 +71,7 @@ def resolve_recipe(config_train: Mapping[str, Any], overrides: Mapping[str, Any]
         weight_decay=float(merged["weight_decay"]),
         grad_accum=int(merged["grad_accum"]),
         max_grad_norm=None if merged["max_grad_norm"] is None else float(merged["max_grad_norm"]),
+        unfreeze=_prefixes(merged["unfreeze"]),
     )
     if r.optimizer != "adamw":
         raise AvsynthError(f"optimizer {r.optimizer!r} is not supported (adamw)")
@@ -76,6 +82,14 @@ def resolve_recipe(config_train: Mapping[str, Any], overrides: Mapping[str, Any]
     if not 0 < r.lr or r.lr_min < 0 or r.lr_min > r.lr:
         raise AvsynthError(f"need 0 <= lr_min <= lr and lr > 0 (lr={r.lr}, lr_min={r.lr_min})")
     return r
+
+
+def _prefixes(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+        raise AvsynthError(f"'unfreeze' must be a list of parameter-name prefixes, got {value!r}")
+    return tuple(value)
 
 
 class CosineSchedule:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import shutil
 import time
@@ -52,10 +53,30 @@ from avsynth.training.data import (
     collate,
 )
 from avsynth.training.embeddings import AudioEmbeddings, build_audio_embeddings
-from avsynth.training.recipe import CosineSchedule, Recipe, build_optimizer, resolve_recipe
+from avsynth.training.recipe import (
+    CosineSchedule,
+    Recipe,
+    build_optimizer,
+    resolve_recipe,
+)
 from avsynth.training.runlog import Progress, RunLogger
-from avsynth.training.state import STATE_FORMAT, capture_rng, load_file, recover_dir, restore_rng, swap_in
-from avsynth.training.validation import FrameScore, merge, predict_frames, score_frames, summarize
+from avsynth.training.state import (
+    STATE_FORMAT,
+    capture_rng,
+    load_file,
+    recover_dir,
+    restore_rng,
+    swap_in,
+)
+from avsynth.training.validation import (
+    FrameScore,
+    merge,
+    predict_frames,
+    score_frames,
+    summarize,
+)
+
+logger = logging.getLogger(__name__)
 
 #: ``--model`` names → model family and its default (paper) config.
 MODEL_NAMES = {
@@ -81,8 +102,9 @@ class TrainConfig:
     ``audio_mode``: ``real``; ``zero`` / ``shuffle`` (audio zeroed / taken from another sample of
     the batch) train an audio-blind control. ``stop_after_epochs`` ends this invocation after that
     many epochs (checkpoint written; ``resume`` continues). ``unfreeze``: parameter-name prefixes
-    trained in addition to the model's own choice (e.g. ``sam.image_encoder.`` for a tiny model
-    whose SAM is random, not pre-trained: a frozen random encoder is no stand-in for SAM's).
+    trained in addition to the model's own choice (None: the config's ``train.unfreeze``; e.g.
+    ``sam.image_encoder.`` for a tiny model whose SAM is random, not pre-trained: a frozen random
+    encoder is no stand-in for SAM's).
     """
 
     out: Path
@@ -98,7 +120,7 @@ class TrainConfig:
     grad_accum: int | None = None
     max_grad_norm: float | None = None
     init: Path | None = None
-    unfreeze: tuple[str, ...] = ()
+    unfreeze: tuple[str, ...] | None = None
     sam_checkpoint: Path | None = None
     vggish_checkpoint: Path | None = None
     resume: bool = False
@@ -215,12 +237,21 @@ def _build_data(config: TrainConfig, spec: InputSpec, emb: AudioEmbeddings, rank
         return _Data(train, val, sampler, f"avsbench:{config.avsbench.root}:{config.avsbench.subset}")
     from avsynth.shards.reader import TripletIterableDataset
 
-    train = TripletIterableDataset(
-        config.data, config.train_split, seed=config.seed, shuffle=True,
-        shuffle_buffer=config.shuffle_buffer, repair_audio=config.repair_audio,
-        columns=list(SHARD_COLUMNS), transform=ShardRowTransform(spec, emb, False, str(config.data)),
-        decode=False, rank=rank, world_size=world, storage_options=config.storage_options,
-    )
+    def stream(repair: bool) -> TripletIterableDataset:
+        return TripletIterableDataset(
+            config.data, config.train_split, seed=config.seed, shuffle=True,
+            shuffle_buffer=config.shuffle_buffer, repair_audio=repair,
+            columns=list(SHARD_COLUMNS), transform=ShardRowTransform(spec, emb, False, str(config.data)),
+            decode=False, rank=rank, world_size=world, storage_options=config.storage_options,
+        )
+
+    try:
+        train = stream(config.repair_audio)
+    except AvsynthError as err:
+        if not config.repair_audio or "audio_pool" not in str(err):
+            raise
+        logger.warning("%s has no audio pool: train rows keep their own clip every epoch", config.data)
+        train = stream(False)
     val = ShardFrames(config.data, config.val_split, ShardRowTransform(spec, emb, True, str(config.data)),
                       storage_options=config.storage_options)
     return _Data(train, val, None, str(config.data))
@@ -253,6 +284,7 @@ class Trainer:
             "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
             "lr_min": config.lr_min, "weight_decay": config.weight_decay,
             "grad_accum": config.grad_accum, "max_grad_norm": config.max_grad_norm,
+            "unfreeze": None if config.unfreeze is None else tuple(config.unfreeze),
         })
         if config.f_group not in ("batch4", "video"):
             raise TrainError(f"f_group must be batch4 or video, got {config.f_group!r}")
@@ -284,7 +316,7 @@ class Trainer:
     def _build_model(self):
         model = build_model(self.model_config)
         names = [n for n, _ in model.named_parameters()]
-        for prefix in self.config.unfreeze:
+        for prefix in self.recipe.unfreeze:
             hits = [n for n in names if n.startswith(prefix)]
             if not hits:
                 raise TrainError(f"--unfreeze {prefix!r} matches no parameter of {self.model_config['name']} "
@@ -294,6 +326,11 @@ class Trainer:
                     p.requires_grad_(True)
         if self.config.init is not None and not self.resuming:
             payload = read_checkpoint(self.config.init)
+            if payload["trainable_only"] and not self.model_config["sam"].get("checkpoint"):
+                raise TrainError(
+                    f"--init {self.config.init} stores only the trained weights; give the SAM checkpoint "
+                    f"its frozen parts come from (--sam-checkpoint; it was trained with "
+                    f"{payload['config']['sam'].get('checkpoint')!r})")
             report = load_state_checked(model, payload["state_dict"], self.config.init)
             trainable = {n for n, p in model.named_parameters() if p.requires_grad}
             missing = [k for k in report.missing if k in trainable or not payload["trainable_only"]]
@@ -301,6 +338,23 @@ class Trainer:
                 raise TrainError(f"--init {self.config.init} does not fit {self.model_config['name']}: "
                                  f"{report.summary()}")
         return model
+
+    def _warnings(self, model) -> list[str]:
+        """Setups that run but are almost certainly not what the user wants."""
+        out = []
+        arch = self.model_config["sam"]["arch"]
+        tiny = arch == "tiny" or (isinstance(arch, dict) and arch.get("base") == "tiny")
+        frozen_encoder = not any(p.requires_grad for n, p in model.named_parameters()
+                                 if n.startswith("sam.image_encoder.patch_embed."))
+        if not self.model_config["sam"].get("checkpoint") and not tiny and frozen_encoder:
+            out.append(f"{self.model_config['name']}: no SAM checkpoint (--sam-checkpoint): its frozen "
+                       "image encoder keeps random weights")
+        if not self.model_config["vggish"].get("checkpoint") and self.model_config["vggish"].get("arch") != "tiny":
+            out.append(f"{self.model_config['name']}: no VGGish checkpoint (--vggish-checkpoint): audio "
+                       "embeddings come from a random VGGish")
+        for w in out:
+            logger.warning(w)
+        return out
 
     def _trainable_only(self) -> bool:
         return bool(self.model_config["sam"].get("checkpoint"))
@@ -335,8 +389,10 @@ class Trainer:
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise TrainError(f"{self.last_dir}/state.pt is not an {STATE_FORMAT} file")
         saved = state.get("run", {})
-        for key in ("seed", "audio_mode", "unfreeze"):
-            then, now = saved.get(key), getattr(self.config, key)
+        current = {"seed": self.config.seed, "audio_mode": self.config.audio_mode,
+                   "unfreeze": self.recipe.unfreeze}
+        for key, now in current.items():
+            then = saved.get(key)
             then, now = (tuple(x) if isinstance(x, (list, tuple)) else x for x in (then, now))
             if then != now:
                 raise TrainError(f"cannot resume {self.run_dir}: it was started with {key}={then!r}, "
@@ -391,6 +447,7 @@ class Trainer:
         train_loader = DataLoader(
             data.train, batch_size=recipe.batch_size, sampler=data.sampler, num_workers=workers,
             collate_fn=collate, drop_last=False, persistent_workers=False,
+            pin_memory=acc.device.type == "cuda",
         )
         val_indices = list(range(self.rank, len(data.val), self.world))
         val_loader = DataLoader(Subset(data.val, val_indices), batch_size=cfg.val_batch_size or 2 * recipe.batch_size,
@@ -401,17 +458,16 @@ class Trainer:
                   device=str(acc.device), mixed_precision=acc.mixed_precision,
                   trainable_params=trainable, total_params=total,
                   train_rows=len(data.train) if data.sampler is not None else len(data.train.reader),
-                  val_frames=len(data.val), data=data.source)
+                  val_frames=len(data.val), data=data.source, warnings=self._warnings(net))
         if self.main and not self.resuming:
             (self.run_dir / "config.json").write_text(json.dumps(
                 {"train": cfg.to_dict(), "model": self.model_config, "recipe": recipe.to_dict()}, indent=2) + "\n")
 
-        completed = True
+        completed = False
         epochs_run = 0
         try:
             for epoch in range(int(state["epoch"]), recipe.epochs):
                 if cfg.stop_after_epochs is not None and epochs_run >= cfg.stop_after_epochs:
-                    completed = False
                     break
                 record = self._train_epoch(epoch, model, net, optimizer, schedule, data, train_loader,
                                            workers, state, log)
@@ -433,9 +489,10 @@ class Trainer:
                                           "train/epoch_samples_per_s": record["samples_per_s"]})
                 self._save_last(model, optimizer, schedule, {
                     **state, "run": {"seed": cfg.seed, "audio_mode": cfg.audio_mode,
-                                     "unfreeze": tuple(cfg.unfreeze),
+                                     "unfreeze": recipe.unfreeze,
                                      "model": self.model_config["name"]}})
                 epochs_run += 1
+            completed = state["epoch"] >= recipe.epochs
         finally:
             log.event("end", completed=completed, epoch=state["epoch"], best_miou=state["best_miou"],
                       best_epoch=state["best_epoch"], embeddings=emb.stats())
@@ -476,7 +533,10 @@ class Trainer:
         it = iter(loader)
         try:
             for b in range(n_batches):
-                batch = next(it)
+                batch = next(it, None)
+                if batch is None:
+                    raise TrainError(f"epoch {epoch + 1}: the data loader ended after {b} of the "
+                                     f"{n_batches} batches expected on rank {self.rank}")
                 images = batch["image"].to(acc.device, non_blocking=True)
                 target = batch["target"].to(acc.device, non_blocking=True).float().unsqueeze(1)
                 audio = batch["audio"].to(acc.device, non_blocking=True)

@@ -111,3 +111,25 @@ def predict_frames(model, batch: dict, device: torch.device,
         model.postprocess(logits[i : i + 1], tuple(batch["input_size"][i]), tuple(batch["original_size"][i]))[0, 0]
         for i in range(logits.shape[0])
     ]
+
+
+@torch.no_grad()
+def evaluate_dataset(model, dataset, f_group: str = "batch4", batch_size: int = 8,
+                     device: torch.device | str = "cpu", num_workers: int = 0,
+                     audio_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
+    """Single-process validation of ``model`` on a sample dataset (``ShardFrames`` /
+    ``AVSBenchFrames`` built with ``keep_mask=True``): the figures the trainer logs."""
+    from torch.utils.data import DataLoader
+
+    from avsynth.training.data import collate
+
+    was_training = model.training
+    model.eval()
+    frames: list[FrameScore] = []
+    try:
+        for batch in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate):
+            logits = predict_frames(model, batch, torch.device(device), audio_fn)
+            frames.extend(score_frames([lg.cpu() for lg in logits], batch["mask"], batch))
+    finally:
+        model.train(was_training)
+    return summarize(merge(frames), f_group, per_category=True)
