@@ -56,149 +56,7 @@ def main(
     them to the Hugging Face Hub, and trains and benchmarks SAMA-AVS, AP-SAM and GAVS on AVSBench."""
 
 
-# ---- section: demo (sources/demo.py) -------------------------------------------------------
-
-
-@app.command("demo")
-@friendly
-def demo_cmd(
-    out: Path = typer.Argument(..., help="Directory to write (must not exist, or be empty)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same bytes."),
-    scale: str = typer.Option("default", "--scale", help="default | test | tiny"),
-    manifest: str = typer.Option(
-        "avs-synthetic-46", "--manifest", help="Category manifest (shipped name or YAML path)."
-    ),
-    workers: Optional[int] = typer.Option(
-        None, "--workers", help="Worker processes (default: one per CPU); output is identical."
-    ),
-) -> None:
-    """Write the demo corpora: LVIS-format JSON + COCO JPEGs, Open Images segmentation layout,
-    VGGSound CSV + 10 s WAV clips, an AVSBench-semantic tree and an AVS-Synthetic release tree,
-    generated from SEED. Each category has its own procedural object and sound; every image also
-    shows objects of other categories, so only a model that listens finds the sounding one."""
-    import time
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-    from rich.table import Table
-
-    from avsynth.sources.demo import directory_bytes, write_demo
-
-    t0 = time.perf_counter()
-    with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, transient=False,
-    ) as bar:  # fmt: skip
-        tasks: dict[str, int] = {}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total)
-            bar.update(tasks[phase], completed=done, total=total)
-
-        corpus = write_demo(out, seed=seed, manifest=manifest, scale=scale, workers=workers,
-                            progress=progress)  # fmt: skip
-    seconds = time.perf_counter() - t0
-    counts = corpus.info["counts"]
-    table = Table(title=f"avsynth demo -> {corpus.root}", show_header=True)
-    table.add_column("corpus")
-    table.add_column("contents")
-    lv = counts["lvis"]
-    table.add_row("LVIS v1 + COCO", f"train {lv['train']['images']} images / "
-                  f"{lv['train']['annotations']} instances; val {lv['val']['images']} / "
-                  f"{lv['val']['annotations']}")  # fmt: skip
-    oi = counts["openimages"]
-    table.add_row("Open Images V7", "; ".join(f"{s} {v['images']} images / {v['masks']} masks"
-                                              for s, v in oi.items()))  # fmt: skip
-    vg = counts["vggsound"]
-    table.add_row("VGGSound", f"{vg['rows']} rows ({vg['train_rows']} train, {vg['test_rows']} "
-                  f"test), {vg['clips']} clips, {vg['missing']} missing files")  # fmt: skip
-    av = counts["avsbench"]
-    table.add_row("AVSBench", f"{av['v1s']} v1s (S4) + {av['v1m']} v1m (MS3) videos")
-    asy = counts["avs_synthetic"]
-    table.add_row("AVS-Synthetic", f"{asy['images']} images, {asy['rows']} instances, "
-                  f"{asy['audios']} audios")  # fmt: skip
-    Console().print(table)
-    size_mb = directory_bytes(corpus.root) / 1e6
-    Console().print(
-        f"{len(corpus.categories)} categories, seed {corpus.seed}, scale {corpus.scale}: "
-        f"{size_mb:.1f} MB on disk in {seconds:.1f} s"
-    )
-
-# ---- section: manifests (manifest.py) ------------------------------------------------------
-
-
-def _manifest_cell(labels: tuple[str, ...]) -> str:
-    from rich.markup import escape
-
-    return "\n".join(escape(label) for label in labels) if labels else "-"
-
-
-@app.command("manifests")
-@friendly
-def manifests_cmd(
-    name: Optional[str] = typer.Argument(
-        None, help="A shipped manifest name (e.g. avs-synthetic-46, full) or a manifest YAML path."
-    ),
-) -> None:
-    """List the shipped category manifests, or show the categories of one.
-
-    Without NAME: each shipped manifest with its number of categories. With NAME (a shipped name
-    or a path to a manifest YAML): one row per category with its id, name and the LVIS, Open
-    Images and VGGSound labels mapped to it. Pass a manifest name or path, an integer N (first N)
-    or a comma list of names to `avsynth build --categories`; `full:owl,parrot` picks names from
-    the full manifest.
-    """
-    from rich.markup import escape
-    from rich.table import Table
-
-    from avsynth.manifest import load_manifest, shipped_manifests
-
-    out = Console()
-    if name is None:
-        table = Table(title="Shipped category manifests")
-        table.add_column("name", no_wrap=True)
-        table.add_column("categories", justify="right")
-        table.add_column("description")
-        for m in shipped_manifests():
-            table.add_row(escape(m.name), str(len(m)), escape(m.description))
-        out.print(table)
-        out.print("Show one: avsynth manifests NAME")
-        return
-    m = load_manifest(name)
-    table = Table(title=escape(f"{m.name}: {len(m)} categories ({m.path})"), show_lines=True)
-    table.add_column("id", justify="right")
-    table.add_column("name", no_wrap=True)
-    table.add_column("lvis")
-    table.add_column("openimages")
-    table.add_column("vggsound")
-    for c in m:
-        table.add_row(
-            str(c.category_id), escape(c.name), _manifest_cell(c.lvis),
-            _manifest_cell(c.openimages), _manifest_cell(c.vggsound),
-        )  # fmt: skip
-    out.print(table)
-
 # ---- section: build / verify / stats / import-avs-synthetic (build.py, shards/) ------------
-
-
-@app.command("verify")
-@friendly
-def verify_cmd(
-    directory: Path = typer.Argument(..., help="Shard directory (holds manifest.json and data/)."),
-    sample: Optional[int] = typer.Option(
-        None, "--sample", min=0, help="Decode only N seeded rows (default: decode every row)."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the --sample draw."),
-) -> None:
-    """Check a shard directory against its manifest.json: files, sizes, sha256, row counts,
-    schema, splits, and that images, masks and audio decode (mask size = image size).
-    Exit code 0 when everything checks out, 1 when problems were found (each is listed)."""
-    from avsynth.shards.verify import verify_dir
-
-    report = verify_dir(directory, sample=sample, seed=seed)
-    typer.echo(report.summary())
-    if not report.ok:
-        raise typer.Exit(1)
 
 
 def _print_build_summary(result, seconds: float) -> None:
@@ -233,7 +91,7 @@ def _print_build_summary(result, seconds: float) -> None:
     out.print(f"shards written: {result.shards_written}, kept from before: {result.shards_kept}")
 
 
-@app.command()
+@app.command("build", rich_help_panel="Data")
 @friendly
 def build(
     categories: str = typer.Option(
@@ -317,7 +175,27 @@ def build(
     _print_build_summary(result, time.perf_counter() - t0)
 
 
-@app.command("import-avs-synthetic")
+@app.command("verify", rich_help_panel="Data")
+@friendly
+def verify_cmd(
+    directory: Path = typer.Argument(..., help="Shard directory (holds manifest.json and data/)."),
+    sample: Optional[int] = typer.Option(
+        None, "--sample", min=0, help="Decode only N seeded rows (default: decode every row)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --sample draw."),
+) -> None:
+    """Check a shard directory against its manifest.json: files, sizes, sha256, row counts,
+    schema, splits, and that images, masks and audio decode (mask size = image size).
+    Exit code 0 when everything checks out, 1 when problems were found (each is listed)."""
+    from avsynth.shards.verify import verify_dir
+
+    report = verify_dir(directory, sample=sample, seed=seed)
+    typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("import-avs-synthetic", rich_help_panel="Data")
 @friendly
 def import_avs_synthetic(
     root: Path = typer.Argument(..., help="The unpacked AVS-Synthetic release (annotations.csv, "
@@ -355,7 +233,7 @@ def import_avs_synthetic(
 # ---- section: publish / view (hub.py, fiftyone_app.py) --------------------------------------
 
 
-@app.command("stats")
+@app.command("stats", rich_help_panel="Data")
 @friendly
 def stats_cmd(
     directory: Path = typer.Argument(..., help="Shard directory (holds manifest.json and data/)."),
@@ -378,7 +256,7 @@ def stats_cmd(
         typer.echo(f"{kind}: {path}")
 
 
-@app.command("publish")
+@app.command("publish", rich_help_panel="Share")
 @friendly
 def publish_cmd(
     directory: Path = typer.Argument(..., help="Shard directory to publish."),
@@ -411,7 +289,7 @@ def publish_cmd(
     typer.echo(result.url)
 
 
-@app.command("view")
+@app.command("view", rich_help_panel="Share")
 @friendly
 def view_cmd(
     directory: Path = typer.Argument(..., help="Shard directory to view."),
@@ -435,48 +313,10 @@ def view_cmd(
         launch(result.dataset, port=port)
 
 
-# ---- section: models (modeling/) ------------------------------------------------------------
-
-
-@app.command("models")
-@friendly
-def models_cmd(
-    config: Optional[list[str]] = typer.Argument(
-        None, help="Config names or YAML paths (default: every shipped config)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per config instead of a table."),
-) -> None:
-    """List model configs with their trainable and total parameter counts.
-
-    Counts are taken on the meta device (no weights, instant). "total" is the segmentation model
-    (SAM + audio modules); the frozen VGGish audio encoder is counted in its own column.
-    """
-    import json
-
-    from rich.table import Table
-
-    from avsynth.modeling.registry import list_configs, load_config, parameter_counts
-
-    rows = [parameter_counts(load_config(name)) for name in (config or list_configs())]
-    if as_json:
-        for r in rows:
-            typer.echo(json.dumps({**r.__dict__, "trainable_percent": round(r.trainable_percent, 4)}))
-        return
-    table = Table(title="avsynth model configs")
-    for col in ("config", "family", "SAM", "trainable", "total", "trainable %", "VGGish (frozen)"):
-        table.add_column(col, justify="right" if col not in ("config", "family", "SAM") else "left")
-    for r in rows:
-        table.add_row(
-            r.name, r.family, r.sam_arch, f"{r.trainable:,}", f"{r.total:,}",
-            f"{r.trainable_percent:.3f}", f"{r.vggish:,}",
-        )
-    Console(width=120).print(table)
-
-
 # ---- section: train (training/) -------------------------------------------------------------
 
 
-@app.command("train")
+@app.command("train", rich_help_panel="Train & evaluate")
 @friendly
 def train_cmd(
     model: Optional[str] = typer.Option(
@@ -574,7 +414,7 @@ def _csv_list(text: Optional[str], kind, what: str) -> tuple:
         raise typer.BadParameter(f"{what}: expected a comma list of numbers, got {text!r}") from None
 
 
-@app.command("bench")
+@app.command("bench", rich_help_panel="Train & evaluate")
 @friendly
 def bench_cmd(
     zero_shot_target: Optional[str] = typer.Option(
@@ -673,6 +513,166 @@ def bench_cmd(
     run, written = run_bench(cfg, log=lambda s: console.print(s, highlight=False))
     typer.echo(f"report: {out / 'results.md'} ({len(written)} files; F-score grouping {run.f_group}"
                + ("; DEMO tree" if run.demo else "") + ")")
+
+# ---- section: models (modeling/) ------------------------------------------------------------
+
+
+@app.command("models", rich_help_panel="Train & evaluate")
+@friendly
+def models_cmd(
+    config: Optional[list[str]] = typer.Argument(
+        None, help="Config names or YAML paths (default: every shipped config)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per config instead of a table."),
+) -> None:
+    """List model configs with their trainable and total parameter counts.
+
+    Counts are taken on the meta device (no weights, instant). "total" is the segmentation model
+    (SAM + audio modules); the frozen VGGish audio encoder is counted in its own column.
+    """
+    import json
+
+    from rich.table import Table
+
+    from avsynth.modeling.registry import list_configs, load_config, parameter_counts
+
+    rows = [parameter_counts(load_config(name)) for name in (config or list_configs())]
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps({**r.__dict__, "trainable_percent": round(r.trainable_percent, 4)}))
+        return
+    table = Table(title="avsynth model configs")
+    for col in ("config", "family", "SAM", "trainable", "total", "trainable %", "VGGish (frozen)"):
+        table.add_column(col, justify="right" if col not in ("config", "family", "SAM") else "left")
+    for r in rows:
+        table.add_row(
+            r.name, r.family, r.sam_arch, f"{r.trainable:,}", f"{r.total:,}",
+            f"{r.trainable_percent:.3f}", f"{r.vggish:,}",
+        )
+    Console(width=120).print(table)
+
+
+# ---- section: demo (sources/demo.py) -------------------------------------------------------
+
+
+@app.command("demo", rich_help_panel="Corpora & manifests")
+@friendly
+def demo_cmd(
+    out: Path = typer.Argument(..., help="Directory to write (must not exist, or be empty)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same bytes."),
+    scale: str = typer.Option("default", "--scale", help="default | test | tiny"),
+    manifest: str = typer.Option(
+        "avs-synthetic-46", "--manifest", help="Category manifest (shipped name or YAML path)."
+    ),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help="Worker processes (default: one per CPU); output is identical."
+    ),
+) -> None:
+    """Write the demo corpora: LVIS-format JSON + COCO JPEGs, Open Images segmentation layout,
+    VGGSound CSV + 10 s WAV clips, an AVSBench-semantic tree and an AVS-Synthetic release tree,
+    generated from SEED. Each category has its own procedural object and sound; every image also
+    shows objects of other categories, so only a model that listens finds the sounding one."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    from avsynth.sources.demo import directory_bytes, write_demo
+
+    t0 = time.perf_counter()
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=False,
+    ) as bar:  # fmt: skip
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        corpus = write_demo(out, seed=seed, manifest=manifest, scale=scale, workers=workers,
+                            progress=progress)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    counts = corpus.info["counts"]
+    table = Table(title=f"avsynth demo -> {corpus.root}", show_header=True)
+    table.add_column("corpus")
+    table.add_column("contents")
+    lv = counts["lvis"]
+    table.add_row("LVIS v1 + COCO", f"train {lv['train']['images']} images / "
+                  f"{lv['train']['annotations']} instances; val {lv['val']['images']} / "
+                  f"{lv['val']['annotations']}")  # fmt: skip
+    oi = counts["openimages"]
+    table.add_row("Open Images V7", "; ".join(f"{s} {v['images']} images / {v['masks']} masks"
+                                              for s, v in oi.items()))  # fmt: skip
+    vg = counts["vggsound"]
+    table.add_row("VGGSound", f"{vg['rows']} rows ({vg['train_rows']} train, {vg['test_rows']} "
+                  f"test), {vg['clips']} clips, {vg['missing']} missing files")  # fmt: skip
+    av = counts["avsbench"]
+    table.add_row("AVSBench", f"{av['v1s']} v1s (S4) + {av['v1m']} v1m (MS3) videos")
+    asy = counts["avs_synthetic"]
+    table.add_row("AVS-Synthetic", f"{asy['images']} images, {asy['rows']} instances, "
+                  f"{asy['audios']} audios")  # fmt: skip
+    Console().print(table)
+    size_mb = directory_bytes(corpus.root) / 1e6
+    Console().print(
+        f"{len(corpus.categories)} categories, seed {corpus.seed}, scale {corpus.scale}: "
+        f"{size_mb:.1f} MB on disk in {seconds:.1f} s"
+    )
+
+# ---- section: manifests (manifest.py) ------------------------------------------------------
+
+
+def _manifest_cell(labels: tuple[str, ...]) -> str:
+    from rich.markup import escape
+
+    return "\n".join(escape(label) for label in labels) if labels else "-"
+
+
+@app.command("manifests", rich_help_panel="Corpora & manifests")
+@friendly
+def manifests_cmd(
+    name: Optional[str] = typer.Argument(
+        None, help="A shipped manifest name (e.g. avs-synthetic-46, full) or a manifest YAML path."
+    ),
+) -> None:
+    """List the shipped category manifests, or show the categories of one.
+
+    Without NAME: each shipped manifest with its number of categories. With NAME (a shipped name
+    or a path to a manifest YAML): one row per category with its id, name and the LVIS, Open
+    Images and VGGSound labels mapped to it. Pass a manifest name or path, an integer N (first N)
+    or a comma list of names to `avsynth build --categories`; `full:owl,parrot` picks names from
+    the full manifest.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from avsynth.manifest import load_manifest, shipped_manifests
+
+    out = Console()
+    if name is None:
+        table = Table(title="Shipped category manifests")
+        table.add_column("name", no_wrap=True)
+        table.add_column("categories", justify="right")
+        table.add_column("description")
+        for m in shipped_manifests():
+            table.add_row(escape(m.name), str(len(m)), escape(m.description))
+        out.print(table)
+        out.print("Show one: avsynth manifests NAME")
+        return
+    m = load_manifest(name)
+    table = Table(title=escape(f"{m.name}: {len(m)} categories ({m.path})"), show_lines=True)
+    table.add_column("id", justify="right")
+    table.add_column("name", no_wrap=True)
+    table.add_column("lvis")
+    table.add_column("openimages")
+    table.add_column("vggsound")
+    for c in m:
+        table.add_row(
+            str(c.category_id), escape(c.name), _manifest_cell(c.lvis),
+            _manifest_cell(c.openimages), _manifest_cell(c.vggsound),
+        )  # fmt: skip
+    out.print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

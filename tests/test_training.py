@@ -327,11 +327,13 @@ def test_with_a_sam_checkpoint_only_trained_weights_are_saved_and_resume_works(t
     sam_path = tmp_path / "sam_tiny.pth"
     torch.save(build_sam(sam_arch("tiny")).state_dict(), sam_path)
     run = tmp_path / "sam"
-    train(_config(run, tiny_shards, sam_checkpoint=sam_path, stop_after_epochs=1))
+    # A pre-trained SAM stays frozen (unfreeze=() overrides the tiny config's random-encoder default)
+    frozen = {"sam_checkpoint": sam_path, "unfreeze": ()}
+    train(_config(run, tiny_shards, stop_after_epochs=1, **frozen))
     payload = read_checkpoint(run / "last" / "model.pt")
     assert payload["trainable_only"] and payload["config"]["sam"]["checkpoint"] == str(sam_path)
     assert not any(k.startswith("sam.image_encoder.") for k in payload["state_dict"])
-    result = train(_config(run, tiny_shards, sam_checkpoint=sam_path, resume=True))
+    result = train(_config(run, tiny_shards, resume=True, **frozen))
     assert result.completed and len(result.history) == 2
     model = load_checkpoint(run / "best.pt")  # frozen SAM rebuilt from the checkpoint path
     reference = torch.load(sam_path, weights_only=True)
