@@ -44,3 +44,15 @@ def demo_corpus(tmp_path_factory):
     from avsynth.sources.demo import write_demo
 
     return write_demo(tmp_path_factory.mktemp("demo") / "corpus", seed=0, scale="test")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: the suite shares two cores between xdist workers, and one
+    thread keeps CPU results deterministic."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -25,12 +25,7 @@ from tests._tiny_shards import make_shard_dir
 from tests.avsbench_fixture import write_semantic_tree
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

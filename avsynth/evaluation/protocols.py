@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from avsynth.errors import AvsynthError, SourceError
+from avsynth.errors import AvsynthError
 from avsynth.evaluation.avsbench import (
     OFFICIAL_SIZE,
     AVSBenchDataset,
@@ -197,8 +197,7 @@ def shard_samples(source: str | Path, split: str, embedder: WindowEmbedder,
     """The rows of a shard split as one-frame :class:`VideoSample` (native resolution, the row's
     own clip embedded whole, as the trainer's validation does); ``ids`` keeps only those rows."""
     from avsynth.media.audio import decode_audio
-    from avsynth.media.mask import decode_png, resize_nearest
-    from avsynth.shards.reader import ShardReader, decode_image
+    from avsynth.shards.reader import ShardReader, decode_image_and_mask
 
     reader = ShardReader(source, split, ["id", "category", "image", "mask", "audio"])
     wanted = None if ids is None else set(ids)
@@ -208,16 +207,10 @@ def shard_samples(source: str | Path, split: str, embedder: WindowEmbedder,
         if wanted is not None and str(row["id"]) not in wanted:
             continue
         where = f"{source} {split} row {row['id']!r}"
-        try:
-            image = decode_image(row["image"]["bytes"]).permute(1, 2, 0).numpy()
-        except (OSError, ValueError) as err:
-            raise SourceError(where, f"image does not decode: {err}") from err
-        mask = decode_png(row["mask"]["bytes"], where)
-        if mask.shape != image.shape[:2]:
-            mask = resize_nearest(mask, image.shape[1], image.shape[0])
+        image, mask = decode_image_and_mask(row, where)
         wave, sr = decode_audio(row["audio"]["bytes"], where)
         yield VideoSample(uid=str(row["id"]), category=str(row["category"]),
-                          frames=[np.ascontiguousarray(image)], masks=[mask.astype(np.uint8)],
+                          frames=[image], masks=[mask.astype(np.uint8)],
                           scored=[True], audio=embedder.clip(wave, sr)[None])
 
 

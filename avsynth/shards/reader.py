@@ -31,9 +31,9 @@ from fsspec.implementations.local import LocalFileSystem
 from PIL import Image
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from avsynth.errors import AvsynthError
+from avsynth.errors import AvsynthError, SourceError
 from avsynth.media.audio import decode_audio
-from avsynth.media.mask import decode_png
+from avsynth.media.mask import decode_png, resize_nearest
 
 _AUDIO_FIELDS = ("audio", "audio_id", "audio_label", "audio_offset_s", "audio_seconds")
 
@@ -170,6 +170,21 @@ def decode_image(data: bytes) -> torch.Tensor:
     arr = np.asarray(img.convert("RGB"))
     # numpy's transpose copy is fast on one thread; torch's .contiguous() may fan out to threads
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def decode_image_and_mask(row: dict, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """A row's image as uint8 [H, W, 3] and its mask as bool [H, W] at the image's size.
+
+    An undecodable image or mask is a SourceError naming ``where`` (a shard and row).
+    """
+    try:
+        image = decode_image(row["image"]["bytes"]).permute(1, 2, 0).numpy()
+    except (OSError, ValueError) as err:
+        raise SourceError(where, f"image does not decode: {err}") from err
+    mask = decode_png(row["mask"]["bytes"], where)
+    if mask.shape != image.shape[:2]:
+        mask = resize_nearest(mask, image.shape[1], image.shape[0])
+    return np.ascontiguousarray(image), mask
 
 
 def decode_sample(row: dict, mask_dtype: torch.dtype = torch.bool) -> dict:

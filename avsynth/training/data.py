@@ -46,9 +46,9 @@ from avsynth.evaluation.avsbench import (
     load_mask,
 )
 from avsynth.media.audio import decode_audio
-from avsynth.media.mask import decode_png, resize_nearest
+from avsynth.media.mask import resize_nearest
 from avsynth.modeling.inference import preprocess_images
-from avsynth.shards.reader import ShardReader, decode_image
+from avsynth.shards.reader import ShardReader, decode_image_and_mask
 from avsynth.training.embeddings import AudioEmbeddings, bytes_key
 
 #: Columns a training/validation sample needs from a shard row.
@@ -135,11 +135,7 @@ class ShardRowTransform:
 
     def __call__(self, row: dict, index: int = -1) -> dict:
         where = f"{self.source} row {row.get('id')!r}"
-        try:
-            image = decode_image(row["image"]["bytes"]).permute(1, 2, 0).numpy()
-        except (OSError, ValueError) as err:
-            raise SourceError(where, f"image does not decode: {err}") from err
-        mask = decode_png(row["mask"]["bytes"], where)
+        image, mask = decode_image_and_mask(row, where)
         data = row["audio"]["bytes"]
         audio = self.embeddings.embed(bytes_key(data), lambda: decode_audio(data, where))
         return make_sample(image, mask, audio, self.spec, self.keep_mask, index=index,
