@@ -517,11 +517,18 @@ def run_plan(
     tasks = [(spec, str(out), wopts, str(out / STATE_DIR)) for spec in todo]
     from avsynth.engines import run_tasks
 
-    with _progress_bar(progress, total_rows) as advance:
-        done = run_tasks(
-            engine, run_shard, tasks, workers=max(1, workers), on_rows=advance,
-            ray_address=ray_address,
-        )
+    try:
+        with _progress_bar(progress, total_rows) as advance:
+            done = run_tasks(
+                engine, run_shard, tasks, workers=max(1, workers), on_rows=advance,
+                ray_address=ray_address,
+            )
+    except OSError as err:  # e.g. ENOSPC: the writer has removed its temporary file
+        where = err.filename or out
+        raise BuildError(
+            f"{where}: writing shards failed: {err.strerror or err}. Finished shards are kept "
+            "and checked; free the problem and rerun the same command with --resume"
+        ) from None
     for res in done:
         results[res.relpath] = res
     return results, len(todo)

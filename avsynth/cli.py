@@ -27,7 +27,7 @@ console = Console(stderr=True)
 
 
 def friendly(fn):
-    """Turn an AvsynthError into a one-paragraph message and exit code 2 (never a traceback)."""
+    """Turn an AvsynthError or OSError into a one-paragraph message and exit code 2 (no traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -35,6 +35,11 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except AvsynthError as err:
             console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
+        except OSError as err:  # the environment: unwritable folder, full disk, missing file
+            where = f"{err.filename}: " if err.filename else ""
+            console.print(f"[bold red]error:[/] {where}{err.strerror or err}",
+                          highlight=False, soft_wrap=True)
             raise typer.Exit(2)
 
     return wrapper

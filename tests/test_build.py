@@ -243,3 +243,30 @@ def test_cli_build_refuses_bad_options_cleanly(demo_corpus, tmp_path):
     unknown = subprocess.run(_cli_build(tmp_path / "o2", demo_corpus, ["--categories", "dgo"]),
                              capture_output=True, text=True, timeout=120)
     assert unknown.returncode == 2 and "dog" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_full_disk_leaves_no_partial_shard_and_resume_completes(reference, demo_corpus, tmp_path):
+    """A real full disk (a 4 MB tmpfs): the build stops with a clear error, leaves only complete,
+    recorded shards, and --resume on the grown filesystem gives the uninterrupted bytes."""
+    out_ref, _ = reference
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4M", "tmpfs", str(mnt)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        out = mnt / "shards"
+        with pytest.raises(BuildError, match="No space left on device"):
+            build(options(out, demo_corpus), progress=False)
+        shards = sorted((out / "data").glob("*.parquet"))
+        leftovers = [p for p in (out / "data").iterdir() if p.name.startswith(".")]
+        assert not leftovers, leftovers  # no temporary or partial file
+        for p in shards:  # every finished shard is complete and recorded
+            pq.ParquetFile(p)
+        assert not (out / "manifest.json").exists()
+        subprocess.run(["mount", "-o", "remount,size=200M", str(mnt)], check=True)
+        build(options(out, demo_corpus, resume=True), progress=False)
+        assert digest_tree(out) == digest_tree(out_ref)
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
