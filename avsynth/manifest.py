@@ -214,7 +214,7 @@ def select_categories(spec: str | int | Path | None, manifest: str | Path | None
                 f"(choose 1..{len(base)})"
             )
         return Manifest(base.name, base.categories[:n], base.path, base.description)
-    if isinstance(spec, Path) or text.endswith((".yaml", ".yml")) or Path(text).is_file():
+    if isinstance(spec, Path) or text.endswith((".yaml", ".yml")) or _is_file(text):
         return load_manifest(text)
     shipped = shipped_manifest_names()
     if "," not in text and text in shipped:
@@ -259,3 +259,13 @@ def _shipped_with(name: str, exclude: Path | None) -> list[str]:
 
 def _shipped_names() -> list[str]:  # kept for callers of the old private name
     return shipped_manifest_names()
+
+
+def _is_file(text: str) -> bool:
+    """Whether ``text`` names an existing file (a long comma list is not a path: no OSError)."""
+    if "," in text:
+        return False
+    try:
+        return Path(text).is_file()
+    except OSError:
+        return False

@@ -373,3 +373,10 @@ def test_wheel_install_finds_manifests(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("OK 46 ")
+
+
+def test_select_all_46_by_name_list():
+    """A long comma list (longer than a file name may be) selects by name, not as a path."""
+    names = load_manifest("avs-synthetic-46").names
+    picked = select_categories(",".join(names))
+    assert picked.names == names
