@@ -119,14 +119,14 @@ def file_fingerprint(path: Path) -> dict:
 
 
 def load_sources(
-    paths: SourcePaths, manifest: Manifest, *, demo_cache: Path | None = None, seed: int = 0
+    paths: SourcePaths, manifest: Manifest, *, demo_cache: Path | None = None
 ) -> LoadedSources:
     """Read every given source (or the demo corpus when none is given) into records."""
     used_demo = paths.empty
     if used_demo:
         from avsynth.sources.demo import ensure_demo
 
-        demo = ensure_demo(demo_cache, seed=0)
+        demo = ensure_demo(demo_cache, seed=0)  # the demo corpus is fixed; --seed drives the plan
         paths = SourcePaths(
             lvis_json=[Path(demo.lvis_train_json), Path(demo.lvis_val_json)],
             coco_root=Path(demo.coco_root),
@@ -439,7 +439,7 @@ def build(
             "[bold yellow]No source roots given: building from the bundled DEMO corpus "
             "(procedural objects and sounds, not real data).[/]"
         )
-    src = load_sources(opts.sources, manifest, demo_cache=opts.demo_cache, seed=opts.seed)
+    src = load_sources(opts.sources, manifest, demo_cache=opts.demo_cache)
     identity = {
         "format": FORMAT,
         "arguments": _plan_arguments(opts, manifest),
