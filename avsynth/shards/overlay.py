@@ -31,7 +31,7 @@ PALETTE: tuple[Color, ...] = (
 DEFAULT_COLOR: Color = (255, 40, 40)
 BACKGROUND: Color = (24, 24, 24)
 CAPTION_FG: Color = (240, 240, 240)
-SHEET_DIM = 0.45  # background darkening on contact sheets and card examples
+SHEET_DIM = 0.7  # background darkening on contact sheets and card examples
 
 
 def category_color(category_id: int) -> Color:
