@@ -292,37 +292,34 @@ def _triplet_row(item: RowSpec, opts: WorkerOptions, skips: SkipCounter, cache: 
     }
 
 
-def run_shard(spec: ShardSpec, out: str, opts: WorkerOptions, state_dir: str) -> ShardResult:
-    """Write one shard (atomically) and then its record. Pure in its arguments."""
+def write_spec(spec: ShardSpec, opts: WorkerOptions, path: Path) -> ShardResult:
+    """Produce the shard ``spec`` into ``path`` (atomically); its result without progress count."""
     from avsynth.shards.schema import POOL_SCHEMA, arrow_schema
     from avsynth.shards.writer import write_shard
 
-    final = Path(out) / spec.relpath
-    final.parent.mkdir(parents=True, exist_ok=True)
     skips = SkipCounter()
     schema = arrow_schema() if spec.kind == "rows" else POOL_SCHEMA
-    rec = write_shard(produce_rows(spec, opts, skips), final, schema=schema)
-    result = ShardResult(
-        relpath=spec.relpath, split=spec.split, kind=spec.kind, index=spec.index,
-        num_shards=spec.num_shards, rows=rec.rows, sha256=rec.sha256, bytes=rec.bytes,
-        skipped=skips.as_dict(), rows_done=len(spec.items),
-    )
+    rec = write_shard(produce_rows(spec, opts, skips), path, schema=schema)
+    return ShardResult(spec.relpath, spec.split, spec.kind, spec.index, spec.num_shards,
+                       rec.rows, rec.sha256, rec.bytes, skips.as_dict())
+
+
+def run_shard(spec: ShardSpec, out: str, opts: WorkerOptions, state_dir: str) -> ShardResult:
+    """Write one shard (atomically) and then its record. Pure in its arguments."""
+    final = Path(out) / spec.relpath
+    final.parent.mkdir(parents=True, exist_ok=True)
+    result = write_spec(spec, opts, final)
+    result.rows_done = len(spec.items)
     _write_json_atomic(Path(state_dir) / "shards" / _record_name(spec.relpath), asdict(result))
     return result
 
 
 def regenerate_digest(spec: ShardSpec, opts: WorkerOptions, scratch: Path) -> ShardResult:
     """Produce a shard into ``scratch`` only to learn its bytes' digest (for orphaned files)."""
-    from avsynth.shards.schema import POOL_SCHEMA, arrow_schema
-    from avsynth.shards.writer import write_shard
-
-    skips = SkipCounter()
-    schema = arrow_schema() if spec.kind == "rows" else POOL_SCHEMA
     tmp = scratch / Path(spec.relpath).name
-    rec = write_shard(produce_rows(spec, opts, skips), tmp, schema=schema)
+    result = write_spec(spec, opts, tmp)
     tmp.unlink()
-    return ShardResult(spec.relpath, spec.split, spec.kind, spec.index, spec.num_shards,
-                       rec.rows, rec.sha256, rec.bytes, skips.as_dict())
+    return result
 
 
 def _record_name(relpath: str) -> str:

@@ -35,6 +35,7 @@ from PIL import Image
 from avsynth.errors import AvsynthError
 from avsynth.media.mask import decode_png
 from avsynth.shards.schema import SPLITS
+from avsynth.shards.record import read_record
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +78,6 @@ def _check_database(fo) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Inputs and fingerprint
-
-
-def _record(directory: Path) -> dict:
-    path = directory / "manifest.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise AvsynthError(f"{path}: cannot read the build record ({err})") from err
 
 
 def split_shards(directory: Path, record: dict, split: str) -> list[dict]:
@@ -290,7 +283,7 @@ def open_view(
     directory = Path(directory)
     if not directory.is_dir():
         raise AvsynthError(f"{directory}: not a directory")
-    record = _record(directory)
+    record = read_record(directory)
     entries = split_shards(directory, record, split)
     fp = fingerprint(entries, split, limit)
     name = name or default_name(directory, split, limit)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any, Iterator
 
 from avsynth import __version__
 from avsynth.errors import AvsynthError, VerifyError
+from avsynth.shards.record import read_record
 
 MANAGED_PATTERNS: tuple[str, ...] = (
     "README.md",
@@ -214,14 +214,6 @@ def _write_card_files(directory: Path, files: dict[str, bytes]) -> None:
         atomic_write_bytes(directory / PurePosixPath(remote), data)
 
 
-def _load_record(directory: Path) -> dict:
-    path = directory / "manifest.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise VerifyError(f"{path}: cannot read the build record ({err})") from err
-
-
 # ---------------------------------------------------------------------------------------------
 # Publish
 
@@ -290,7 +282,7 @@ def publish(
     if not directory.is_dir():
         raise PublishError(f"{directory}: not a directory")
     verify_for_publish(directory, verify_sample)
-    record = _load_record(directory)
+    record = read_record(directory)
     files = card_files(directory, record, n_examples)
     if dry_run:
         stale = set(_stale_examples(directory, files))
