@@ -223,7 +223,7 @@ def import_avs_synthetic(
     import os
     import time
 
-    from avsynth.importer import ImportOptions, import_avs_synthetic as run_import
+    from avsynth.build.importer import ImportOptions, import_avs_synthetic as run_import
 
     t0 = time.perf_counter()
     result = run_import(
