@@ -126,7 +126,8 @@ def main() -> None:
     args = ap.parse_args()
     import dataclasses
 
-    from avsynth.sources.demo import SCALES, DemoCorpus, default_cache_dir, write_demo
+    from avsynth.demo import SCALES, DemoCorpus, write_demo
+    from avsynth.io import cache_dir as default_cache_dir
 
     t0 = time.perf_counter()
     root = args.demo_dir or default_cache_dir() / f"bench-demo-{args.images_per_category}"

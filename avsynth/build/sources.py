@@ -49,7 +49,7 @@ def load_sources(
     """Read every given source (or the demo corpus when none is given) into records."""
     used_demo = paths.empty
     if used_demo:
-        from avsynth.sources.demo import ensure_demo
+        from avsynth.demo import ensure_demo
 
         demo = ensure_demo(demo_cache, seed=0)  # the demo corpus is fixed; --seed drives the plan
         paths = SourcePaths(
