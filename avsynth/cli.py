@@ -223,7 +223,7 @@ def import_avs_synthetic(
     import os
     import time
 
-    from avsynth.importer import ImportOptions, import_avs_synthetic as run_import
+    from avsynth.build.importer import ImportOptions, import_avs_synthetic as run_import
 
     t0 = time.perf_counter()
     result = run_import(
@@ -557,7 +557,7 @@ def models_cmd(
     Console(width=120).print(table)
 
 
-# ---- section: demo (sources/demo.py) -------------------------------------------------------
+# ---- section: demo (avsynth/demo) -------------------------------------------------------
 
 
 @app.command("demo", rich_help_panel="Corpora & manifests")
@@ -582,7 +582,7 @@ def demo_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
-    from avsynth.sources.demo import directory_bytes, write_demo
+    from avsynth.demo import directory_bytes, write_demo
 
     t0 = time.perf_counter()
     with Progress(

@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -33,9 +32,10 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from avsynth.errors import AvsynthError
+from avsynth.io import atomic_write_bytes, cache_dir as cache_dir_for
 from avsynth.media.mask import decode_png
 from avsynth.shards.schema import SPLITS
-from avsynth.shards.record import read_record
+from avsynth.shards.record import BuildRecord, ShardEntry, read_record
 
 log = logging.getLogger(__name__)
 
@@ -80,30 +80,26 @@ def _check_database(fo) -> None:
 # Inputs and fingerprint
 
 
-def split_shards(directory: Path, record: dict, split: str) -> list[dict]:
+def split_shards(directory: Path, record: BuildRecord, split: str) -> list[ShardEntry]:
     """The manifest entries of ``split``'s shards, in index order; error if there are none."""
     if split not in SPLITS:
         raise AvsynthError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
-    entries = [
-        s for s in record.get("shards", [])
-        if (s.get("split") or Path(s["path"]).name.split("-", 1)[0]) == split
-    ]  # fmt: skip
+    entries = sorted(record.split_shards(split), key=lambda s: s.path)
     if not entries:
         raise AvsynthError(f"{directory}: manifest.json lists no {split!r} shards")
-    entries.sort(key=lambda s: s["path"])
     for s in entries:
-        if not (directory / s["path"]).is_file():
-            raise AvsynthError(f"{directory / s['path']}: listed in manifest.json but missing")
+        if not (directory / s.path).is_file():
+            raise AvsynthError(f"{directory / s.path}: listed in manifest.json but missing")
     return entries
 
 
-def fingerprint(entries: list[dict], split: str, limit: int | None) -> str:
+def fingerprint(entries: list[ShardEntry], split: str, limit: int | None) -> str:
     """Hex digest identifying the view's inputs (shard sha256s, split, limit, layout)."""
     key = {
         "layout": LAYOUT_VERSION,
         "split": split,
         "limit": limit,
-        "shards": [[s["path"], s.get("sha256"), s.get("rows")] for s in entries],
+        "shards": [[s.path, s.sha256, s.rows] for s in entries],
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
@@ -112,12 +108,6 @@ def default_name(directory: Path, split: str, limit: int | None = None) -> str:
     """``avsynth-{folder}-{split}[-{limit}]`` (folder name made safe)."""
     folder = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(directory).resolve().name).strip("-") or "shards"
     return f"avsynth-{folder}-{split}" + (f"-{limit}" if limit is not None else "")
-
-
-def default_cache_dir(name: str) -> Path:
-    """``$XDG_CACHE_HOME/avsynth/fiftyone/{name}`` (``~/.cache`` by default)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "avsynth" / "fiftyone" / name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,12 +138,6 @@ def _safe(row_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", row_id)
 
 
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def label_mask_png(mask_png: bytes, category_id: int, where: str) -> bytes:
     """The stored mask as a PNG whose object pixels hold ``category_id + 1`` (0 = background);
     8-bit when the value fits, else 16-bit."""
@@ -174,11 +158,11 @@ class _Materialised:
     audio_path: Path
 
 
-def _rows(directory: Path, entries: list[dict], limit: int | None) -> Iterator[dict]:
+def _rows(directory: Path, entries: list[ShardEntry], limit: int | None) -> Iterator[dict]:
     """Rows of the shards in order (projected columns, one row group at a time), at most ``limit``."""
     n = 0
     for s in entries:
-        path = directory / s["path"]
+        path = directory / s.path
         try:
             pf = pq.ParquetFile(path)
             for g in range(pf.metadata.num_row_groups):
@@ -191,7 +175,7 @@ def _rows(directory: Path, entries: list[dict], limit: int | None) -> Iterator[d
             raise AvsynthError(f"{path}: cannot read shard ({err})") from err
 
 
-def materialise(directory: Path, entries: list[dict], limit: int | None, media_dir: Path) -> list[_Materialised]:
+def materialise(directory: Path, entries: list[ShardEntry], limit: int | None, media_dir: Path) -> list[_Materialised]:
     """Write each row's image, label mask and audio under ``media_dir``; return the rows."""
     for sub in ("images", "masks", "audio"):
         (media_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -205,9 +189,9 @@ def materialise(directory: Path, entries: list[dict], limit: int | None, media_d
             media_dir / "masks" / f"{stem}.png",
             media_dir / "audio" / f"{stem}{_audio_ext(audio)}",
         )
-        _write(paths[0], image)
-        _write(paths[1], label_mask_png(row["mask"]["bytes"], row["category_id"], f"row {row['id']}"))
-        _write(paths[2], audio)
+        atomic_write_bytes(paths[0], image)
+        atomic_write_bytes(paths[1], label_mask_png(row["mask"]["bytes"], row["category_id"], f"row {row['id']}"))
+        atomic_write_bytes(paths[2], audio)
         out.append(_Materialised(row, *paths))
     return out
 
@@ -287,7 +271,7 @@ def open_view(
     entries = split_shards(directory, record, split)
     fp = fingerprint(entries, split, limit)
     name = name or default_name(directory, split, limit)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(name)
+    cache = Path(cache_dir) if cache_dir is not None else cache_dir_for("fiftyone", name)
     media_dir = cache / fp[:16]
 
     fo = import_fiftyone()
@@ -309,7 +293,7 @@ def open_view(
 
     rows = materialise(directory, entries, limit, media_dir)
     dataset = fo.Dataset(name)
-    categories = sorted({(c["category_id"], c["name"]) for c in record.get("categories", [])})
+    categories = sorted({(c["category_id"], c["name"]) for c in record.categories})
     categories = categories or sorted({(m.row["category_id"], m.row["category"]) for m in rows})
     dataset.mask_targets = {"ground_truth": {int(cid) + 1: cname for cid, cname in categories}}
     dataset.add_samples([_sample(fo, m) for m in rows], progress=False)

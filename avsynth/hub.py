@@ -27,7 +27,8 @@ from typing import Any, Iterator
 
 from avsynth import __version__
 from avsynth.errors import AvsynthError, VerifyError
-from avsynth.shards.record import read_record
+from avsynth.io import atomic_write_bytes
+from avsynth.shards.record import BuildRecord, read_record
 
 MANAGED_PATTERNS: tuple[str, ...] = (
     "README.md",
@@ -193,7 +194,7 @@ def _example_images(directory: Path, n: int = EXAMPLES, seed: int = 0) -> list[b
     return out
 
 
-def card_files(directory: Path, record: dict, n_examples: int = EXAMPLES) -> dict[str, bytes]:
+def card_files(directory: Path, record: BuildRecord, n_examples: int = EXAMPLES) -> dict[str, bytes]:
     """The regenerated card and its example images: {repository path: contents}."""
     from avsynth.shards.card import CARD_NAME, render_card
 
@@ -206,8 +207,6 @@ def card_files(directory: Path, record: dict, n_examples: int = EXAMPLES) -> dic
 
 def _write_card_files(directory: Path, files: dict[str, bytes]) -> None:
     """Write the card files atomically and remove stale ``assets/example-*.jpg``."""
-    from avsynth.shards.card import atomic_write_bytes
-
     for old in _stale_examples(directory, files):
         old.unlink()
     for remote, data in files.items():

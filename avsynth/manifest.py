@@ -257,10 +257,6 @@ def _shipped_with(name: str, exclude: Path | None) -> list[str]:
     return out
 
 
-def _shipped_names() -> list[str]:  # kept for callers of the old private name
-    return shipped_manifest_names()
-
-
 def _is_file(text: str) -> bool:
     """Whether ``text`` names an existing file (a long comma list is not a path: no OSError)."""
     if "," in text:

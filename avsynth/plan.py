@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
 
 from avsynth.manifest import Manifest
+from avsynth.shards.schema import SPLITS, shard_relpath
 from avsynth.sources.records import AudioClip, ImageInstance
 
-SPLITS = ("train", "validation", "test")
 DEFAULT_SIZES = {"train": 52_609, "validation": 5_000, "test": 5_000}
 VGGSOUND_SPLIT = {"train": "train", "validation": "test", "test": "test"}
 CLIP_LENGTH_S = 10.0  # VGGSound clips are 10 s
@@ -111,8 +111,7 @@ class ShardSpec:
 
     @property
     def relpath(self) -> str:
-        folder = "data" if self.kind == "rows" else "audio_pool"
-        return f"{folder}/{self.split}-{self.index:05d}-of-{self.num_shards:05d}.parquet"
+        return shard_relpath(self.kind, self.split, self.index, self.num_shards)
 
 
 @dataclass
@@ -356,7 +355,7 @@ def make_plan(
         for clip in audio["train"][name]
     ]
 
-    shards = _shard(rows, pool, options.rows_per_shard)
+    shards = make_shards(rows, pool, options.rows_per_shard)
 
     shortfall: dict[str, dict[str, int]] = {}
     for split in SPLITS:
@@ -390,7 +389,8 @@ def _proportional(capacity: dict[str, int], total: int, cap: int | None) -> dict
     return quota
 
 
-def _shard(rows: dict[str, list[RowSpec]], pool: list[PoolSpec], per_shard: int) -> list[ShardSpec]:
+def make_shards(rows: dict[str, list[RowSpec]], pool: list[PoolSpec], per_shard: int) -> list[ShardSpec]:
+    """Cut each split's rows, then the pool, into shards of ``per_shard`` items, in order."""
     if per_shard < 1:
         raise ValueError("rows_per_shard must be >= 1")
     shards: list[ShardSpec] = []
@@ -403,3 +403,16 @@ def _shard(rows: dict[str, list[RowSpec]], pool: list[PoolSpec], per_shard: int)
     for i in range(n):
         shards.append(ShardSpec("pool", "train", i, n, tuple(pool[i * per_shard:(i + 1) * per_shard])))
     return shards
+
+
+def plan_from_rows(
+    rows: dict[str, list[RowSpec]], pool: list[PoolSpec], categories: list[dict], options: PlanOptions
+) -> Plan:
+    """A plan whose rows were decided elsewhere (e.g. an existing release's own split assignment):
+    the requested and target sizes are the row counts, nothing is short, filtered or balanced."""
+    counts = {s: len(rows[s]) for s in SPLITS}
+    return Plan(
+        options=options, categories=categories, rows=rows, pool=pool,
+        shards=make_shards(rows, pool, options.rows_per_shard),
+        requested=counts, targets=dict(counts), available={}, shortfall={}, filtered={},
+    )

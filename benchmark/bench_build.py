@@ -84,7 +84,7 @@ def stage_times(demo, sample_rows: int = 300) -> dict:
     from avsynth.plan import PlanOptions, make_plan
     from avsynth.shards.schema import arrow_schema
     from avsynth.shards.writer import write_shard
-    from avsynth.build import WorkerOptions, _triplet_row
+    from avsynth.build.rows import WorkerOptions, triplet_row
     from avsynth.sources.records import SkipCounter
 
     manifest = select_categories("46")
@@ -107,7 +107,7 @@ def stage_times(demo, sample_rows: int = 300) -> dict:
         t["image_read"] += b - a
         t["mask_rasterise_encode"] += c - b
         t["audio_decode_resample_encode"] += d - c
-    rows = [row for row in (_triplet_row(r, WorkerOptions(), SkipCounter(), {}) for r in specs) if row]
+    rows = [row for row in (triplet_row(r, WorkerOptions(), SkipCounter(), {}) for r in specs) if row]
     with tempfile.TemporaryDirectory() as tmp:
         a = cpu()
         write_shard(iter(rows), Path(tmp) / "x.parquet", schema=arrow_schema())
@@ -126,7 +126,8 @@ def main() -> None:
     args = ap.parse_args()
     import dataclasses
 
-    from avsynth.sources.demo import SCALES, DemoCorpus, default_cache_dir, write_demo
+    from avsynth.demo import SCALES, DemoCorpus, write_demo
+    from avsynth.io import cache_dir as default_cache_dir
 
     t0 = time.perf_counter()
     root = args.demo_dir or default_cache_dir() / f"bench-demo-{args.images_per_category}"

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from avsynth.sources.demo import directory_bytes, write_demo
+from avsynth.demo import directory_bytes, write_demo
 
 
 def _cpu_seconds() -> float:

@@ -40,8 +40,8 @@ def real_dir(shared_dir) -> Path:
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory):
     """The demo corpora at the small "test" scale (all 46 categories, seed 0), written once per
-    test session (about 70 MB, a few seconds). Returns an ``avsynth.sources.demo.DemoCorpus``."""
-    from avsynth.sources.demo import write_demo
+    test session (about 70 MB, a few seconds). Returns an ``avsynth.demo.DemoCorpus``."""
+    from avsynth.demo import write_demo
 
     return write_demo(tmp_path_factory.mktemp("demo") / "corpus", seed=0, scale="test")
 

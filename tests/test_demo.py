@@ -18,15 +18,15 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from avsynth.manifest import load_manifest
-from avsynth.sources import procedural as proc
-from avsynth.sources.demo import (
+from avsynth.demo import procedural as proc
+from avsynth.demo import (
     AVSS_CLASSES,
     DemoCorpus,
     DemoError,
     DemoSize,
     cache_name,
     ensure_demo,
-    make_plan,
+    make_layout,
     write_demo,
 )
 from avsynth.sources.records import SkipCounter
@@ -67,9 +67,9 @@ def test_determinism_across_worker_counts_and_seeds(tmp_path):
     three = tree_hashes(write_demo(tmp_path / "w3", seed=5, scale=MICRO, workers=3).root)
     assert one == three
     manifest = load_manifest("avs-synthetic-46")
-    a, _ = make_plan(manifest, 5, MICRO)
-    b, _ = make_plan(manifest, 6, MICRO)
-    assert a == make_plan(manifest, 5, MICRO)[0]
+    a, _ = make_layout(manifest, 5, MICRO)
+    b, _ = make_layout(manifest, 6, MICRO)
+    assert a == make_layout(manifest, 5, MICRO)[0]
     assert a.vgg_rows != b.vgg_rows and a.images != b.images  # another seed, another corpus
 
 

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from avsynth.errors import AvsynthError
-from avsynth.importer import ImportOptions, import_avs_synthetic
+from avsynth.build.importer import ImportOptions, import_avs_synthetic
 from avsynth.sources.avs_synthetic import read_release
 
 

@@ -20,7 +20,8 @@ from avsynth.media.image import encode_jpeg
 from avsynth.media.mask import encode_png, mask_stats
 from avsynth.shards.schema import POOL_SCHEMA, ROW_SCHEMA, arrow_schema, hf_features_dict, validate_row
 from avsynth.shards.verify import verify_dir
-from avsynth.shards.writer import sha256_file, write_shard
+from avsynth.io import sha256_file
+from avsynth.shards.writer import write_shard
 
 CATEGORIES = [("dog", 0), ("cat", 1), ("bird", 2)]
 SR = 16000

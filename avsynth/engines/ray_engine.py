@@ -1,25 +1,20 @@
-"""The Ray engine: each shard task is a Ray remote call (a local Ray instance or a cluster).
+"""The Ray engine: each task is a Ray remote call (a local Ray instance or a cluster).
 
 ``address=None`` starts a local instance with ``workers`` CPUs; ``"auto"`` or ``"ray://host:port"``
-joins a cluster. Progress moves per finished shard.
+joins a cluster.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from avsynth.engines import ProgressFn
 from avsynth.errors import BuildError
 
 
 def run_ray(
-    fn: Callable,
-    tasks: Sequence[tuple],
-    *,
-    workers: int,
-    on_rows: ProgressFn | None = None,
-    address: str | None = None,
-) -> list:
+    fn: Callable, tasks: Sequence[tuple], *, workers: int, address: str | None = None
+) -> Iterator[tuple[int, Any]]:
+    """Yield ``(i, fn(*tasks[i]))`` as the remote calls finish."""
     try:
         import ray
     except ImportError:
@@ -38,16 +33,11 @@ def run_ray(
         remote = ray.remote(num_cpus=1, max_retries=0)(fn)
         refs = [remote.remote(*t) for t in tasks]
         index = {ref: i for i, ref in enumerate(refs)}
-        results: list = [None] * len(refs)
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
-                res = ray.get(ref)
-                results[index[ref]] = res
-                if on_rows is not None:
-                    on_rows(getattr(res, "rows_done", 0))
-        return results
+                yield index[ref], ray.get(ref)
     finally:
         if started_here:
             ray.shutdown()

@@ -10,13 +10,13 @@ on the record (and the example image paths), never on the clock, so rebuilding g
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import yaml
 
+from avsynth.io import atomic_write_text
+from avsynth.shards.record import BuildRecord
 from avsynth.shards.schema import SPLITS, hf_features_dict
 
 CARD_NAME = "README.md"
@@ -112,43 +112,14 @@ COLUMN_DOCS: dict[str, str] = {
 # Record access
 
 
-def _splits(record: dict) -> dict[str, dict]:
-    return record.get("splits") or {}
-
-
-def _split_rows(record: dict, split: str) -> int:
-    return int((_splits(record).get(split) or {}).get("rows", 0))
-
-
-def present_splits(record: dict) -> list[str]:
+def present_splits(record: BuildRecord | Mapping) -> list[str]:
     """Splits that have at least one shard file in the record, in train/validation/test order."""
-    with_files = {s.get("split") or _split_of_path(s["path"]) for s in record.get("shards", [])}
-    return [s for s in SPLITS if s in with_files]
+    return BuildRecord.coerce(record).present_splits()
 
 
-def _split_of_path(path: str) -> str:
-    return PurePosixPath(path).name.split("-", 1)[0]
-
-
-def _split_bytes(record: dict, split: str) -> int:
-    return sum(
-        int(s.get("bytes", 0))
-        for s in record.get("shards", [])
-        if (s.get("split") or _split_of_path(s["path"])) == split
-    )
-
-
-def _total_rows(record: dict) -> int:
-    return sum(_split_rows(record, s) for s in SPLITS)
-
-
-def _category_names(record: dict) -> list[str]:
-    names = [c["name"] for c in record.get("categories", [])]
-    for split in SPLITS:  # categories that only appear in counts (records without a list)
-        for name in (_splits(record).get(split) or {}).get("per_category", {}):
-            if name not in names:
-                names.append(name)
-    return names
+def _or(value: Any, default: Any) -> Any:
+    """``value``, or ``default`` when the record does not have it."""
+    return default if value is None else value
 
 
 def size_category(n: int) -> str:
@@ -167,14 +138,14 @@ def size_category(n: int) -> str:
     return "n>100M"
 
 
-def _pretty_name(record: dict) -> str:
+def _pretty_name(record: BuildRecord) -> str:
     """``name`` from the record if any, else built from the manifest and the category count."""
-    args = record.get("arguments") or {}
-    name = record.get("name") or args.get("name")
+    args = record.arguments
+    name = record.extra.get("name") or args.get("name")
     if name:
         return str(name)
     manifest = args.get("manifest")
-    n = len(_category_names(record))
+    n = len(record.category_names())
     if isinstance(manifest, str) and manifest:
         return f"{DEFAULT_PRETTY_NAME} ({Path(manifest).stem}, {n} categories)"
     return DEFAULT_PRETTY_NAME
@@ -184,29 +155,30 @@ def _pretty_name(record: dict) -> str:
 # Front matter
 
 
-def card_metadata(record: dict) -> dict[str, Any]:
+def card_metadata(record: BuildRecord | Mapping) -> dict[str, Any]:
     """The card's YAML metadata as a dict (``configs``, ``dataset_info``, licence, tags...)."""
     import datasets  # local: keeps `import avsynth.shards` light
 
-    splits = present_splits(record)
+    record = BuildRecord.coerce(record)
+    splits = record.present_splits()
     features = datasets.Features.from_dict(hf_features_dict())
     split_dict = datasets.SplitDict()
     for split in splits:
         split_dict.add(
             datasets.SplitInfo(
                 name=split,
-                num_bytes=_split_bytes(record, split),
-                num_examples=_split_rows(record, split),
+                num_bytes=record.split_bytes(split),
+                num_examples=record.split_rows(split),
             )
         )
-    download = sum(int(s.get("bytes", 0)) for s in record.get("shards", []))
+    download = sum(int(s.bytes or 0) for s in record.shards)
     return {
         "pretty_name": _pretty_name(record),
         "license": "other",
         "license_name": "mixed-source-licences",
         "task_categories": ["image-segmentation", "audio-classification"],
         "tags": ["audio-visual-segmentation", "avs", "synthetic", "lvis", "open-images", "vggsound", "avsynth"],
-        "size_categories": [size_category(_total_rows(record))],
+        "size_categories": [size_category(record.total_rows())],
         "configs": [
             {
                 "config_name": "default",
@@ -240,16 +212,15 @@ def _json_block(value: Any) -> str:
     return "```json\n" + json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n```"
 
 
-def _summary(record: dict) -> str:
-    n_cat = len(_category_names(record))
-    counts = ", ".join(f"{_split_rows(record, s):,} {s}" for s in SPLITS)
-    tool = record.get("tool") or {}
-    sources = (record.get("arguments") or {}).get("sources")
+def _summary(record: BuildRecord) -> str:
+    n_cat = len(record.category_names())
+    counts = ", ".join(f"{record.split_rows(s):,} {s}" for s in SPLITS)
+    tool = record.tool
     demo = (
         "\n\n**Demo data.** This build used avsynth's generated demo corpora (in the LVIS and "
         "VGGSound file formats), not the real datasets: use it to test pipelines, not to train "
         "models."
-        if isinstance(sources, dict) and sources.get("demo")
+        if record.used_demo
         else ""
     )
     return (
@@ -257,9 +228,9 @@ def _summary(record: dict) -> str:
         f"and an audio clip of that object's sound, paired by category as in the annotation-free "
         f"recipe of Liu et al. (WACV 2024). Image instances come from LVIS / Open Images "
         f"segmentation annotations, audio from VGGSound; no pixel was annotated for audio.\n\n"
-        f"{_total_rows(record):,} triplets ({counts}) over {n_cat} categories, built by "
+        f"{record.total_rows():,} triplets ({counts}) over {n_cat} categories, built by "
         f"`{tool.get('name', 'avsynth')} {tool.get('version', '?')}` with seed "
-        f"{record.get('seed', '?')}.{demo}"
+        f"{_or(record.seed, '?')}.{demo}"
     )
 
 
@@ -271,14 +242,14 @@ def _examples_section(examples: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def _counts_section(record: dict) -> str:
-    splits_meta = _splits(record)
+def _counts_section(record: BuildRecord) -> str:
+    splits_meta = record.splits
     split_rows = [
-        [s, f"{_split_rows(record, s):,}", (splits_meta.get(s) or {}).get("num_shards", 0)] for s in SPLITS
+        [s, f"{record.split_rows(s):,}", (splits_meta.get(s) or {}).get("num_shards", 0)] for s in SPLITS
     ]
-    ids = {c["name"]: c.get("category_id", "") for c in record.get("categories", [])}
+    ids = {c["name"]: c.get("category_id", "") for c in record.categories}
     cat_rows = []
-    for name in _category_names(record):
+    for name in record.category_names():
         per = [int(((splits_meta.get(s) or {}).get("per_category") or {}).get(name, 0)) for s in SPLITS]
         cat_rows.append([name, ids.get(name, ""), *per, sum(per)])
     return "\n\n".join(
@@ -306,15 +277,15 @@ def _schema_section() -> str:
     return "## Row schema\n\n" + _table(["column", "type", "meaning"], rows)
 
 
-def _build_section(record: dict) -> str:
-    tool = record.get("tool") or {}
+def _build_section(record: BuildRecord) -> str:
+    tool = record.tool
     facts = [
         ["tool", f"{tool.get('name', 'avsynth')} {tool.get('version', '?')}"],
-        ["format", record.get("format", "")],
-        ["seed", record.get("seed", "")],
-        ["mask mode", record.get("mask_mode", "")],
-        ["audio window", f"{record.get('clip_seconds', '')} s, {record.get('audio_format', '')}"],
-        ["audio pool files", len(record.get("audio_pool", []))],
+        ["format", _or(record.format, "")],
+        ["seed", _or(record.seed, "")],
+        ["mask mode", _or(record.mask_mode, "")],
+        ["audio window", f"{_or(record.clip_seconds, '')} s, {_or(record.audio_format, '')}"],
+        ["audio pool files", len(record.audio_pool)],
     ]
     parts = [
         "## How it was built",
@@ -325,15 +296,15 @@ def _build_section(record: dict) -> str:
         "re-paired with other clips of their category from `audio_pool/`.",
         _table(["", ""], facts),
         "### Arguments",
-        _json_block(record.get("arguments") or {}),
+        _json_block(record.arguments),
         "### Source fingerprints",
-        _json_block(record.get("sources") or {}),
+        _json_block(record.sources),
     ]
     return "\n\n".join(parts)
 
 
-def _skipped_section(record: dict) -> str:
-    skipped = record.get("skipped") or {}
+def _skipped_section(record: BuildRecord) -> str:
+    skipped = record.skipped
     if not skipped:
         return "## Skipped inputs\n\nNone."
     rows = []
@@ -344,8 +315,8 @@ def _skipped_section(record: dict) -> str:
     return "## Skipped inputs\n\n" + _table(["reason", "count", "examples"], rows)
 
 
-def _shortfall_section(record: dict) -> str:
-    shortfall = record.get("shortfall") or {}
+def _shortfall_section(record: BuildRecord) -> str:
+    shortfall = record.shortfall
     rows = [
         [split, cat, f"{int(missing):,}"]
         for split in SPLITS
@@ -371,7 +342,7 @@ def _licence_section() -> str:
     return "\n\n".join(parts)
 
 
-def _loading_section(record: dict) -> str:
+def _loading_section(record: BuildRecord) -> str:
     return "\n\n".join(
         [
             "## How to load",
@@ -403,12 +374,13 @@ def _citation_section() -> str:
     )
 
 
-def render_card(record: dict, examples: list[Path] | None = None) -> str:
-    """The dataset card text for the build ``record`` (manifest.json as a dict).
+def render_card(record: BuildRecord | Mapping, examples: list[Path] | None = None) -> str:
+    """The dataset card text for the build ``record`` (a BuildRecord, or manifest.json as a dict).
 
     ``examples`` are image paths relative to the dataset folder (e.g. ``assets/example-0.jpg``)
     shown in an Examples section; absolute paths are shown as ``assets/<name>``.
     """
+    record = BuildRecord.coerce(record)
     front = yaml.safe_dump(card_metadata(record), sort_keys=False, allow_unicode=True, width=100)
     sections = [f"# {_pretty_name(record)}", _summary(record)]
     if examples:
@@ -426,29 +398,7 @@ def render_card(record: dict, examples: list[Path] | None = None) -> str:
     return f"---\n{front}---\n\n" + "\n\n".join(sections) + "\n"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` atomically."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def write_card(out_dir: Path, record: dict, examples: list[Path] | None = None) -> Path:
+def write_card(out_dir: Path, record: BuildRecord | Mapping, examples: list[Path] | None = None) -> Path:
     """Write (or replace) ``out_dir/README.md`` atomically from ``record``; returns its path."""
     return atomic_write_text(Path(out_dir) / CARD_NAME, render_card(record, examples))
 

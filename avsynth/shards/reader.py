@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +33,8 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from avsynth.errors import AvsynthError, SourceError
 from avsynth.media.audio import decode_audio
 from avsynth.media.mask import decode_png, resize_nearest
+from avsynth.shards.record import RECORD_NAME, BuildRecord, load_record_json
+from avsynth.shards.schema import DATA_DIR
 
 _AUDIO_FIELDS = ("audio", "audio_id", "audio_label", "audio_offset_s", "audio_seconds")
 
@@ -45,12 +46,12 @@ def _open_fs(source: str | Path, storage_options: dict | None) -> tuple[fsspec.A
 
 def _list_shards(fs: fsspec.AbstractFileSystem, root: str, folder: str, split: str) -> list[str]:
     """Shard paths of a split: from manifest.json when present, else by file-name pattern."""
-    record_path = f"{root}/manifest.json"
+    record_path = f"{root}/{RECORD_NAME}"
     if fs.exists(record_path):
         with fs.open(record_path, "rb") as f:
-            record = json.load(f)
-        key = "shards" if folder == "data" else "audio_pool"
-        rels = [e["path"] for e in record.get(key) or [] if Path(e["path"]).name.startswith(f"{split}-")]
+            record = BuildRecord.from_dict(load_record_json(f))
+        listed = record.shards if folder == DATA_DIR else record.audio_pool
+        rels = [e.path for e in listed if Path(e.path).name.startswith(f"{split}-")]
         return [f"{root}/{rel}" for rel in sorted(rels)]
     return sorted(fs.glob(f"{root}/{folder}/{split}-*.parquet"))
 

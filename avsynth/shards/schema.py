@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+import re
+from typing import Any, Literal
 
 import pyarrow as pa
 
+#: The format id of a shard directory's build record (``manifest.json``).
+FORMAT = "avsynth-shards/1"
 SPLITS = ("train", "validation", "test")
+DATA_DIR = "data"  # the triplet shards
+POOL_DIR = "audio_pool"  # the train audio pool
+#: A shard file name, ``{split}-{i:05d}-of-{n:05d}.parquet`` (see :func:`shard_name`).
+SHARD_NAME = re.compile(r"^(?P<split>[a-z]+)-(?P<index>\d{5})-of-(?P<num>\d{5})\.parquet$")
 ROW_GROUP_SIZE = 100  # rows per Parquet row group in the triplet shards
 POOL_ROW_GROUP_SIZE = 16  # small row groups keep random re-pairing reads cheap
 HF_METADATA_KEY = b"huggingface"
@@ -79,11 +86,6 @@ def _schema(columns: list[tuple[str, pa.DataType, dict]]) -> pa.Schema:
 def hf_features_dict() -> dict:
     """The ``datasets`` features of a triplet row as a JSON-able dict (``Features.to_dict()`` form)."""
     return _features(_ROW_COLUMNS)
-
-
-def pool_features_dict() -> dict:
-    """The ``datasets`` features of an audio-pool row."""
-    return _features(_POOL_COLUMNS)
 
 
 def arrow_schema() -> pa.Schema:
@@ -157,3 +159,26 @@ def schema_features(schema: pa.Schema) -> dict | None:
         return json.loads(raw)["info"]["features"]
     except (ValueError, KeyError, TypeError):
         return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Shard file names
+
+
+def shard_name(split: str, index: int, num_shards: int) -> str:
+    """``{split}-{index:05d}-of-{num_shards:05d}.parquet``; :func:`parse_shard_name` inverts it."""
+    return f"{split}-{index:05d}-of-{num_shards:05d}.parquet"
+
+
+def shard_relpath(kind: Literal["rows", "pool"], split: str, index: int, num_shards: int) -> str:
+    """A shard's path in a shard directory: ``data/...`` (triplets) or ``audio_pool/...``."""
+    folder = DATA_DIR if kind == "rows" else POOL_DIR
+    return f"{folder}/{shard_name(split, index, num_shards)}"
+
+
+def parse_shard_name(name: str) -> tuple[str, int, int] | None:
+    """``(split, index, num_shards)`` of a shard file name, or None if it does not follow the format."""
+    m = SHARD_NAME.match(name)
+    if m is None:
+        return None
+    return m["split"], int(m["index"]), int(m["num"])

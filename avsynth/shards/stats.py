@@ -23,6 +23,8 @@ from PIL import Image
 from avsynth.errors import AvsynthError
 from avsynth.media.audio import decode_audio
 from avsynth.media.mask import decode_png
+from avsynth.io import atomic_write_text
+from avsynth.shards.record import load_record_json, record_path
 from avsynth.shards.overlay import SheetItem, category_color, contact_sheet
 from avsynth.shards.schema import SPLITS
 
@@ -49,10 +51,10 @@ def rms_dbfs(wave: np.ndarray) -> float:
 def data_files(directory: Path) -> list[Path]:
     """The triplet shards of ``directory``: those listed in manifest.json, else ``data/*.parquet``."""
     directory = Path(directory)
-    manifest = directory / "manifest.json"
+    manifest = record_path(directory)
     if manifest.is_file():
         try:
-            record = json.loads(manifest.read_text(encoding="utf-8"))
+            record = load_record_json(manifest)
         except ValueError as err:
             raise AvsynthError(f"{manifest}: not valid JSON ({err})") from err
         paths = [directory / s["path"] for s in record.get("shards", []) if isinstance(s, dict) and "path" in s]
@@ -258,7 +260,7 @@ def write_stats(
     summary = {k: v for k, v in stats.items()}
     summary["mask_area"] = {k: v for k, v in stats["mask_area"].items() if k != "values"}
     summary["audio_rms_dbfs"] = {k: v for k, v in stats["audio_rms_dbfs"].items() if k != "values"}
-    files["stats"].write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    atomic_write_text(files["stats"], json.dumps(summary, indent=2, sort_keys=True) + "\n")
     _hist_png(files["mask_area"], stats["mask_area"]["values"], AREA_BINS, "mask area (fraction of image)", "Mask area")
     _hist_png(files["audio_rms_dbfs"], stats["audio_rms_dbfs"]["values"], DBFS_BINS, "RMS level (dBFS)", "Audio level")
     items = sheet_items(directory, n=sheet_size, seed=seed)

@@ -12,9 +12,7 @@ length the stored window).
 
 from __future__ import annotations
 
-import json
 import random
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +24,11 @@ from avsynth.errors import AvsynthError
 from avsynth.media.audio import decode_audio
 from avsynth.media.image import decode_image_size
 from avsynth.media.mask import decode_png, mask_stats
-from avsynth.shards.schema import POOL_SCHEMA, ROW_SCHEMA, SPLITS, schema_features
-from avsynth.shards.writer import TMP_PREFIX, sha256_file
-
-MANIFEST_FORMAT = "avsynth-shards/1"
-SHARD_NAME = re.compile(r"^(?P<split>[a-z]+)-(?P<index>\d{5})-of-(?P<num>\d{5})\.parquet$")
+from avsynth.io import TMP_PREFIX, sha256_file
+from avsynth.shards.record import RECORD_NAME, load_record_json, record_path
+from avsynth.shards.schema import (
+    DATA_DIR, FORMAT, POOL_DIR, POOL_SCHEMA, ROW_SCHEMA, SPLITS, parse_shard_name, schema_features,
+)
 _SCALARS = ["id", "split", "category", "category_id", "image_source", "image_id", "audio_source", "audio_id"]
 _AREA_TOL = 1e-4
 _BBOX_TOL = 1e-4
@@ -113,25 +111,26 @@ def verify_dir(directory: Path | str, sample: int | None = None, seed: int = 0) 
 
 
 def _load_record(directory: Path, report: VerifyReport) -> dict | None:
-    path = directory / "manifest.json"
+    """The raw record (unchecked JSON: verifying it is this module's job), or None with a problem."""
+    path = record_path(directory)
     if not path.is_file():
-        report.add("manifest.json", "missing (every shard directory carries its build record)")
+        report.add(RECORD_NAME, "missing (every shard directory carries its build record)")
         return None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = load_record_json(path)
     except (ValueError, UnicodeDecodeError) as err:
-        report.add("manifest.json", f"not valid JSON ({err})")
+        report.add(RECORD_NAME, f"not valid JSON ({err})")
         return None
     if not isinstance(record, dict):
-        report.add("manifest.json", "not a JSON object")
+        report.add(RECORD_NAME, "not a JSON object")
         return None
-    if record.get("format") != MANIFEST_FORMAT:
-        report.add("manifest.json", f"format is {record.get('format')!r}, expected {MANIFEST_FORMAT!r}")
+    if record.get("format") != FORMAT:
+        report.add(RECORD_NAME, f"format is {record.get('format')!r}, expected {FORMAT!r}")
     for key in ("shards", "splits"):
         if key not in record:
-            report.add("manifest.json", f"has no {key!r} entry")
+            report.add(RECORD_NAME, f"has no {key!r} entry")
     if not isinstance(record.get("shards") or [], list) or not isinstance(record.get("audio_pool") or [], list):
-        report.add("manifest.json", "'shards' and 'audio_pool' must be lists")
+        report.add(RECORD_NAME, "'shards' and 'audio_pool' must be lists")
         return None
     return record
 
@@ -141,8 +140,8 @@ def _check_listing(directory: Path, record: dict, report: VerifyReport) -> list[
     shards: list[_Shard] = []
     seen: set[str] = set()
     indices: dict[str, dict[int, int]] = defaultdict(dict)  # split -> index -> num_shards
-    entries = [(e, ROW_SCHEMA, "data") for e in record.get("shards") or []]
-    entries += [(e, POOL_SCHEMA, "audio_pool") for e in record.get("audio_pool", []) or []]
+    entries = [(e, ROW_SCHEMA, DATA_DIR) for e in record.get("shards") or []]
+    entries += [(e, POOL_SCHEMA, POOL_DIR) for e in record.get("audio_pool", []) or []]
     for entry, schema, folder in entries:
         rel = entry.get("path") if isinstance(entry, dict) else None
         if not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in Path(rel).parts:
@@ -152,15 +151,15 @@ def _check_listing(directory: Path, record: dict, report: VerifyReport) -> list[
             report.add(rel, "listed twice in manifest.json")
             continue
         seen.add(rel)
-        name = SHARD_NAME.match(Path(rel).name)
+        name = parse_shard_name(Path(rel).name)
         if Path(rel).parent.as_posix() != folder or name is None:
             report.add(rel, f"name does not follow {folder}/{{split}}-{{i:05d}}-of-{{n:05d}}.parquet")
             split = None
         else:
-            split = name["split"]
+            split, index, num = name
             if schema is ROW_SCHEMA:
                 _check_data_entry(rel, entry, name, report)
-                indices[split][int(name["index"])] = int(name["num"])
+                indices[split][index] = num
             elif split != "train":
                 report.add(rel, "audio-pool shards hold the train split only")
         rows = entry.get("rows")
@@ -180,17 +179,17 @@ def _check_listing(directory: Path, record: dict, report: VerifyReport) -> list[
     return shards
 
 
-def _check_data_entry(rel: str, entry: dict, name: re.Match, report: VerifyReport) -> None:
-    split = name["split"]
+def _check_data_entry(rel: str, entry: dict, name: tuple[str, int, int], report: VerifyReport) -> None:
+    split, index, num = name
     if split not in SPLITS:
         report.add(rel, f"unknown split {split!r} in file name")
     if entry.get("split") is not None and entry.get("split") != split:
         report.add(rel, f"manifest says split {entry.get('split')!r} but the file name says {split!r}")
-    if entry.get("index") is not None and entry.get("index") != int(name["index"]):
+    if entry.get("index") is not None and entry.get("index") != index:
         report.add(rel, f"manifest index {entry.get('index')} differs from the file name")
-    if entry.get("num_shards") is not None and entry.get("num_shards") != int(name["num"]):
+    if entry.get("num_shards") is not None and entry.get("num_shards") != num:
         report.add(rel, f"manifest num_shards {entry.get('num_shards')} differs from the file name")
-    if int(name["index"]) >= int(name["num"]):
+    if index >= num:
         report.add(rel, "shard index is not below the shard count")
 
 

@@ -13,9 +13,7 @@ the same bytes in any process (for a given pyarrow version, which Parquet stores
 
 from __future__ import annotations
 
-import hashlib
 import os
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from avsynth.errors import BuildError
+from avsynth.io import fsync_dir, sha256_file, temp_name
 from avsynth.shards.schema import POOL_ROW_GROUP_SIZE, POOL_SCHEMA, ROW_GROUP_SIZE, STAT_COLUMNS, validate_row
 
-TMP_PREFIX = ".tmp-"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -79,15 +76,6 @@ def column_compression(schema: pa.Schema) -> dict[str, str]:
     return codecs
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's contents."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_shard(
     rows: Iterable[dict],
     path: Path,
@@ -111,7 +99,7 @@ def write_shard(
     if path.exists():
         raise BuildError(f"{path}: shard already exists; refusing to overwrite a finished shard")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    tmp = temp_name(path)
     n = 0
     try:
         with open(tmp, "xb") as sink:
@@ -134,7 +122,7 @@ def write_shard(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return ShardRecord(path=path, rows=n, sha256=sha256_file(path), bytes=path.stat().st_size)
 
 
@@ -156,16 +144,3 @@ def _publish(tmp: Path, path: Path) -> None:
         os.replace(tmp, path)
         return
     tmp.unlink()
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

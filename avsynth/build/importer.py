@@ -14,11 +14,12 @@ from pathlib import Path
 
 import soundfile as sf
 
-from avsynth.build import (
-    FORMAT, WorkerOptions, _check_out_dir, build_record, file_fingerprint, finish, run_plan,
-)
+from avsynth.build.rows import WorkerOptions
+from avsynth.build.runner import build_record, check_out_dir, finish, run_plan
+from avsynth.build.sources import file_fingerprint
 from avsynth.errors import BuildError
-from avsynth.plan import SPLITS, Plan, PlanOptions, PoolSpec, RowSpec, _shard, seeded_offset, stable_hash
+from avsynth.plan import Plan, PlanOptions, PoolSpec, RowSpec, plan_from_rows, seeded_offset, stable_hash
+from avsynth.shards.schema import FORMAT, SPLITS
 from avsynth.sources.avs_synthetic import ANNOTATIONS, POOL_FILE, SOURCE, read_release
 from avsynth.sources.records import AudioClip, SkipCounter
 
@@ -97,13 +98,8 @@ def make_import_plan(release, opts: ImportOptions, skips: SkipCounter) -> Plan:
             pool.append(PoolSpec(cats[cid], cid, c, offset, seconds))
     popts = PlanOptions(seed=opts.seed, sizes={s: len(rows[s]) for s in SPLITS},
                         clip_seconds=opts.clip_seconds or 0.0, rows_per_shard=opts.rows_per_shard)
-    counts = {s: len(rows[s]) for s in SPLITS}
-    return Plan(
-        options=popts,
-        categories=[{"name": n, "category_id": i} for i, n in cats.items()],
-        rows=rows, pool=pool, shards=_shard(rows, pool, opts.rows_per_shard),
-        requested=counts, targets=counts, available={}, shortfall={}, filtered={},
-    )
+    categories = [{"name": n, "category_id": i} for i, n in cats.items()]
+    return plan_from_rows(rows, pool, categories, popts)
 
 
 def import_avs_synthetic(opts: ImportOptions, *, progress: bool = True) -> ImportResult:
@@ -123,7 +119,7 @@ def import_avs_synthetic(opts: ImportOptions, *, progress: bool = True) -> Impor
                  "columns": release.columns}
     identity = {"format": FORMAT, "arguments": {k: v for k, v in arguments.items() if k != "root"},
                 "sources": fingerprints}
-    _check_out_dir(out, opts.resume, identity)
+    check_out_dir(out, opts.resume, identity)
     plan = make_import_plan(release, opts, skips)
     results, written = run_plan(
         plan, out, identity, WorkerOptions(audio_format=opts.audio_format), resume=opts.resume,
@@ -132,4 +128,4 @@ def import_avs_synthetic(opts: ImportOptions, *, progress: bool = True) -> Impor
     record = build_record(plan, results, out=out, arguments=arguments,
                           fingerprints=fingerprints, skips=skips)
     finish(out, record)
-    return ImportResult(out, record, written, len(plan.shards) - written)
+    return ImportResult(out, record.to_dict(), written, len(plan.shards) - written)

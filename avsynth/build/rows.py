@@ -1,0 +1,142 @@
+"""Row production: a shard is a pure function of its slice of the plan and the worker options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from avsynth.errors import SourceError
+from avsynth.plan import PoolSpec, RowSpec, ShardSpec
+from avsynth.sources.records import AudioClip, SkipCounter
+
+
+@dataclass
+class ShardResult:
+    relpath: str
+    split: str
+    kind: str
+    index: int
+    num_shards: int
+    rows: int
+    sha256: str
+    bytes: int
+    skipped: dict
+    rows_done: int = 0  # for progress: rows this call went through (0 when the shard was kept)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    audio_format: str = "flac"
+    sample_rate: int = 16_000
+    mask_mode: str = "instance"
+
+
+def produce_rows(spec: ShardSpec, opts: WorkerOptions, skips: SkipCounter):
+    """Yield the rows of a shard; bad items are counted in ``skips`` and left out."""
+    if spec.kind == "pool":
+        for item in spec.items:
+            row = pool_row(item, opts, skips)
+            if row is not None:
+                yield row
+        return
+    image_cache: dict[Path, object] = {}
+    for item in spec.items:
+        row = triplet_row(item, opts, skips, image_cache)
+        if row is not None:
+            yield row
+
+
+def _audio_bytes(clip: AudioClip, offset: float, seconds: float, opts: WorkerOptions) -> bytes:
+    from avsynth.media.audio import encode_audio, load_window
+
+    wave = load_window(clip.path, offset, seconds, target_sr=opts.sample_rate)
+    return encode_audio(wave, opts.sample_rate, fmt=opts.audio_format)
+
+
+def pool_row(item: PoolSpec, opts: WorkerOptions, skips: SkipCounter) -> dict | None:
+    try:
+        audio = _audio_bytes(item.clip, item.audio_offset_s, item.audio_seconds, opts)
+    except SourceError as err:
+        skips.skip("unreadable audio file", str(err))
+        return None
+    return {
+        "category": item.category,
+        "category_id": item.category_id,
+        "audio_id": item.clip.audio_id,
+        "audio_label": item.clip.label,
+        "audio": {"bytes": audio, "path": f"{item.clip.audio_id}.{opts.audio_format}"},
+        "audio_offset_s": item.audio_offset_s,
+        "audio_seconds": item.audio_seconds,
+    }
+
+
+def triplet_row(item: RowSpec, opts: WorkerOptions, skips: SkipCounter, cache: dict) -> dict | None:
+    from avsynth.media.image import read_image
+    from avsynth.media.mask import encode_png, mask_stats, rasterize, union
+
+    first = item.instances[0]
+    try:
+        image = cache.get(first.image_path)
+        if image is None:
+            cache.clear()  # rows of one image are rarely far apart; keep memory flat
+            image = read_image(first.image_path)
+            cache[first.image_path] = image
+    except SourceError as err:
+        skips.skip("unreadable image file", str(err))
+        return None
+    if (image.width, image.height) != (first.width, first.height):
+        skips.skip(
+            "image size differs from its annotation",
+            f"{first.image_path}: {image.width}x{image.height} vs {first.width}x{first.height}",
+        )
+        return None
+    try:
+        masks = [rasterize(i.mask, image.width, image.height) for i in item.instances]
+    except SourceError as err:
+        skips.skip("unreadable mask", str(err))
+        return None
+    mask = masks[0] if len(masks) == 1 else union(masks)
+    area, bbox = mask_stats(mask)
+    if area <= 0.0:
+        skips.skip("empty mask", f"{first.source}:{first.image_id}:{first.annotation_id}")
+        return None
+    try:
+        audio = _audio_bytes(item.clip, item.audio_offset_s, item.audio_seconds, opts)
+    except SourceError as err:
+        skips.skip("unreadable audio file", str(err))
+        return None
+    licenses = sorted({i.license for i in item.instances if i.license})
+    return {
+        "id": item.id,
+        "split": item.split,
+        "category": item.category,
+        "category_id": item.category_id,
+        "image": {"bytes": image.bytes, "path": f"{first.image_id}.jpg"},
+        "mask": {"bytes": encode_png(mask), "path": f"{item.id}.png"},
+        "audio": {"bytes": audio, "path": f"{item.clip.audio_id}.{opts.audio_format}"},
+        "width": image.width,
+        "height": image.height,
+        "mask_area": float(area),
+        "bbox": [float(v) for v in bbox],
+        "image_source": first.source,
+        "image_id": str(first.image_id),
+        "annotation_id": "+".join(str(i.annotation_id) for i in item.instances),
+        "audio_source": item.clip.source,
+        "audio_id": item.clip.audio_id,
+        "audio_label": item.clip.label,
+        "audio_offset_s": float(item.audio_offset_s),
+        "audio_seconds": float(item.audio_seconds),
+        "license": "; ".join(licenses + [f"audio: {item.clip.license}"]),
+    }
+
+
+def write_spec(spec: ShardSpec, opts: WorkerOptions, path: Path) -> ShardResult:
+    """Produce the shard ``spec`` into ``path`` (atomically); its result without progress count."""
+    from avsynth.shards.schema import POOL_SCHEMA, arrow_schema
+    from avsynth.shards.writer import write_shard
+
+    skips = SkipCounter()
+    schema = arrow_schema() if spec.kind == "rows" else POOL_SCHEMA
+    rec = write_shard(produce_rows(spec, opts, skips), path, schema=schema)
+    return ShardResult(spec.relpath, spec.split, spec.kind, spec.index, spec.num_shards,
+                       rec.rows, rec.sha256, rec.bytes, skips.as_dict())
