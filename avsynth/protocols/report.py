@@ -2,7 +2,7 @@
 
 * ``results.json`` — every figure (format ``avsynth-bench/1``): the run (checkpoint + sha256,
   model, AVSBench root, whether it was the DEMO tree, F-score grouping, resolution) and one entry
-  per evaluation (:class:`avsynth.evaluation.protocols.EvalResult`, per-category and per-video
+  per evaluation (:class:`avsynth.protocols.results.EvalResult`, per-category and per-video
   scores included);
 * ``results.md`` — the Markdown tables: mIoU and F-score per subset and protocol, the F grouping
   named, the demo warning when it applies, and the comparison with PUBLISHED numbers, each marked
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from avsynth.evaluation.protocols import EvalResult, VideoExample
+from avsynth.protocols.results import EvalResult, VideoExample
 from avsynth.shards.overlay import SheetItem, captioned, contact_sheet
 
 REPORT_FORMAT = "avsynth-bench/1"
