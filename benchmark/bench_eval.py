@@ -8,7 +8,7 @@ figure:
 
   * ``stage_load``: the dataset alone (decode + resize), frames/s;
   * ``stage_load_embed``: + VGGish window embeddings, frames/s;
-  * ``end_to_end``: + model + metric (``protocols.evaluate``), frames/s, per config.
+  * ``end_to_end``: + model + metric (``evaluation.evaluate``), frames/s, per config.
 
 Model weights are random (seeded) — throughput does not depend on them. Usage:
   python benchmark/bench_eval.py [--configs sama-avs-tiny,sama-avs-vit-b] [--max-videos-large 4]

@@ -20,10 +20,10 @@ from avsynth.modeling.registry import load_config
 from avsynth.sources.avsbench import AVSBenchSource, select_videos
 from avsynth.training.data import (
     InputSpec,
-    ShardFrames,
     ShardRowTransform,
     collate,
     model_target,
+    shard_frames,
 )
 from avsynth.training.embeddings import build_audio_embeddings, bytes_key
 from avsynth.training.recipe import CosineSchedule, resolve_recipe
@@ -81,7 +81,7 @@ def test_samples_use_the_model_preprocessing_and_cached_embeddings(tiny_shards, 
     cfg = load_config("sama-avs-tiny")
     emb = build_audio_embeddings(cfg, tmp_path / "cache")
     spec = InputSpec(64, "longest")
-    ds = ShardFrames(tiny_shards, "validation", ShardRowTransform(spec, emb, keep_mask=True))
+    ds = shard_frames(tiny_shards, "validation", ShardRowTransform(spec, emb, keep_mask=True))
     s = ds[1]
     h, w = s["original_size"]
     assert s["image"].shape == (3, 64, 64) and s["target"].shape == (64, 64)
@@ -141,7 +141,7 @@ def test_trainer_validation_equals_the_bench_evaluation(tiny_shards, tmp_path):
     ckpt = save_checkpoint(build_model(cfg), tmp_path / "model.pt", cfg)  # untrained: mIoU ~0.17
     bench = synthetic_test(ckpt, tiny_shards, split="validation", opts=EvalOptions(batch_frames=8, device="cpu"))
     model = load_checkpoint(ckpt)
-    frames = ShardFrames(tiny_shards, "validation",
+    frames = shard_frames(tiny_shards, "validation",
                          ShardRowTransform(InputSpec.of(model), build_audio_embeddings(model.config), True))
     trainer = Trainer(_config(tmp_path / "val", tiny_shards, cpu=True))
     val = trainer.validate(model, DataLoader(frames, batch_size=8, collate_fn=collate))
@@ -223,7 +223,7 @@ def test_two_process_gloo_run_covers_the_whole_validation_split(tiny_shards, tmp
 
     model = load_checkpoint(out / "last" / "model.pt")
     emb = build_audio_embeddings(model.config)
-    full = evaluate_dataset(model, ShardFrames(tiny_shards, "validation",
+    full = evaluate_dataset(model, shard_frames(tiny_shards, "validation",
                                                ShardRowTransform(InputSpec.of(model), emb, keep_mask=True)))
     assert full["frames"] == 6
     assert epoch["val_miou"] == pytest.approx(full["miou"], abs=1e-9)

@@ -16,7 +16,7 @@ Every source yields the same *sample* (a dict) and :func:`collate` stacks them i
 
 Shard train rows come from :class:`avsynth.shards.reader.TripletIterableDataset` (row groups dealt
 to ranks and workers, shuffle buffer, a fresh same-category clip from the audio pool each epoch);
-validation rows from the map-style :class:`ShardFrames`. AVSBench fine-tuning uses
+validation rows from the map-style one (:func:`shard_frames`). AVSBench fine-tuning uses
 :class:`AVSBenchFrames` (the annotated frames of the selected videos; one VGGish embedding per
 1-second window, frame i ↔ second i) of the videos an
 :class:`avsynth.sources.avsbench.AVSBenchSource` names (:func:`~avsynth.sources.avsbench.
@@ -37,7 +37,7 @@ from avsynth.errors import AvsynthError, SourceError
 from avsynth.media.audio import decode_audio
 from avsynth.media.mask import resize_nearest
 from avsynth.modeling.transforms import preprocess_images
-from avsynth.shards.reader import ShardReader, decode_image_and_mask
+from avsynth.shards.reader import TripletDataset, decode_image_and_mask
 from avsynth.sources.avsbench import (
     AVSBenchSource,
     AVSBenchVideo,
@@ -140,35 +140,13 @@ class ShardRowTransform:
                            id=str(row["id"]), group=str(row["id"]), category=str(row["category"]))
 
 
-class ShardFrames(Dataset):
-    """Map-style dataset of one shard split (validation): ``ds[i]`` is the sample of row ``i``.
-
-    Reads whole row groups (the last two kept), so in-order access decodes each group once.
-    Audio is the row's own clip (no re-pairing).
-    """
-
-    def __init__(self, source: str | Path, split: str, transform: ShardRowTransform,
-                 storage_options: dict | None = None):
-        self.reader = ShardReader(source, split, list(SHARD_COLUMNS), storage_options=storage_options)
-        self.transform = transform
-        self._tables: dict[int, object] = {}
-
-    def __len__(self) -> int:
-        return len(self.reader)
-
-    def __getitem__(self, index: int) -> dict:
-        g, j = self.reader.locate(int(index))
-        table = self._tables.get(g)
-        if table is None:
-            table = self.reader.read_row_group(g)
-            self._tables = {g: table}
-        row = table.slice(j, 1).to_pylist()[0]
-        return self.transform(row, int(index))
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_tables"] = {}
-        return state
+def shard_frames(source: str | Path, split: str, transform: ShardRowTransform,
+                 storage_options: dict | None = None) -> TripletDataset:
+    """Map-style dataset of one shard split (validation): item ``i`` is the sample of row ``i``
+    (:class:`avsynth.shards.reader.TripletDataset` over the encoded rows, in order; audio is the
+    row's own clip, no re-pairing)."""
+    return TripletDataset(source, split, columns=list(SHARD_COLUMNS), transform=transform, decode=False,
+                          storage_options=storage_options)
 
 
 # --------------------------------------------------------------------------- AVSBench
@@ -241,11 +219,11 @@ __all__ = [
     "SHARD_COLUMNS",
     "AVSBenchFrames",
     "InputSpec",
-    "ShardFrames",
     "ShardRowTransform",
     "avsbench_datasets",
     "collate",
     "make_sample",
     "model_image",
     "model_target",
+    "shard_frames",
 ]

@@ -48,10 +48,10 @@ from avsynth.sources.avsbench import AVSBenchSource
 from avsynth.training.data import (
     SHARD_COLUMNS,
     InputSpec,
-    ShardFrames,
     ShardRowTransform,
     avsbench_datasets,
     collate,
+    shard_frames,
 )
 from avsynth.training.embeddings import AudioEmbeddings, build_audio_embeddings
 from avsynth.training.recipe import (
@@ -237,8 +237,8 @@ def _build_data(config: TrainConfig, spec: InputSpec, emb: AudioEmbeddings, rank
             raise
         logger.warning("%s has no audio pool: train rows keep their own clip every epoch", config.data)
         train = stream(False)
-    val = ShardFrames(config.data, config.val_split, ShardRowTransform(spec, emb, True, str(config.data)),
-                      storage_options=config.storage_options)
+    val = shard_frames(config.data, config.val_split, ShardRowTransform(spec, emb, True, str(config.data)),
+                       storage_options=config.storage_options)
     return _Data(train, val, None, str(config.data))
 
 

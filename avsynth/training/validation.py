@@ -43,7 +43,7 @@ def validate(predictor: AVPredictor, batches: Iterable[dict], f_group: str = "ba
 def evaluate_dataset(model, dataset, f_group: str = "batch4", batch_size: int = 8,
                      device: torch.device | str = "cpu", num_workers: int = 0,
                      audio_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
-    """Single-process validation of ``model`` on a sample dataset (``ShardFrames`` /
+    """Single-process validation of ``model`` on a sample dataset (``shard_frames`` /
     ``AVSBenchFrames`` built with ``keep_mask=True``): the figures the trainer logs."""
     from torch.utils.data import DataLoader
 
