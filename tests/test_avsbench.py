@@ -12,6 +12,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from avsynth.errors import SourceError
+from avsynth.evaluation.metrics import AVSBenchMetric, AVSSMetric
 from avsynth.sources.avs_v3 import load_avs_v3_split
 from avsynth.sources.avsbench import (
     AVSBenchDataset,
@@ -23,7 +24,6 @@ from avsynth.sources.avsbench import (
     load_metadata,
     load_palette,
 )
-from avsynth.evaluation.metrics import AVSBenchMetric, AVSSMetric
 
 from .avsbench_fixture import (
     UNKNOWN_AT,

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from avsynth.errors import AvsynthError
-from avsynth.evaluation.metrics import AVSBenchMetric
 from avsynth.modeling.checkpoint import load_checkpoint, read_checkpoint
 from avsynth.modeling.registry import load_config
 from avsynth.sources.avsbench import AVSBenchSource, select_videos

@@ -39,6 +39,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from avsynth.errors import AvsynthError
+from avsynth.io import atomic_write_text
 from avsynth.modeling.base import SegmentationOutput
 from avsynth.modeling.checkpoint import read_checkpoint, save_checkpoint
 from avsynth.modeling.predictor import AVPredictor
@@ -435,7 +436,7 @@ class Trainer:
                   train_rows=len(data.train) if data.sampler is not None else len(data.train.reader),
                   val_frames=len(data.val), data=data.source, warnings=self._warnings(net))
         if self.main and not self.resuming:
-            (self.run_dir / "config.json").write_text(json.dumps(
+            atomic_write_text(self.run_dir / "config.json", json.dumps(
                 {"train": cfg.to_dict(), "model": self.model_config, "recipe": recipe.to_dict()}, indent=2) + "\n")
 
         completed = False
@@ -477,7 +478,7 @@ class Trainer:
                              self.run_dir, float(sum(rates) / len(rates)) if rates else 0.0, completed,
                              self.rank)
         if self.main:
-            (self.run_dir / "result.json").write_text(json.dumps({
+            atomic_write_text(self.run_dir / "result.json", json.dumps({
                 "best_miou": result.best_miou, "best_epoch": result.best_epoch, "completed": completed,
                 "samples_per_s": result.samples_per_s, "history": result.history}, indent=2) + "\n")
         acc.wait_for_everyone()
