@@ -426,12 +426,14 @@ def test_metric_states_merged_over_ranks_equal_the_single_process_figures(f_grou
     # merge_state (rank 1's frames come first: the order is restored from the frame indexes)
     r1.merge_state(r0)
     assert r1.compute() == expected
-    # the "cat" reduction of a distributed sync: every list state concatenated in rank order
+    # the "cat" reduction of a distributed sync: every list state concatenated in rank order, with
+    # a third rank that scored nothing (torchmetrics syncs an empty tensor of the metric's dtype)
     _, (a, b) = _rank_metrics(f_group)
     synced = AVSBenchMetric(f_group=f_group)
     for name, fx in synced._reductions.items():
         assert fx is dim_zero_cat
-        setattr(synced, name, torch.cat([dim_zero_cat(getattr(a, name)), dim_zero_cat(getattr(b, name))]))
+        empty = torch.tensor([], dtype=synced.dtype)
+        setattr(synced, name, torch.cat([dim_zero_cat(getattr(a, name)), empty, dim_zero_cat(getattr(b, name))]))
     got = synced.compute()
     assert got == expected and got["frames"] == 11 and got["per_category"].keys() == {"cat", "dog"}
 
