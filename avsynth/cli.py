@@ -377,7 +377,7 @@ def train_cmd(
     --num_processes N -m avsynth train ...` or `torchrun --nproc_per_node N -m avsynth train ...`
     (add --cpu for gloo on CPUs). Writes RUN/last/ every epoch,
     RUN/best.pt (best validation mIoU over all ranks), RUN/log.jsonl and RUN/tensorboard/."""
-    from avsynth.training.data import AVSBenchSource, read_uids_file
+    from avsynth.sources.avsbench import AVSBenchSource, read_uids_file
     from avsynth.training.trainer import TrainConfig, train
 
     if threads is not None:
@@ -407,7 +407,7 @@ def train_cmd(
         + ("" if result.completed else " (stopped early: --resume continues)")
     )
 
-# ---- section: bench (evaluation/) -----------------------------------------------------------
+# ---- section: bench (protocols/) ------------------------------------------------------------
 
 
 def _csv_list(text: Optional[str], kind, what: str) -> tuple:
@@ -484,7 +484,7 @@ def bench_cmd(
     `avsynth build --out demo-shards && avsynth train --config sama-avs-tiny --data demo-shards
     --out run && avsynth bench --checkpoint run/best.pt --few-shot 0.5 --epochs 1`.
     """
-    from avsynth.evaluation.protocols import BenchConfig, EvalOptions, FineTuneOptions, run_bench
+    from avsynth.protocols import BenchConfig, EvalOptions, FineTuneOptions, run_bench
 
     if checkpoint is None:
         raise typer.BadParameter(

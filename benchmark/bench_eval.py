@@ -1,6 +1,6 @@
 """Benchmark: end-to-end evaluation throughput of ``avsynth bench`` (frames/s).
 
-Runs the evaluation path of :mod:`avsynth.evaluation.protocols` on the demo AVSBench tree
+Runs the evaluation path of :mod:`avsynth.evaluation.evaluate` on the demo AVSBench tree
 (S4 + MS3, val and test splits: every frame annotated, 224 x 224, F grouping batch4): frame JPEG /
 mask PNG / WAV decoding (``AVSBenchDataset``), VGGish embedding of the 1-second windows, the
 model (preprocess, forward, postprocess to 224 x 224) and ``AVSBenchMetric``. One JSON line per
@@ -8,7 +8,7 @@ figure:
 
   * ``stage_load``: the dataset alone (decode + resize), frames/s;
   * ``stage_load_embed``: + VGGish window embeddings, frames/s;
-  * ``end_to_end``: + model + metric (``protocols.evaluate``), frames/s, per config.
+  * ``end_to_end``: + model + metric (``evaluation.evaluate``), frames/s, per config.
 
 Model weights are random (seeded) — throughput does not depend on them. Usage:
   python benchmark/bench_eval.py [--configs sama-avs-tiny,sama-avs-vit-b] [--max-videos-large 4]
@@ -29,9 +29,10 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from avsynth.evaluation import protocols as P
-from avsynth.evaluation.avsbench import AVSBenchDataset
-from avsynth.modeling import build_model, load_config
+from avsynth.evaluation.evaluate import avsbench_samples, evaluate
+from avsynth.modeling import build_model, build_vggish_for, load_config
+from avsynth.modeling.predictor import resolve_device
+from avsynth.sources.avsbench import AVSBenchDataset
 from avsynth.sources.demo import DemoCorpus, ensure_demo
 
 SPLITS = (("s4", "val"), ("s4", "test"), ("ms3", "val"), ("ms3", "test"))
@@ -56,8 +57,8 @@ def frames_of(dss: list[AVSBenchDataset]) -> int:
 
 
 def evaluate_all(model, emb, dss: list[AVSBenchDataset], args) -> list[dict]:
-    """protocols.evaluate over each dataset (load + VGGish + model + metric)."""
-    return [P.evaluate(model, P.avsbench_samples(ds, emb, args.workers), f_group="batch4",
+    """evaluation.evaluate over each dataset (load + VGGish + model + metric)."""
+    return [evaluate(model, avsbench_samples(ds, emb, args.workers), f_group="batch4",
                        batch_frames=16, device=args.device) for ds in dss]
 
 
@@ -82,15 +83,15 @@ def main() -> None:
     corpus = DemoCorpus.load(args.demo_dir) if args.demo_dir else ensure_demo()
     root = Path(corpus.avsbench_root)
     common = {"threads": torch.get_num_threads(), "workers": args.workers, "cpus": os.cpu_count(),
-              "device": str(P.resolve_device(args.device)), "tree": "demo", "resolution": 224}
+              "device": str(resolve_device(args.device)), "tree": "demo", "resolution": 224}
 
     tiny_cfg = load_config("sama-avs-tiny")
-    emb = P.WindowEmbedder(tiny_cfg)
+    emb = build_vggish_for(tiny_cfg)
     dss = datasets(root, None)
     n = frames_of(dss)
     wall, cpu, _ = timed(lambda: [item for ds in dss for item in ds])
     emit(figure="stage_load", frames=n, seconds=wall, cpu_seconds=cpu, frames_per_s=n / wall, **common)
-    wall, cpu, _ = timed(lambda: [s for ds in dss for s in P.avsbench_samples(ds, emb, args.workers)])
+    wall, cpu, _ = timed(lambda: [s for ds in dss for s in avsbench_samples(ds, emb, args.workers)])
     emit(figure="stage_load_embed", vggish="tiny", frames=n, seconds=wall, cpu_seconds=cpu,
          frames_per_s=n / wall, **common)
 
@@ -99,7 +100,7 @@ def main() -> None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = build_model(cfg, load_weights=False)
-        emb = P.WindowEmbedder(cfg)
+        emb = build_vggish_for(cfg)
         limit = None if "tiny" in name else args.max_videos_large
         dss = datasets(root, limit)
         n = frames_of(dss)

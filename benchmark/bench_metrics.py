@@ -31,12 +31,12 @@ from torch.utils.data import DataLoader
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from avsynth.evaluation.avsbench import AVSBenchDataset, collate_videos
 from avsynth.evaluation.metrics import AVSBenchMetric, AVSSMetric, fscore, miou
+from avsynth.sources.avsbench import AVSBenchDataset, collate_videos
 from tests.avsbench_fixture import write_semantic_tree
 from tests.test_metrics import oracle_fscore, oracle_iou
 
-PALETTE = REPO / "avsynth" / "evaluation" / "avss_classes.csv"
+PALETTE = REPO / "avsynth" / "sources" / "avss_classes.csv"
 
 
 def emit(**kw) -> None:

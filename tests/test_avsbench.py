@@ -12,18 +12,18 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from avsynth.errors import SourceError
-from avsynth.evaluation.avsbench import (
+from avsynth.evaluation.metrics import AVSBenchMetric, AVSSMetric
+from avsynth.sources.avs_v3 import load_avs_v3_split
+from avsynth.sources.avsbench import (
     AVSBenchDataset,
     AVSBenchObjectDataset,
     annotated_frames,
     binary_from_rgb,
     collate_videos,
     decode_rgb_labels,
-    load_avs_v3_split,
     load_metadata,
     load_palette,
 )
-from avsynth.evaluation.metrics import AVSBenchMetric, AVSSMetric
 
 from .avsbench_fixture import (
     UNKNOWN_AT,

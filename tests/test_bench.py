@@ -16,11 +16,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from avsynth.cli import app
-from avsynth.evaluation import protocols as P
-from avsynth.evaluation.avsbench import AVSBenchDataset, load_metadata
+from avsynth import protocols as P
+from avsynth.evaluation.evaluate import avsbench_samples, evaluate
 from avsynth.evaluation.metrics import AVSBenchMetric
-from avsynth.evaluation.report import PUBLISHED, BenchRun, results_markdown
-from avsynth.modeling import build_model, load_config, predict, save_checkpoint
+from avsynth.modeling import AVPredictor, build_model, build_vggish_for, load_config, save_checkpoint
+from avsynth.protocols.report import PUBLISHED, BenchRun, results_markdown
+from avsynth.sources.avs_v3 import AVS_V3_SPLITS, avs_v3_unseen_classes, shipped_avs_v3
+from avsynth.sources.avsbench import AVSBenchDataset, is_object_release, load_metadata
 from tests._tiny_shards import make_shard_dir
 from tests.avsbench_fixture import write_semantic_tree
 
@@ -45,22 +47,24 @@ def tiny_shards(tmp_path_factory) -> Path:
 
 
 def test_evaluate_equals_predict_api_plus_official_metric(demo_corpus, tiny_ckpt):
-    """The batched evaluation gives the figures of modeling.predict + AVSBenchMetric frame by frame."""
+    """The batched evaluation gives the figures of AVPredictor.predict_waveforms + AVSBenchMetric
+    video by video."""
     root = demo_corpus.avsbench_root
     config = P.checkpoint_config(tiny_ckpt)
     model = P.load_model(tiny_ckpt, config)
-    emb = P.WindowEmbedder(config)
+    emb = build_vggish_for(config)
     ds = AVSBenchDataset(root, "s4", "test", resolution=224, mode="binary")
-    got = P.evaluate(model, P.avsbench_samples(ds, emb), f_group="batch4", batch_frames=7, device="cpu")
+    got = evaluate(model, avsbench_samples(ds, emb), f_group="batch4", batch_frames=7, device="cpu")
+    predictor = AVPredictor(model, vggish=emb)
 
     metric = AVSBenchMetric(f_group="batch4")
     for item in ds:
         frames = [f.permute(1, 2, 0).numpy() for f in item["frames"]]
         windows = item["audio_windows"].numpy()
         # the per-window embedding the batched embedder must reproduce
-        one = torch.stack([emb.clip(w, 16000) for w in windows])
-        assert torch.allclose(emb.windows(windows), one, atol=1e-5)
-        logits = torch.stack(predict(model, emb.vggish, frames, list(windows), 16000))
+        one = torch.stack([emb.embed_clip(w, 16000) for w in windows])
+        assert torch.allclose(emb.embed_windows(windows), one, atol=1e-5)
+        logits = torch.stack(predictor.predict_waveforms(frames, list(windows), 16000))
         n = len(frames)
         metric.update(logits, item["masks"], [item["uid"]] * n, [item["category"]] * n)
     want = metric.compute()
@@ -91,19 +95,19 @@ def v3_tree(tmp_path_factory, labels_dir) -> Path:
     take = {"seen_train": 2, "seen_val": 2, "1_shot_train": 3, "1_shot_test": 3}
     uids: list[str] = []
     for name, n in take.items():
-        uids += [u for u in P.shipped_avs_v3(name)["uid"] if u not in uids][:n]
+        uids += [u for u in shipped_avs_v3(name)["uid"] if u not in uids][:n]
     rows = meta.set_index("uid").loc[uids].reset_index()[list(meta.columns)]
     return write_semantic_tree(tmp_path_factory.mktemp("v3") / "avs", rows,
                                labels_dir / "avsbench_avss_classes.csv", size_wh=(40, 32))
 
 
 def test_shipped_avs_v3_splits_are_the_gavs_files(labels_dir):
-    for name, fname in P.AVS_V3_SPLITS.items():
-        shipped = P.shipped_avs_v3(name)
+    for name, fname in AVS_V3_SPLITS.items():
+        shipped = shipped_avs_v3(name)
         ref = pd.read_csv(labels_dir / "gavs_avs_v3" / fname, dtype=str, keep_default_na=False)
         assert list(shipped["uid"]) == list(ref["uid"]), name
-    assert len(P.avs_v3_unseen_classes()) == 14
-    assert "helicopter" in P.avs_v3_unseen_classes() and "dog" not in P.avs_v3_unseen_classes()
+    assert len(avs_v3_unseen_classes()) == 14
+    assert "helicopter" in avs_v3_unseen_classes() and "dog" not in avs_v3_unseen_classes()
 
 
 def test_avs_v3_selection_on_a_tree_from_the_real_metadata(v3_tree):
@@ -112,7 +116,7 @@ def test_avs_v3_selection_on_a_tree_from_the_real_metadata(v3_tree):
     assert sel.mode == "release"
     present = set(meta["uid"])
     for name in ("seen_train", "seen_val", "unseen", "1_shot_train", "1_shot_test"):
-        listed = list(P.shipped_avs_v3(name)["uid"])
+        listed = list(shipped_avs_v3(name)["uid"])
         assert sel.uids[name] == [u for u in listed if u in present], name
         assert sel.missing[name] == len(listed) - len(sel.uids[name])
     assert len(sel.uids["1_shot_train"]) == 3 and len(sel.uids["1_shot_test"]) == 3
@@ -130,7 +134,7 @@ def test_avs_v3_needs_the_release_unless_demo(demo_corpus):
         P.select_avs_v3(meta, root=demo_corpus.avsbench_root)
     sel = P.select_avs_v3(meta, k_shots=[1], demo=True, seed=3)
     assert sel.mode == "demo-class-split" and "DEMO" in sel.note()
-    unseen = set(P.avs_v3_unseen_classes())
+    unseen = set(avs_v3_unseen_classes())
     objs = {r.uid: set(r.a_obj.split("_")) for r in meta.itertuples()}
     assert sel.uids["unseen"] and all(objs[u] & unseen for u in sel.uids["unseen"])
     assert all(not objs[u] & unseen for u in sel.uids["seen_train"] + sel.uids["seen_val"])
@@ -234,7 +238,7 @@ def test_zero_shot_on_the_object_release_layout(tmp_path, tiny_ckpt):
     write_object_tree(root, "s4", [("a1", "dog", "test"), ("a2", "cat", "test"), ("a3", "dog", "train")],
                       size_wh=(64, 64))
     write_object_tree(root, "ms3", [("m1", "", "test")], size_wh=(64, 64))
-    assert P.is_object_release(root)
+    assert is_object_release(root)
     s4, ms3 = P.zero_shot(tiny_ckpt, root, opts=P.EvalOptions(f_group="video"))
     assert (s4.videos, s4.frames, ms3.videos, ms3.frames) == (2, 10, 1, 5)
     assert set(s4.per_category) == {"dog", "cat"}

@@ -14,6 +14,8 @@ import math
 
 import pytest
 import torch
+import torchmetrics
+from torchmetrics.utilities import dim_zero_cat
 
 from avsynth.evaluation.metrics import (
     AVSBenchMetric,
@@ -389,3 +391,78 @@ def test_avss_perfect_labels_and_label_maps():
     with pytest.raises(ValueError, match="channels"):
         metric.update(torch.zeros(1, 5, 8, 8), gt[:1])
     assert math.isfinite(got["fscore_no_bg"])
+
+
+# --------------------------------------------------------------------------- torchmetrics states
+
+
+def _rank_metrics(f_group: str, n: int = 11):
+    """A reference metric over all frames in order, and two "ranks" scoring interleaved halves
+    frame by frame, rank 1 also repeating frame 0 (DistributedSampler padding)."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(n, 12, 12, generator=g) * 3
+    gt = (torch.rand(n, 12, 12, generator=g) > 0.6).to(torch.uint8)
+    gt[3] = 0  # an empty-GT frame
+    videos = [f"v{i // 2}" for i in range(n)]
+    cats = ["dog" if i // 2 % 3 else "cat" for i in range(n)]
+    ref = AVSBenchMetric(f_group=f_group)
+    for i in range(n):
+        ref.update(logits[i : i + 1], gt[i : i + 1], videos[i : i + 1], cats[i : i + 1])
+    ranks = []
+    for rank in range(2):
+        m = AVSBenchMetric(f_group=f_group)
+        for i in list(range(rank, n, 2)) + ([0] if rank == 1 else []):
+            m.update(logits[i : i + 1], gt[i : i + 1], [videos[i]], [cats[i]], indexes=[i])
+        ranks.append(m)
+    return ref, ranks
+
+
+@pytest.mark.parametrize("f_group", ["batch4", "video"])
+def test_metric_states_merged_over_ranks_equal_the_single_process_figures(f_group):
+    ref, (r0, r1) = _rank_metrics(f_group)
+    expected = ref.compute()
+    assert isinstance(ref, torchmetrics.Metric)
+    assert ref.full_state_update is False and ref.higher_is_better is True
+    # merge_state (rank 1's frames come first: the order is restored from the frame indexes)
+    r1.merge_state(r0)
+    assert r1.compute() == expected
+    # the "cat" reduction of a distributed sync: every list state concatenated in rank order, with
+    # a third rank that scored nothing (torchmetrics syncs an empty tensor of the metric's dtype)
+    _, (a, b) = _rank_metrics(f_group)
+    synced = AVSBenchMetric(f_group=f_group)
+    for name, fx in synced._reductions.items():
+        assert fx is dim_zero_cat
+        empty = torch.tensor([], dtype=synced.dtype)
+        setattr(synced, name, torch.cat([dim_zero_cat(getattr(a, name)), empty, dim_zero_cat(getattr(b, name))]))
+    got = synced.compute()
+    assert got == expected and got["frames"] == 11 and got["per_category"].keys() == {"cat", "dog"}
+
+
+def test_metric_without_indexes_keeps_update_order_and_integer_keys():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(6, 8, 8, generator=g)
+    gt = (torch.rand(6, 8, 8, generator=g) > 0.5).to(torch.uint8)
+    by_name, by_int = AVSBenchMetric("batch4", videos_per_group=2), AVSBenchMetric("batch4", videos_per_group=2)
+    order = ["b", "a", "c", "b", "a", "c"]
+    by_name.update(logits, gt, order)
+    by_int.update(logits, gt, [{"b": 7, "a": 3, "c": 5}[v] for v in order])
+    assert by_name.compute() == by_int.compute()
+    assert by_name.compute()["groups"] == 2  # videos b, a | c: first-seen order
+    with pytest.raises(ValueError, match="some updates only"):
+        by_name.update(logits[:1], gt[:1], ["d"], indexes=[9])
+        by_name.compute()
+
+
+def test_avss_metric_states_sum_over_ranks():
+    gen = torch.Generator().manual_seed(0)
+    gt = torch.randint(0, 4, (4, 10, 12), generator=gen) * 7
+    logits = torch.randn(4, 71, 10, 12, generator=gen)
+    whole, a, b = AVSSMetric(), AVSSMetric(), AVSSMetric()
+    whole.update(logits, gt)
+    a.update(logits[:2], gt[:2])
+    b.update(logits[2:], gt[2:])
+    a.merge_state(b)
+    got, want = a.compute(), whole.compute()
+    for key in ("miou", "fscore", "miou_no_bg", "fscore_no_bg", "classes_present", "frames"):
+        assert got[key] == pytest.approx(want[key], abs=1e-12), key
+    assert got["frames"] == 4

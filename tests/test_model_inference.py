@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from avsynth.modeling import build_model, build_vggish_for, load_config, predict
-from avsynth.modeling.inference import PIXEL_MEAN, PIXEL_STD, postprocess_logits, preprocess_images
+from avsynth.modeling import AVPredictor, build_model, build_vggish_for, load_config
+from avsynth.modeling.transforms import PIXEL_MEAN, PIXEL_STD, postprocess_logits, preprocess_images
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +77,12 @@ def test_predict_on_real_photos_and_clip(real_dir, photos, name):
     wave, sr = sf.read(real_dir / "vggsound/FwVYUHKoLtQ_000034.wav", dtype="float32")
     waves = [wave[: 2 * sr], wave[3 * sr : 4 * sr]]
     model.train()
-    out = predict(model, vggish, photos, waves, sr, batch_size=1)
+    predictor = AVPredictor(model, vggish=vggish)
+    out = predictor.predict_waveforms(photos, waves, sr, batch_size=1)
     assert model.training  # restored
     assert [tuple(o.shape) for o in out] == [p.shape[:2] for p in photos]
-    again = predict(model, vggish, photos, waves, sr, batch_size=2)
+    again = predictor.predict_waveforms(photos, waves, sr, batch_size=2)
     for a, b in zip(out, again):  # batching does not change results (beyond float noise)
         assert torch.allclose(a, b, atol=1e-4)
     with pytest.raises(ValueError, match="waveforms"):
-        predict(model, vggish, photos, waves[:1], sr)
+        predictor.predict_waveforms(photos, waves[:1], sr)

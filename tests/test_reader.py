@@ -78,6 +78,9 @@ def test_map_style_decodes(shard_dir):
     assert s["id"] == expected["id"] and s["category"] == expected["category"]
     assert float(s["mask"].mean()) == pytest.approx(expected["mask_area"])
     assert ds[-1]["id"] == "validation-000035"
+    raw = TripletDataset(shard_dir, "validation", decode=False, transform=lambda row, i: (i, row))
+    i, row = raw[2]  # encoded media, and the row's index for the transform
+    assert i == 2 and row["id"] == expected["id"] and isinstance(row["image"]["bytes"], bytes)
 
 
 def test_workers_cover_each_row_exactly_once(shard_dir):

@@ -14,22 +14,19 @@ import pytest
 import torch
 
 from avsynth.errors import AvsynthError
-from avsynth.evaluation.metrics import AVSBenchMetric
 from avsynth.modeling.checkpoint import load_checkpoint, read_checkpoint
 from avsynth.modeling.registry import load_config
+from avsynth.sources.avsbench import AVSBenchSource, select_videos
 from avsynth.training.data import (
-    AVSBenchSource,
     InputSpec,
-    ShardFrames,
     ShardRowTransform,
     collate,
     model_target,
-    select_videos,
+    shard_frames,
 )
 from avsynth.training.embeddings import build_audio_embeddings, bytes_key
 from avsynth.training.recipe import CosineSchedule, resolve_recipe
 from avsynth.training.trainer import TrainConfig, TrainError, train
-from avsynth.training.validation import merge, score_frames, summarize
 from tests._tiny_shards import make_shard_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,7 +80,7 @@ def test_samples_use_the_model_preprocessing_and_cached_embeddings(tiny_shards, 
     cfg = load_config("sama-avs-tiny")
     emb = build_audio_embeddings(cfg, tmp_path / "cache")
     spec = InputSpec(64, "longest")
-    ds = ShardFrames(tiny_shards, "validation", ShardRowTransform(spec, emb, keep_mask=True))
+    ds = shard_frames(tiny_shards, "validation", ShardRowTransform(spec, emb, keep_mask=True))
     s = ds[1]
     h, w = s["original_size"]
     assert s["image"].shape == (3, 64, 64) and s["target"].shape == (64, 64)
@@ -111,7 +108,7 @@ def test_model_target_places_mask_like_the_image():
 
 
 def test_select_videos_fraction_and_k_shot_are_seeded_per_class():
-    from avsynth.evaluation.avsbench import AVSBenchVideo
+    from avsynth.sources.avsbench import AVSBenchVideo
 
     vids = [AVSBenchVideo(f"v{i}", "v1s", "train", "dog" if i < 6 else "cat", (), (), Path("a.wav"))
             for i in range(10)]
@@ -128,27 +125,40 @@ def test_select_videos_fraction_and_k_shot_are_seeded_per_class():
 # --------------------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize("f_group", ["batch4", "video"])
-def test_gathered_frame_scores_match_the_avsbench_metric(f_group):
-    g = torch.Generator().manual_seed(0)
-    n = 11
-    logits = torch.randn(n, 12, 12, generator=g) * 3
-    gt = (torch.rand(n, 12, 12, generator=g) > 0.6).to(torch.uint8)
-    gt[3] = 0  # an empty-GT frame
-    videos = [f"v{i // 2}" for i in range(n)]
-    ref = AVSBenchMetric(f_group=f_group)
-    ref.update(logits, gt, videos)
-    expected = ref.compute()
-    # two "ranks" score interleaved halves, with one frame seen twice (sampler padding)
-    parts = []
-    for rank in range(2):
-        idx = list(range(rank, n, 2)) + ([0] if rank == 1 else [])
-        meta = {"index": idx, "group": [videos[i] for i in idx], "category": ["c"] * len(idx)}
-        parts += score_frames([logits[i] for i in idx], [gt[i] for i in idx], meta)
-    got = summarize(merge(parts), f_group)
-    assert got["frames"] == n and got["videos"] == expected["videos"]
-    assert got["miou"] == pytest.approx(expected["miou"], abs=1e-9)
-    assert got["fscore"] == pytest.approx(expected["fscore"], abs=1e-9)
+def test_trainer_validation_equals_the_bench_evaluation(tiny_shards, tmp_path):
+    """One predictor, one metric: the same checkpoint on the same frames gives the same figures
+    through the trainer's validation and through ``avsynth bench``'s evaluation (synthetic split)."""
+    from torch.utils.data import DataLoader
+
+    from avsynth.protocols import EvalOptions, synthetic_test
+    from avsynth.training.trainer import Trainer
+
+    from avsynth.modeling.checkpoint import save_checkpoint
+    from avsynth.modeling.registry import build_model
+
+    cfg = load_config("sama-avs-tiny")
+    ckpt = save_checkpoint(build_model(cfg), tmp_path / "model.pt", cfg)  # untrained: mIoU ~0.17
+    bench = synthetic_test(ckpt, tiny_shards, split="validation", opts=EvalOptions(batch_frames=8, device="cpu"))
+    model = load_checkpoint(ckpt)
+    frames = shard_frames(tiny_shards, "validation",
+                         ShardRowTransform(InputSpec.of(model), build_audio_embeddings(model.config), True))
+    trainer = Trainer(_config(tmp_path / "val", tiny_shards, cpu=True))
+    val = trainer.validate(model, DataLoader(frames, batch_size=8, collate_fn=collate))
+    assert 0 < bench.miou < 1 and 0 < bench.fscore < 1  # non-trivial figures
+    assert (val["frames"], val["videos"], val["groups"]) == (bench.frames, bench.videos, bench.groups) == (6, 6, 2)
+    assert abs(val["miou"] - bench.miou) <= 1e-9 and abs(val["fscore"] - bench.fscore) <= 1e-9
+    assert val["per_category"].keys() == bench.per_category.keys()
+    for cat, fig in val["per_category"].items():
+        assert abs(fig["miou"] - bench.per_category[cat]["miou"]) <= 1e-9
+        assert abs(fig["fscore"] - bench.per_category[cat]["fscore"]) <= 1e-9
+
+
+def test_embedding_cache_is_per_vggish_weights(tmp_path):
+    cfg = load_config("sama-avs-tiny")
+    a = build_audio_embeddings(cfg, tmp_path)
+    assert build_audio_embeddings(cfg, tmp_path).cache_dir == a.cache_dir  # seeded: same weights
+    other = build_audio_embeddings({**cfg, "seed": int(cfg["seed"]) + 1}, tmp_path)
+    assert other.cache_dir != a.cache_dir  # different weights: separate cache
 
 
 # --------------------------------------------------------------------------- the loop
@@ -212,7 +222,7 @@ def test_two_process_gloo_run_covers_the_whole_validation_split(tiny_shards, tmp
 
     model = load_checkpoint(out / "last" / "model.pt")
     emb = build_audio_embeddings(model.config)
-    full = evaluate_dataset(model, ShardFrames(tiny_shards, "validation",
+    full = evaluate_dataset(model, shard_frames(tiny_shards, "validation",
                                                ShardRowTransform(InputSpec.of(model), emb, keep_mask=True)))
     assert full["frames"] == 6
     assert epoch["val_miou"] == pytest.approx(full["miou"], abs=1e-9)
@@ -336,7 +346,8 @@ def test_with_a_sam_checkpoint_only_trained_weights_are_saved_and_resume_works(t
 
 
 def test_avsbench_uids_select_videos_across_splits(demo_corpus, tmp_path):
-    from avsynth.training.data import avsbench_datasets, read_uids_file
+    from avsynth.sources.avsbench import read_uids_file
+    from avsynth.training.data import avsbench_datasets
 
     root = Path(demo_corpus.avsbench_root)
     base = AVSBenchSource(root, subset="s4")

@@ -11,7 +11,6 @@ import torch
 from avsynth.errors import SourceError
 from avsynth.modeling.vggish import (
     MIN_SAMPLES,
-    EmbeddingCache,
     LogMelFrontEnd,
     PCAQuantizer,
     VGGish,
@@ -210,16 +209,15 @@ def test_pca_params_load_and_postprocess(tmp_path, layout):
         load_pca_params(PCAQuantizer(), path)
 
 
-def test_embed_clip_pads_short_audio_and_cache(tmp_path, clip):
+def test_embed_clip_pads_short_audio_and_windows_batch(clip):
     torch.manual_seed(0)
     emb = build_vggish("tiny")
     short = clip[:8000]
     assert emb.embed(short, 16000).shape == (1, 128)
     assert emb.embed_clip(clip, 16000).shape == (128,)
-    cache = EmbeddingCache(tmp_path, emb)
-    first = cache.embed(clip, 16000)
-    second = cache.embed(clip, 16000)
-    assert torch.equal(first, second) and first.shape == (10, 128)
-    assert (cache.hits, cache.misses) == (1, 1)
-    other = EmbeddingCache(tmp_path, build_vggish("tiny"))  # different weights: separate cache
-    assert other.root != cache.root
+    assert torch.equal(emb.embed_clip(clip, 16000), emb.embed(clip, 16000).mean(dim=0))
+    windows = np.stack([clip[i * 16000 : (i + 1) * 16000] for i in range(3)])
+    one_by_one = torch.stack([emb.embed_clip(w, 16000) for w in windows])
+    assert torch.allclose(emb.embed_windows(windows), one_by_one, atol=1e-5)  # one batched call
+    assert torch.equal(emb.embed_windows(windows[:, :8000]),  # shorter than an example: clip by clip
+                       torch.stack([emb.embed_clip(w, 16000) for w in windows[:, :8000]]))

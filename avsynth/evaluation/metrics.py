@@ -51,12 +51,14 @@ AVSS (semantic), per frame, from ``argmax(softmax(logits))`` (or given label map
 
 from __future__ import annotations
 
-import csv
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from importlib import resources
 
+import numpy as np
 import torch
+from torchmetrics import Metric
+
+from avsynth.sources.avsbench import load_palette
 
 NUM_THRESHOLDS = 255
 BETA2 = 0.3
@@ -212,21 +214,38 @@ def group_fscore(curves: torch.Tensor) -> float:
 
 # --------------------------------------------------------------------------- binary, test set
 
-
-@dataclass
-class _Video:
-    ious: list[torch.Tensor] = field(default_factory=list)
-    curves: list[torch.Tensor] = field(default_factory=list)  # non-empty-GT frames only
-    category: str | None = None
-
-    def frame_ious(self) -> torch.Tensor:
-        return torch.cat(self.ious)
-
-    def frame_curves(self, t: int) -> torch.Tensor:
-        return torch.cat(self.curves) if self.curves else torch.zeros(0, t, dtype=torch.float64)
+_NO_KEY = -1  # frame_index / frame_category of a frame given none
 
 
-class AVSBenchMetric:
+_MAX_KEY = 1 << 52  # keys stay exact in float64 (a process with no frames syncs float64 empties)
+
+
+def stable_key(name: str) -> int:
+    """A 52-bit integer key of a string, the same in every process (sha256 of its UTF-8)."""
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") % _MAX_KEY
+
+
+def _keys(values: Sequence | torch.Tensor, what: str) -> list[int]:
+    """Integer keys of video ids / categories: ints as given (>= 0), strings by :func:`stable_key`."""
+    out = []
+    for v in values.tolist() if isinstance(values, torch.Tensor) else values:
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            if not 0 <= v < _MAX_KEY:
+                raise ValueError(f"integer {what} must be in [0, 2**52), got {v}")
+            out.append(int(v))
+        else:
+            out.append(stable_key(str(v)))
+    return out
+
+
+def _cat(state: list[torch.Tensor] | torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A list state (or an already synced tensor) as one 1-D tensor of ``dtype``."""
+    if isinstance(state, list):
+        state = torch.cat(state) if state else torch.zeros(0)
+    return state.to(dtype)
+
+
+class AVSBenchMetric(Metric):
     """Binary AVSBench mIoU and F-score over a test set, with an explicit F-score grouping.
 
     ``f_group="batch4"`` reproduces the official test script with ``--test_batch_size 4``: the
@@ -236,16 +255,31 @@ class AVSBenchMetric:
     and the test-set figures are the means over groups. ``f_group="video"`` makes every video its
     own group (the GAVS / AAVS convention, equal to the official script with batch size 1).
 
-    ``update(logits, gt, video_ids, categories=None)`` takes N x H x W logits and masks and one
-    video id (and optionally one category) per frame. Frames of a video may arrive over several
-    updates. Only annotated frames should be passed. ``compute()`` returns a JSON-serialisable
-    dict with ``miou``, ``fscore``, ``f_group``, ``frames``, ``videos``, ``groups`` and, when
-    categories were given, ``per_category`` (the same grouping rule applied to each category's own
-    videos in order).
+    ``update(logits, gt, video_ids, categories=None, indexes=None)`` takes N x H x W logits and
+    masks and one video id (and optionally one category) per frame. Frames of a video may arrive
+    over several updates. Only annotated frames should be passed. ``compute()`` returns a
+    JSON-serialisable dict with ``miou``, ``fscore``, ``f_group``, ``frames``, ``videos``,
+    ``groups`` and, when categories were given, ``per_category`` (the same grouping rule applied to
+    each category's own videos in order).
+
+    A torchmetrics ``Metric``: the states are one entry per frame (IoU, F curve, whether its ground
+    truth is non-empty, video key, category key, frame index; ``cat`` reduction) plus the category
+    names (their keys and NUL-terminated UTF-8 bytes), so with several processes ``compute()``
+    covers every process's frames (torchmetrics gathers them). Video ids and categories may be
+    strings (keyed by :func:`stable_key`, equal in every process) or integers >= 0. ``indexes``
+    (each frame's position in the dataset, given for every frame or for none) lets ``compute()``
+    drop the frames a distributed sampler repeated (first copy kept) and restore the dataset order,
+    whatever process scored them; without them, frames keep the order of the updates (process 0's
+    first after a sync).
     """
 
+    full_state_update = False
+    higher_is_better = True
+    is_differentiable = False
+
     def __init__(self, f_group: str = "batch4", videos_per_group: int = 4,
-                 num_thresholds: int = NUM_THRESHOLDS):
+                 num_thresholds: int = NUM_THRESHOLDS, **kwargs):
+        super().__init__(**kwargs)
         if f_group not in F_GROUPS:
             raise ValueError(f"f_group must be one of {F_GROUPS}, got {f_group!r}")
         if videos_per_group < 1:
@@ -253,72 +287,126 @@ class AVSBenchMetric:
         self.f_group = f_group
         self.videos_per_group = videos_per_group
         self.num_thresholds = num_thresholds
-        self.reset()
+        for name in ("frame_iou", "frame_curve", "frame_valid", "frame_video", "frame_category",
+                     "frame_index", "category_key", "category_name"):
+            self.add_state(name, default=[], dist_reduce_fx="cat")  # 1-D tensors, float64-exact
+        self.set_dtype(torch.float64)  # what a process without frames contributes to a sync
+        self._video_category: dict[int, int] = {}  # this process's check: one category per video
+        self._names: dict[int, str] = {}  # category names registered by this process
 
     def reset(self) -> None:
         """Forget everything accumulated."""
-        self._videos: dict[str, _Video] = {}
-        self._frames = 0
+        super().reset()
+        self._video_category = {}
+        self._names = {}
 
-    def update(self, logits: torch.Tensor, gt: torch.Tensor, video_ids: Sequence[str],
-               categories: Sequence[str] | None = None) -> None:
-        """Add N frames: logits and gt N x H x W, one video id (and category) per frame."""
+    def update(self, logits: torch.Tensor, gt: torch.Tensor, video_ids: Sequence[str | int],
+               categories: Sequence[str | int] | None = None,
+               indexes: Sequence[int] | torch.Tensor | None = None) -> None:
+        """Add N frames: logits and gt N x H x W, one video id (and category, and dataset index) per
+        frame."""
         n = logits.shape[0] if logits.dim() == 3 else -1
         if len(video_ids) != n:
             raise ValueError(f"need one video id per frame: {len(video_ids)} ids for "
                              f"logits of shape {tuple(logits.shape)}")
         if categories is not None and len(categories) != n:
             raise ValueError(f"need one category per frame: {len(categories)} for {n} frames")
+        if indexes is not None and len(indexes) != n:
+            raise ValueError(f"need one index per frame: {len(indexes)} for {n} frames")
+        vids = _keys(video_ids, "video ids")
+        cats = [_NO_KEY] * n if categories is None else _keys(categories, "categories")
+        for i, (vid, cat) in enumerate(zip(vids, cats)):
+            if cat == _NO_KEY:
+                continue
+            known = self._video_category.setdefault(vid, cat)
+            if known != cat:
+                raise ValueError(f"video {video_ids[i]!r} given two categories: "
+                                 f"{self._names.get(known, known)!r}, {categories[i]!r}")
+            if cat not in self._names:
+                self._names[cat] = str(categories[i])
+                self.category_key.append(torch.tensor([cat], dtype=torch.int64))
+                self.category_name.append(torch.tensor(list(str(categories[i]).encode("utf-8")) + [0],
+                                                       dtype=torch.uint8))
         ious = frame_iou(logits, gt).cpu()
         curves, valid = f_curves(logits, gt, self.num_thresholds)
-        curves, valid = curves.cpu(), valid.cpu()
-        for i, vid in enumerate(video_ids):
-            rec = self._videos.setdefault(str(vid), _Video())
-            rec.ious.append(ious[i : i + 1])
-            if valid[i]:
-                rec.curves.append(curves[i : i + 1])
-            if categories is not None:
-                cat = str(categories[i])
-                if rec.category is not None and rec.category != cat:
-                    raise ValueError(f"video {vid!r} given two categories: {rec.category!r}, {cat!r}")
-                rec.category = cat
-        self._frames += n
+        self.frame_iou.append(ious)
+        self.frame_curve.append(curves.cpu().reshape(-1))
+        self.frame_valid.append(valid.cpu().to(torch.uint8))
+        self.frame_video.append(torch.tensor(vids, dtype=torch.int64))
+        self.frame_category.append(torch.tensor(cats, dtype=torch.int64))
+        index = [_NO_KEY] * n if indexes is None else _keys(indexes, "indexes")
+        self.frame_index.append(torch.tensor(index, dtype=torch.int64))
 
-    def _groups(self, vids: list[str]) -> list[list[str]]:
+    # ---- compute ------------------------------------------------------------------------------
+    def _frames(self) -> tuple[dict[int, list[int]], dict[int, int], torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(video key → positions of its frames in order, video key → category key, ious, curves,
+        valid) after de-duplication by frame index."""
+        ious = _cat(self.frame_iou, torch.float64)
+        curves = _cat(self.frame_curve, torch.float64).reshape(-1, self.num_thresholds)
+        valid = _cat(self.frame_valid, torch.uint8).bool()
+        video, category, index = (_cat(x, torch.int64) for x in (self.frame_video, self.frame_category,
+                                                                  self.frame_index))
+        given = index != _NO_KEY
+        if bool(given.any()) and not bool(given.all()):
+            raise ValueError("frame indexes were given for some updates only")
+        if bool(given.any()):
+            order, seen = [], set()
+            for pos in torch.sort(index, stable=True).indices.tolist():
+                key = int(index[pos])
+                if key not in seen:
+                    seen.add(key)
+                    order.append(pos)
+        else:
+            order = list(range(ious.numel()))
+        videos: dict[int, list[int]] = {}
+        video_cat: dict[int, int] = {}
+        vid_list, cat_list = video.tolist(), category.tolist()
+        for pos in order:
+            videos.setdefault(vid_list[pos], []).append(pos)
+            if cat_list[pos] != _NO_KEY:
+                video_cat.setdefault(vid_list[pos], cat_list[pos])
+        return videos, video_cat, ious, curves, valid
+
+    def _category_names(self) -> dict[int, str]:
+        keys = _cat(self.category_key, torch.int64).tolist()
+        data = bytes(_cat(self.category_name, torch.uint8).tolist())
+        names = [b.decode("utf-8") for b in data.split(b"\0")[:-1]]
+        return dict(zip(keys, names))
+
+    def _groups(self, vids: list[int]) -> list[list[int]]:
         size = self.videos_per_group if self.f_group == "batch4" else 1
         return [vids[i : i + size] for i in range(0, len(vids), size)]
 
-    def _score(self, vids: list[str]) -> dict:
-        t = self.num_thresholds
+    def _score(self, vids: list[int], videos: dict[int, list[int]], ious: torch.Tensor,
+               curves: torch.Tensor, valid: torch.Tensor) -> dict:
         g_iou, g_f = [], []
         for group in self._groups(vids):
-            ious = torch.cat([self._videos[v].frame_ious() for v in group])
-            g_iou.append(float(ious.mean()))
-            g_f.append(group_fscore(torch.cat([self._videos[v].frame_curves(t) for v in group])))
-        frames = sum(self._videos[v].frame_ious().numel() for v in vids)
+            pos = torch.tensor([p for v in group for p in videos[v]], dtype=torch.int64)
+            g_iou.append(float(ious[pos].mean()))
+            g_f.append(group_fscore(curves[pos[valid[pos]]]))
         return {
             "miou": sum(g_iou) / len(g_iou) if g_iou else 0.0,
             "fscore": sum(g_f) / len(g_f) if g_f else 0.0,
-            "frames": frames,
+            "frames": sum(len(videos[v]) for v in vids),
             "videos": len(vids),
             "groups": len(g_iou),
         }
 
     def compute(self) -> dict:
         """The test-set figures (JSON-serialisable); see the class docstring."""
-        vids = list(self._videos)
-        out = {"f_group": self.f_group, **self._score(vids)}
+        videos, video_cat, ious, curves, valid = self._frames()
+        vids = list(videos)
+        out = {"f_group": self.f_group, **self._score(vids, videos, ious, curves, valid)}
         if self.f_group == "batch4":
             out["videos_per_group"] = self.videos_per_group
-        out["frames_empty_gt"] = sum(
-            v.frame_ious().numel() - sum(c.shape[0] for c in v.curves) for v in self._videos.values()
-        )
-        cats: dict[str, list[str]] = {}
-        for vid, rec in self._videos.items():
-            if rec.category is not None:
-                cats.setdefault(rec.category, []).append(vid)
+        out["frames_empty_gt"] = sum(int((~valid[torch.tensor(p)]).sum()) for p in videos.values())
+        names = self._category_names()
+        cats: dict[str, list[int]] = {}
+        for vid in vids:
+            if vid in video_cat:
+                cats.setdefault(names.get(video_cat[vid], str(video_cat[vid])), []).append(vid)
         if cats:
-            out["per_category"] = {c: self._score(v) for c, v in sorted(cats.items())}
+            out["per_category"] = {c: self._score(v, videos, ious, curves, valid) for c, v in sorted(cats.items())}
         return out
 
 
@@ -329,8 +417,7 @@ def avss_class_names(num_classes: int = 71) -> list[str]:
     """Class names in model-index order from the shipped palette (``class_{i}`` otherwise)."""
     if num_classes != 71:
         return [f"class_{i}" for i in range(num_classes)]
-    with resources.files("avsynth.evaluation").joinpath("avss_classes.csv").open() as fh:
-        return [row["name"] for row in csv.DictReader(fh)]
+    return list(load_palette()[0])
 
 
 def avss_frame_counts(pred: torch.Tensor, gt: torch.Tensor, num_classes: int
@@ -359,7 +446,7 @@ def avss_frame_counts(pred: torch.Tensor, gt: torch.Tensor, num_classes: int
     return count(pred, ivalid), count(pred, pvalid), count(gt, lvalid)
 
 
-class AVSSMetric:
+class AVSSMetric(Metric):
     """AVSBench-semantic (AVSS) per-class IoU and F-score over a test set (official rules).
 
     ``update(logits_or_labels, gt)``: either N x C x H x W logits (argmax of the softmax is taken,
@@ -367,11 +454,17 @@ class AVSSMetric:
     ``compute()`` gives ``miou`` / ``fscore`` (means over all classes, absent classes count 0),
     ``miou_no_bg`` / ``fscore_no_bg`` (without ``background_index``), ``miou_official_no_bg`` /
     ``fscore_official_no_bg`` (the official ``[:-1]`` slice), ``classes_present``, ``frames`` and
-    ``per_class`` {name: {iou, fscore, frames}}.
+    ``per_class`` {name: {iou, fscore, frames}}. A torchmetrics ``Metric`` whose states (per-class
+    IoU / F sums and frame counts, the frame total) are summed over processes.
     """
 
+    full_state_update = False
+    higher_is_better = True
+    is_differentiable = False
+
     def __init__(self, num_classes: int = 71, background_index: int = 0,
-                 class_names: Sequence[str] | None = None):
+                 class_names: Sequence[str] | None = None, **kwargs):
+        super().__init__(**kwargs)
         if num_classes < 2:
             raise ValueError("num_classes must be >= 2")
         self.num_classes = num_classes
@@ -379,15 +472,9 @@ class AVSSMetric:
         self.class_names = list(class_names) if class_names else avss_class_names(num_classes)
         if len(self.class_names) != num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget everything accumulated."""
-        c = self.num_classes
-        self.iou_sum = torch.zeros(c, dtype=torch.float64)
-        self.f_sum = torch.zeros(c, dtype=torch.float64)
-        self.count = torch.zeros(c, dtype=torch.float64)
-        self.frames = 0
+        for name in ("iou_sum", "f_sum", "count"):
+            self.add_state(name, default=torch.zeros(num_classes, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("frames", default=torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
 
     def update(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
         """Add N frames (see the class docstring for the accepted shapes)."""
@@ -402,15 +489,16 @@ class AVSSMetric:
         iou = inter / (AVSS_EPS + union)
         prec, rec = inter / npred, inter / lab
         f = torch.nan_to_num((1 + BETA2) * prec * rec / (BETA2 * prec + rec), nan=0.0)
-        self.iou_sum += iou.sum(0).cpu()
-        self.f_sum += f.sum(0).cpu()
-        self.count += (union > 0).sum(0).to(torch.float64).cpu()
+        self.iou_sum += iou.sum(0).to(self.iou_sum.device)
+        self.f_sum += f.sum(0).to(self.f_sum.device)
+        self.count += (union > 0).sum(0).to(torch.float64).to(self.count.device)
         self.frames += int(pred.shape[0])
 
     def compute(self) -> dict:
         """The test-set figures (JSON-serialisable); see the class docstring."""
-        iou = torch.nan_to_num(self.iou_sum / self.count, nan=0.0)
-        f = torch.nan_to_num(self.f_sum / self.count, nan=0.0)
+        iou = torch.nan_to_num(self.iou_sum / self.count, nan=0.0).cpu()
+        f = torch.nan_to_num(self.f_sum / self.count, nan=0.0).cpu()
+        count = self.count.cpu()
         no_bg = [i for i in range(self.num_classes) if i != self.background_index]
         return {
             "miou": float(iou.mean()),
@@ -420,10 +508,10 @@ class AVSSMetric:
             "miou_official_no_bg": float(iou[:-1].mean()),
             "fscore_official_no_bg": float(f[:-1].mean()),
             "num_classes": self.num_classes,
-            "classes_present": int((self.count > 0).sum()),
-            "frames": self.frames,
+            "classes_present": int((count > 0).sum()),
+            "frames": int(self.frames),
             "per_class": {
-                name: {"iou": float(iou[i]), "fscore": float(f[i]), "frames": int(self.count[i])}
+                name: {"iou": float(iou[i]), "fscore": float(f[i]), "frames": int(count[i])}
                 for i, name in enumerate(self.class_names)
             },
         }

@@ -17,7 +17,9 @@ The common model interface (what the trainer, the evaluator and the benchmarks c
     opt = AdamW(model.trainable_parameters(), ...) # only adapters / decoder / prompts train
     full = model.postprocess(out.logits[i:i+1], batch.input_sizes[i], batch.original_sizes[i])
 
-    logits = predict(model, vggish, images, waveforms, sample_rate)  # list of [H, W] logits
+    predictor = AVPredictor(model, vggish=vggish)  # the one inference path (validation, bench)
+    logits = predictor.predict(frames, audio)      # list of [H, W] logits at each frame's size
+    logits = predictor.predict_waveforms(frames, waveforms, sample_rate)
 
     save_checkpoint(model, "run/model.pt", cfg)    # state dict + config only
     model = load_checkpoint("run/model.pt")        # torch.load(weights_only=True)
@@ -30,9 +32,10 @@ from avsynth.modeling.ap_sam import ApSam
 from avsynth.modeling.base import AVSegmenter, SegmentationOutput
 from avsynth.modeling.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from avsynth.modeling.gavs import Gavs
-from avsynth.modeling.inference import PreprocessedBatch, embed_waveforms, predict
+from avsynth.modeling.predictor import AVPredictor
 from avsynth.modeling.registry import (
     MODEL_FAMILIES,
+    MODEL_NAMES,
     ModelConfigError,
     ParameterCounts,
     build_model,
@@ -41,19 +44,22 @@ from avsynth.modeling.registry import (
     load_config,
     parameter_counts,
     validate_config,
+    with_weight_paths,
 )
 from avsynth.modeling.sam import SAM_ARCHS, CheckpointError, LoadReport, SamArch, build_sam, load_sam_checkpoint
 from avsynth.modeling.sama_avs import SamaAvs
-from avsynth.modeling.vggish import EmbeddingCache, VGGish, VGGishEmbedder, build_vggish
+from avsynth.modeling.transforms import PreprocessedBatch
+from avsynth.modeling.vggish import VGGish, VGGishEmbedder, build_vggish
 
 __all__ = [
+    "AVPredictor",
     "AVSegmenter",
     "ApSam",
     "CheckpointError",
-    "EmbeddingCache",
     "Gavs",
     "LoadReport",
     "MODEL_FAMILIES",
+    "MODEL_NAMES",
     "ModelConfigError",
     "ParameterCounts",
     "PreprocessedBatch",
@@ -67,14 +73,13 @@ __all__ = [
     "build_sam",
     "build_vggish",
     "build_vggish_for",
-    "embed_waveforms",
     "list_configs",
     "load_checkpoint",
     "load_config",
     "load_sam_checkpoint",
     "parameter_counts",
-    "predict",
     "read_checkpoint",
     "save_checkpoint",
     "validate_config",
+    "with_weight_paths",
 ]

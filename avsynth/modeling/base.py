@@ -14,7 +14,7 @@ from segment_anything.modeling import Sam
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from avsynth.modeling.inference import (
+from avsynth.modeling.transforms import (
     ImageLike,
     PreprocessedBatch,
     postprocess_logits,

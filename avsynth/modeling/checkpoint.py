@@ -10,7 +10,6 @@ SAM checkpoint path in the config.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from avsynth.errors import SourceError
+from avsynth.io import atomic_open
 from avsynth.modeling.base import AVSegmenter
 from avsynth.modeling.registry import build_model, validate_config
 from avsynth.modeling.sam import CheckpointError, load_state_checked, read_state_dict
@@ -44,9 +44,8 @@ def save_checkpoint(
     payload = {"format": FORMAT, "config": cfg, "trainable_only": trainable_only, "state_dict": state}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as fh:
+        torch.save(payload, fh)
     return path
 
 

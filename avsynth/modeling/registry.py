@@ -36,6 +36,12 @@ from avsynth.modeling.sama_avs import SamaAvs
 from avsynth.modeling.vggish import VGGishEmbedder, build_vggish
 
 MODEL_FAMILIES: dict[str, type[AVSegmenter]] = {"sama_avs": SamaAvs, "ap_sam": ApSam, "gavs": Gavs}
+#: The command line's model names (``--model``) → model family and its default (paper) config.
+MODEL_NAMES: dict[str, tuple[str, str]] = {
+    "sama-avs": ("sama_avs", "sama-avs-vit-h"),
+    "ap-sam": ("ap_sam", "ap-sam-vit-h"),
+    "gavs": ("gavs", "gavs-vit-b"),
+}
 _TOP_KEYS = {"name", "family", "description", "seed", "sam", "vggish", "model", "train"}
 _VGGISH_KEYS = {"arch", "checkpoint", "pca_params", "postprocess"}
 
@@ -96,6 +102,17 @@ def load_config(name_or_path: str | Path) -> dict:
     return validate_config(data, str(path))
 
 
+def with_weight_paths(config: Mapping[str, Any], sam_checkpoint: str | Path | None = None,
+                      vggish_checkpoint: str | Path | None = None) -> dict:
+    """``config`` with the local SAM / VGGish checkpoint paths replaced where given (in place on a
+    dict, which is also returned)."""
+    cfg = config if isinstance(config, dict) else dict(config)
+    for part, path in (("sam", sam_checkpoint), ("vggish", vggish_checkpoint)):
+        if path is not None:
+            cfg[part]["checkpoint"] = str(Path(path).expanduser())
+    return cfg
+
+
 def _local(path: str | None) -> Path | None:
     return None if path in (None, "") else Path(str(path)).expanduser()
 
@@ -127,14 +144,22 @@ def build_model(
 
 
 def build_vggish_for(config: Mapping[str, Any], load_weights: bool = True) -> VGGishEmbedder:
-    """The frozen VGGish embedder a config names (weights from its local paths when given)."""
-    vgg = validate_config(config, str(config.get("name", "<config>")))["vggish"]
-    return build_vggish(
-        arch=vgg.get("arch", "vggish"),
-        checkpoint=_local(vgg.get("checkpoint")) if load_weights else None,
-        pca_params=_local(vgg.get("pca_params")) if load_weights else None,
-        postprocess=bool(vgg.get("postprocess", False)) and load_weights,
-    )
+    """The frozen VGGish embedder a config names (weights from its local paths when given).
+
+    Weights without a checkpoint (tiny test configs) are drawn from the config's ``seed`` without
+    touching the global RNG state, so training, evaluation, every process and every resumed run
+    get the same network (and the same embedding-cache fingerprint).
+    """
+    cfg = validate_config(config, str(config.get("name", "<config>")))
+    vgg = cfg["vggish"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(cfg["seed"]))
+        return build_vggish(
+            arch=vgg.get("arch", "vggish"),
+            checkpoint=_local(vgg.get("checkpoint")) if load_weights else None,
+            pca_params=_local(vgg.get("pca_params")) if load_weights else None,
+            postprocess=bool(vgg.get("postprocess", False)) and load_weights,
+        )
 
 
 @dataclass(frozen=True)

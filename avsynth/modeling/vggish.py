@@ -15,7 +15,9 @@ The network is the torchvggish port of VGGish (same module layout, so the public
 ``vggish-10086976.pth`` state dict loads unchanged: ``features.{0,3,6,8,11,13}.*`` and
 ``embeddings.{0,2,4}.*``), optionally followed by the AudioSet PCA/whitening + 8-bit quantisation
 (``vggish_pca_params-970ea276.pth``: ``pca_eigen_vectors`` [128, 128], ``pca_means`` [128]).
-VGGish is frozen in every avsynth model; embeddings may be cached on disk (:class:`EmbeddingCache`).
+VGGish is frozen in every avsynth model. :class:`VGGishEmbedder` is the one embedding API: a clip →
+one [128] mean embedding (``embed_clip``), equal-length windows → [T, 128] in one batched call
+(``embed_windows``); the trainer caches clip embeddings on disk (:mod:`avsynth.training.embeddings`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import hashlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -288,7 +289,8 @@ class VGGishEmbedder(nn.Module):
     """Frozen audio encoder: waveforms → 128-d VGGish embeddings (one per 0.96 s example).
 
     ``embed(waveform, sample_rate)`` → [N, 128] for one clip; ``embed_clip`` → [128] (mean over the
-    clip's examples; clips shorter than 0.96 s are zero-padded to one example).
+    clip's examples; clips shorter than 0.96 s are zero-padded to one example); ``embed_windows``
+    → [T, 128] for T equal-length windows of one recording (one batched forward).
     """
 
     def __init__(self, network: VGGish, postprocessor: PCAQuantizer | None = None):
@@ -319,9 +321,23 @@ class VGGishEmbedder(nn.Module):
         examples = self.frontend(torch.from_numpy(wave).to(device)[None])[0]
         return self(examples)
 
+    @torch.no_grad()
     def embed_clip(self, waveform: np.ndarray, sample_rate: int) -> torch.Tensor:
-        """One clip → one [128] embedding (mean over its examples)."""
-        return self.embed(waveform, sample_rate).mean(dim=0)
+        """One clip → one float32 [128] embedding on the CPU (mean over its examples)."""
+        return self.embed(np.asarray(waveform), int(sample_rate)).mean(dim=0).float().cpu()
+
+    @torch.no_grad()
+    def embed_windows(self, windows: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+        """[T, L] windows of equal length → float32 [T, 128] on the CPU (one mean embedding per
+        window). At 16 kHz with windows of at least one example all are embedded in one batched
+        call; otherwise clip by clip (:meth:`embed_clip`)."""
+        w = torch.as_tensor(np.asarray(windows, dtype=np.float32))
+        if sample_rate != SAMPLE_RATE or w.shape[-1] < MIN_SAMPLES:
+            return torch.stack([self.embed_clip(x.numpy(), sample_rate) for x in w])
+        examples = self.frontend(w.to(self.frontend.window.device))  # [T, N, 96, 64]
+        t, n = examples.shape[:2]
+        emb = self(examples.reshape(t * n, *examples.shape[2:]))
+        return emb.reshape(t, n, -1).mean(dim=1).float().cpu()
 
     def fingerprint(self) -> str:
         """Hash of the weights (and PCA state): names a cache so it never mixes models."""
@@ -330,38 +346,6 @@ class VGGishEmbedder(nn.Module):
             h.update(key.encode())
             h.update(value.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
-
-
-@dataclass
-class EmbeddingCache:
-    """On-disk cache of clip embeddings: ``DIR/{model fingerprint}/{sha256 of audio}.npy``."""
-
-    root: Path
-    embedder: VGGishEmbedder
-
-    def __post_init__(self) -> None:
-        self.root = Path(self.root) / self.embedder.fingerprint()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.hits = 0
-        self.misses = 0
-
-    def _key(self, waveform: np.ndarray, sample_rate: int) -> Path:
-        h = hashlib.sha256(np.ascontiguousarray(waveform, dtype=np.float32).tobytes())
-        h.update(str(sample_rate).encode())
-        return self.root / f"{h.hexdigest()}.npy"
-
-    def embed(self, waveform: np.ndarray, sample_rate: int) -> torch.Tensor:
-        """[N, 128] embeddings of one clip, computed once and then read back from disk."""
-        path = self._key(waveform, sample_rate)
-        if path.exists():
-            self.hits += 1
-            return torch.from_numpy(np.load(path))
-        self.misses += 1
-        emb = self.embedder.embed(waveform, sample_rate).cpu()
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, emb.numpy())
-        tmp.replace(path)
-        return emb
 
 
 def build_vggish(
@@ -392,16 +376,10 @@ def build_vggish(
     return VGGishEmbedder(net, post)
 
 
-def count_parameters(module: nn.Module) -> int:
-    """Number of parameter elements (works on the meta device)."""
-    return sum(p.numel() for p in module.parameters())
-
-
 __all__ = [
     "EMBEDDING_SIZE",
     "MIN_SAMPLES",
     "SAMPLE_RATE",
-    "EmbeddingCache",
     "LogMelFrontEnd",
     "PCAQuantizer",
     "VGGish",

@@ -263,7 +263,9 @@ class TripletDataset(Dataset):
     """Map-style dataset over one split: ``ds[i]`` is the decoded sample of global row ``i``.
 
     Random access reads whole row groups (kept in a small LRU), so sequential or group-local
-    access is fast; for shuffled training use :class:`TripletIterableDataset`.
+    access is fast (the trainer's validation split); for shuffled training use
+    :class:`TripletIterableDataset`. ``decode=False`` leaves the media encoded (the row as
+    stored). ``transform(sample, index)`` gets the row's global index too.
     """
 
     def __init__(
@@ -272,14 +274,16 @@ class TripletDataset(Dataset):
         split: str,
         *,
         columns: Sequence[str] | None = None,
-        transform: Callable[[dict], dict] | None = None,
+        transform: Callable[[dict, int], dict] | None = None,
         mask_dtype: torch.dtype = torch.bool,
         cache_row_groups: int = 2,
+        decode: bool = True,
         storage_options: dict | None = None,
     ):
         self.reader = ShardReader(source, split, columns, storage_options=storage_options)
         self.transform = transform
         self.mask_dtype = mask_dtype
+        self.decode = decode
         self._cache = _LRU(cache_row_groups)
 
     def __len__(self) -> int:
@@ -290,8 +294,10 @@ class TripletDataset(Dataset):
             index += len(self)
         g, j = self.reader.locate(index)
         table = self._cache.get(g, lambda: self.reader.read_row_group(g))
-        sample = decode_sample(table.slice(j, 1).to_pylist()[0], self.mask_dtype)
-        return self.transform(sample) if self.transform else sample
+        sample = table.slice(j, 1).to_pylist()[0]
+        if self.decode:
+            sample = decode_sample(sample, self.mask_dtype)
+        return self.transform(sample, index) if self.transform else sample
 
 
 class TripletIterableDataset(IterableDataset):

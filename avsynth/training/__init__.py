@@ -3,13 +3,12 @@
 ``train(TrainConfig(...)) -> TrainResult`` is the entry point (``avsynth train`` on the command
 line); see :mod:`avsynth.training.trainer`. Modules: ``data`` (samples and datasets),
 ``embeddings`` (cached frozen-VGGish clip embeddings), ``recipe`` (optimizer and LR schedule),
-``validation`` (scores gathered over all ranks), ``state`` (resumable checkpoints), ``runlog``
+``validation`` (the predictor + AVSBench metric over all ranks), ``state`` (resumable checkpoints), ``runlog``
 (JSON lines, TensorBoard, progress bar), ``baselines`` (audio-blind reference predictions).
 The losses are the models' own (:mod:`avsynth.modeling.losses`, ``model.loss``).
 """
 
-from avsynth.training.data import AVSBenchSource
 from avsynth.training.trainer import TrainConfig, TrainError, TrainResult, train
 from avsynth.training.validation import evaluate_dataset
 
-__all__ = ["AVSBenchSource", "TrainConfig", "TrainError", "TrainResult", "evaluate_dataset", "train"]
+__all__ = ["TrainConfig", "TrainError", "TrainResult", "evaluate_dataset", "train"]

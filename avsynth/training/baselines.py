@@ -5,7 +5,7 @@
   row's image in its LVIS-format annotation file), i.e. "segment everything, ignore the sound".
 
 A model that beats the better of the two by a clear margin uses the audio. Scores come from the
-same per-frame functions and grouping as validation (:mod:`avsynth.training.validation`).
+same metric as validation (:class:`avsynth.evaluation.metrics.AVSBenchMetric`, frame by frame).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from avsynth.errors import SourceError
+from avsynth.evaluation.metrics import AVSBenchMetric
 from avsynth.media.mask import decode_png, resize_nearest
 from avsynth.shards.reader import ShardReader
 from avsynth.sources.lvis import load_lvis
-from avsynth.training.validation import FrameScore, score_frames, summarize
 
 #: Logit magnitude used for a hard prediction (sigmoid(±20) is 0 or 1 to float precision).
 HARD = 20.0
@@ -53,8 +53,7 @@ def blind_baselines(data: str | Path, split: str, objects: LvisObjects, f_group:
     predictions on ``split`` of the shard directory ``data`` (every row must be found in
     ``objects``)."""
     reader = ShardReader(data, split, ["id", "category", "image_id", "mask"])
-    nothing: list[FrameScore] = []
-    everything: list[FrameScore] = []
+    nothing, everything = AVSBenchMetric(f_group), AVSBenchMetric(f_group)
     index = 0
     for table in reader.iter_batches():
         for row in table.to_pylist():
@@ -63,10 +62,9 @@ def blind_baselines(data: str | Path, split: str, objects: LvisObjects, f_group:
             union = objects.union(str(row["image_id"]), h, w)
             if union is None:
                 raise SourceError(f"{data} row {row['id']}", f"image {row['image_id']!r} not in the LVIS files")
-            meta = {"index": [index], "group": [row["id"]], "category": [row["category"]]}
-            empty = torch.full((h, w), -HARD)
-            full = torch.where(torch.from_numpy(union | gt.numpy().astype(bool)), HARD, -HARD)
-            nothing += score_frames([empty], [gt], meta)
-            everything += score_frames([full], [gt], meta)
+            empty = torch.full((1, h, w), -HARD)
+            full = torch.where(torch.from_numpy(union | gt.numpy().astype(bool)), HARD, -HARD)[None]
+            nothing.update(empty, gt[None], [str(row["id"])], indexes=[index])
+            everything.update(full, gt[None], [str(row["id"])], indexes=[index])
             index += 1
-    return {"nothing": summarize(nothing, f_group), "all_objects": summarize(everything, f_group)}
+    return {"nothing": nothing.compute(), "all_objects": everything.compute()}

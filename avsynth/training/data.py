@@ -2,7 +2,7 @@
 
 Every source yields the same *sample* (a dict) and :func:`collate` stacks them into a batch:
 
-* ``image`` float [3, S, S]: the model's own preprocessing (:func:`avsynth.modeling.inference.
+* ``image`` float [3, S, S]: the model's own preprocessing (:func:`avsynth.modeling.transforms.
   preprocess_images`, i.e. exactly the inference path: resize, SAM normalisation, padding);
 * ``target`` uint8 [S, S]: the ground-truth mask mapped the same way (nearest resize to the
   resized image, zero padding), for the loss;
@@ -16,17 +16,15 @@ Every source yields the same *sample* (a dict) and :func:`collate` stacks them i
 
 Shard train rows come from :class:`avsynth.shards.reader.TripletIterableDataset` (row groups dealt
 to ranks and workers, shuffle buffer, a fresh same-category clip from the audio pool each epoch);
-validation rows from the map-style :class:`ShardFrames`. AVSBench fine-tuning uses
+validation rows from the map-style one (:func:`shard_frames`). AVSBench fine-tuning uses
 :class:`AVSBenchFrames` (the annotated frames of the selected videos; one VGGish embedding per
-1-second window, frame i ↔ second i) with :func:`select_videos` (a fraction of the videos, or k
-per class, seeded).
+1-second window, frame i ↔ second i) of the videos an
+:class:`avsynth.sources.avsbench.AVSBenchSource` names (:func:`~avsynth.sources.avsbench.
+select_videos`: a fraction of the videos, or k per class, seeded).
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,19 +34,19 @@ import torch
 from torch.utils.data import Dataset
 
 from avsynth.errors import AvsynthError, SourceError
-from avsynth.evaluation.avsbench import (
-    AVSBenchDataset,
-    AVSBenchObjectDataset,
+from avsynth.media.audio import decode_audio
+from avsynth.media.mask import resize_nearest
+from avsynth.modeling.transforms import preprocess_images
+from avsynth.shards.reader import TripletDataset, decode_image_and_mask
+from avsynth.sources.avsbench import (
+    AVSBenchSource,
     AVSBenchVideo,
     audio_windows,
     load_audio,
     load_frame,
     load_mask,
+    select_videos,
 )
-from avsynth.media.audio import decode_audio
-from avsynth.media.mask import resize_nearest
-from avsynth.modeling.inference import preprocess_images
-from avsynth.shards.reader import ShardReader, decode_image_and_mask
 from avsynth.training.embeddings import AudioEmbeddings, bytes_key
 
 #: Columns a training/validation sample needs from a shard row.
@@ -142,106 +140,16 @@ class ShardRowTransform:
                            id=str(row["id"]), group=str(row["id"]), category=str(row["category"]))
 
 
-class ShardFrames(Dataset):
-    """Map-style dataset of one shard split (validation): ``ds[i]`` is the sample of row ``i``.
-
-    Reads whole row groups (the last two kept), so in-order access decodes each group once.
-    Audio is the row's own clip (no re-pairing).
-    """
-
-    def __init__(self, source: str | Path, split: str, transform: ShardRowTransform,
-                 storage_options: dict | None = None):
-        self.reader = ShardReader(source, split, list(SHARD_COLUMNS), storage_options=storage_options)
-        self.transform = transform
-        self._tables: dict[int, object] = {}
-
-    def __len__(self) -> int:
-        return len(self.reader)
-
-    def __getitem__(self, index: int) -> dict:
-        g, j = self.reader.locate(int(index))
-        table = self._tables.get(g)
-        if table is None:
-            table = self.reader.read_row_group(g)
-            self._tables = {g: table}
-        row = table.slice(j, 1).to_pylist()[0]
-        return self.transform(row, int(index))
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_tables"] = {}
-        return state
+def shard_frames(source: str | Path, split: str, transform: ShardRowTransform,
+                 storage_options: dict | None = None) -> TripletDataset:
+    """Map-style dataset of one shard split (validation): item ``i`` is the sample of row ``i``
+    (:class:`avsynth.shards.reader.TripletDataset` over the encoded rows, in order; audio is the
+    row's own clip, no re-pairing)."""
+    return TripletDataset(source, split, columns=list(SHARD_COLUMNS), transform=transform, decode=False,
+                          storage_options=storage_options)
 
 
 # --------------------------------------------------------------------------- AVSBench
-
-
-@dataclass(frozen=True)
-class AVSBenchSource:
-    """AVSBench fine-tuning data: which release, subset, splits and which videos.
-
-    ``root``: the semantic release folder (with ``metadata.csv``) or the object release's
-    ``avsbench_data`` folder (with ``Single-source/`` / ``Multi-sources/``), detected.
-    ``subset``: s4 or ms3 (v2 / avss also for the semantic release). ``fraction`` (0 < f <= 1) keeps
-    that share of the train videos of each class; ``k_shot`` keeps k train videos per class;
-    ``uids`` (e.g. an AVS-V3 k-shot file's) names the train videos explicitly, whatever AVSBench
-    split they belong to; at most one of the three. ``val_uids`` likewise names the validation
-    videos (default: every video of ``val_split``). ``train_resolution`` None = native frames; ``val_resolution`` 224 = the official
-    evaluation size.
-    """
-
-    root: Path
-    subset: str = "s4"
-    train_split: str = "train"
-    val_split: str = "val"
-    fraction: float | None = None
-    k_shot: int | None = None
-    uids: tuple[str, ...] | None = None
-    val_uids: tuple[str, ...] | None = None
-    train_resolution: int | None = None
-    val_resolution: int | None = 224
-
-    def __post_init__(self) -> None:
-        given = [x is not None for x in (self.fraction, self.k_shot, self.uids)]
-        if sum(given) > 1:
-            raise AvsynthError("choose at most one of fraction, k_shot and uids for AVSBench training")
-        if self.fraction is not None and not 0 < self.fraction <= 1:
-            raise AvsynthError(f"AVSBench fraction must be in (0, 1], got {self.fraction}")
-        if self.k_shot is not None and self.k_shot < 1:
-            raise AvsynthError(f"k_shot must be >= 1, got {self.k_shot}")
-
-    def videos(self, split: str | None, uids: Sequence[str] | None = None) -> list[AVSBenchVideo]:
-        """The video records of ``split`` (None: every split), all of them or only ``uids``."""
-        root = Path(self.root)
-        if (root / "metadata.csv").is_file():
-            ds = AVSBenchDataset(root, self.subset, split, resolution=None, mode="binary", uids=uids)
-        elif (root / "Single-source").is_dir() or (root / "Multi-sources").is_dir():
-            ds = AVSBenchObjectDataset(root, self.subset, split, resolution=None, uids=uids)
-        else:
-            raise SourceError(root, "not an AVSBench root: no metadata.csv (semantic release) and no "
-                                    "Single-source/ or Multi-sources/ (object release)")
-        return list(ds.videos)
-
-
-def _seeded_order(keys: Sequence[str], seed: int, salt: str) -> list[str]:
-    """``keys`` in a deterministic pseudo-random order (sha256 of seed, salt and key)."""
-    return sorted(keys, key=lambda k: hashlib.sha256(f"{seed}:{salt}:{k}".encode()).hexdigest())
-
-
-def select_videos(videos: Sequence[AVSBenchVideo], *, fraction: float | None = None,
-                  k_shot: int | None = None, seed: int = 0) -> list[AVSBenchVideo]:
-    """A seeded subset of ``videos``: per class (``a_obj``) ``ceil(fraction * n)`` or ``k_shot``
-    videos (all of a class that has fewer). Order of the result: as in ``videos``."""
-    if fraction is None and k_shot is None:
-        return list(videos)
-    by_class: dict[str, list[str]] = defaultdict(list)
-    for v in videos:
-        by_class[v.a_obj].append(v.uid)
-    keep: set[str] = set()
-    for cls, uids in by_class.items():
-        n = min(len(uids), k_shot if k_shot is not None else max(1, math.ceil(fraction * len(uids))))
-        keep.update(_seeded_order(uids, seed, cls)[:n])
-    return [v for v in videos if v.uid in keep]
 
 
 class AVSBenchFrames(Dataset):
@@ -307,34 +215,15 @@ def avsbench_datasets(source: AVSBenchSource, spec: InputSpec, embeddings: Audio
             AVSBenchFrames(val_videos, spec, embeddings, source.val_resolution, keep_mask=True))
 
 
-def read_uids_file(path: str | Path) -> tuple[str, ...]:
-    """Video uids from a file: an AVSBench/AVS-V3 csv with a ``uid`` column, or one uid per line."""
-    p = Path(path)
-    if not p.is_file():
-        raise SourceError(p, "uids file not found")
-    lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
-    if lines and "," in lines[0]:
-        import csv
-
-        rows = list(csv.DictReader(lines))
-        if not rows or "uid" not in rows[0]:
-            raise SourceError(p, "a csv uids file needs a 'uid' column")
-        return tuple(r["uid"] for r in rows)
-    return tuple(lines)
-
-
 __all__ = [
     "SHARD_COLUMNS",
     "AVSBenchFrames",
-    "AVSBenchSource",
     "InputSpec",
-    "ShardFrames",
     "ShardRowTransform",
     "avsbench_datasets",
     "collate",
     "make_sample",
     "model_image",
     "model_target",
-    "read_uids_file",
-    "select_videos",
+    "shard_frames",
 ]

@@ -3,8 +3,8 @@ embedded once and then looked up.
 
 A clip is named by a *key*: the sha256 of its encoded bytes (shard rows, audio-pool clips), with a
 suffix for a window of a longer file (AVSBench: ``{sha256 of audio.wav}:w{i}`` for second ``i``).
-Embeddings (one [128] vector per clip: the mean over its 0.96 s VGGish examples, as
-:func:`avsynth.modeling.inference.embed_waveforms` computes them at inference) are kept in memory
+Embeddings (one [128] vector per clip: the mean over its 0.96 s VGGish examples,
+:meth:`avsynth.modeling.vggish.VGGishEmbedder.embed_clip`, as at inference) are kept in memory
 and, with a ``cache_dir``, on disk as ``{cache_dir}/{vggish fingerprint}/{key[:2]}/{key}.npy`` so
 that DataLoader workers, ranks and later runs share them. The fingerprint (a hash of the VGGish
 weights) keeps embeddings of different weights apart.
@@ -13,13 +13,13 @@ weights) keeps embeddings of different weights apart.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from avsynth.io import atomic_open
 from avsynth.modeling.registry import build_vggish_for
 from avsynth.modeling.vggish import VGGishEmbedder
 
@@ -72,15 +72,9 @@ class AudioEmbeddings:
         path = self._path(key)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, vec)
-        os.replace(tmp, path)
+        with atomic_open(path, "wb") as fh:
+            np.save(fh, vec)
 
-    @torch.no_grad()
-    def compute(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
-        """The [128] float32 embedding of one clip (mean over its examples), uncached."""
-        return self.vggish.embed_clip(np.asarray(waveform), int(sample_rate)).float().cpu().numpy()
 
     def embed(self, key: str, load: WaveLoader) -> torch.Tensor:
         """The clip's [128] embedding; ``load`` gives ``(waveform, sample_rate)`` on a miss."""
@@ -93,7 +87,7 @@ class AudioEmbeddings:
                 self.disk_hits += 1
             else:
                 self.misses += 1
-                vec = self.compute(*load())
+                vec = self.vggish.embed_clip(*load()).numpy()
                 self._write(key, vec)
             self._memory[key] = vec
         return torch.from_numpy(vec.copy())
@@ -105,10 +99,6 @@ class AudioEmbeddings:
 
 
 def build_audio_embeddings(model_config: dict, cache_dir: str | Path | None = None) -> AudioEmbeddings:
-    """The cached embedder of a model config's VGGish. Weights without a checkpoint (tiny test
-    configs) are drawn from the config's seed, so every process and every resumed run gets the
-    same network (and the same cache fingerprint)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(model_config.get("seed", 0)))
-        vggish = build_vggish_for(model_config)
-    return AudioEmbeddings(vggish, cache_dir)
+    """The cached embedder of a model config's VGGish (:func:`avsynth.modeling.registry.
+    build_vggish_for`: the same weights evaluation uses)."""
+    return AudioEmbeddings(build_vggish_for(model_config), cache_dir)

@@ -10,8 +10,9 @@ gloo on CPUs), on Hugging Face ``accelerate``:
   all-reduced on the intermediate ones); every rank runs the same number of batches per epoch
   (shard row groups are dealt to ranks whole, so the few surplus batches of the larger shares
   are dropped that epoch and logged);
-* after every epoch: validation over ALL ranks (each scores its share; the per-frame scores are
-  gathered, so the mIoU / F-score cover the whole validation split), ``RUN/last/`` (model,
+* after every epoch: validation over ALL ranks (each scores its share through the predictor into
+  an ``AVSBenchMetric`` whose per-frame states torchmetrics gathers, so the mIoU / F-score cover
+  the whole validation split; :mod:`avsynth.training.validation`), ``RUN/last/`` (model,
   optimizer, schedule, RNG states: ``resume=True`` continues exactly), ``RUN/best.pt`` when the
   validation mIoU improved (a model checkpoint for :func:`avsynth.modeling.checkpoint.
   load_checkpoint`);
@@ -35,22 +36,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate.utils import gather_object
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from avsynth.errors import AvsynthError
+from avsynth.io import atomic_write_text
 from avsynth.modeling.base import SegmentationOutput
 from avsynth.modeling.checkpoint import read_checkpoint, save_checkpoint
-from avsynth.modeling.registry import build_model, load_config, validate_config
+from avsynth.modeling.predictor import AVPredictor
+from avsynth.modeling.registry import MODEL_NAMES, build_model, load_config, validate_config, with_weight_paths
 from avsynth.modeling.sam import load_state_checked
+from avsynth.sources.avsbench import AVSBenchSource
 from avsynth.training.data import (
     SHARD_COLUMNS,
-    AVSBenchSource,
     InputSpec,
-    ShardFrames,
     ShardRowTransform,
     avsbench_datasets,
     collate,
+    shard_frames,
 )
 from avsynth.training.embeddings import AudioEmbeddings, build_audio_embeddings
 from avsynth.training.recipe import (
@@ -68,22 +70,10 @@ from avsynth.training.state import (
     restore_rng,
     swap_in,
 )
-from avsynth.training.validation import (
-    FrameScore,
-    merge,
-    predict_frames,
-    score_frames,
-    summarize,
-)
+from avsynth.training.validation import validate
 
 logger = logging.getLogger(__name__)
 
-#: ``--model`` names → model family and its default (paper) config.
-MODEL_NAMES = {
-    "sama-avs": ("sama_avs", "sama-avs-vit-h"),
-    "ap-sam": ("ap_sam", "ap-sam-vit-h"),
-    "gavs": ("gavs", "gavs-vit-b"),
-}
 AUDIO_MODES = ("real", "zero", "shuffle")
 
 
@@ -187,11 +177,7 @@ def resolve_model_config(config: TrainConfig) -> dict:
     cfg = validate_config(spec, str(spec.get("name", "<config>"))) if isinstance(spec, dict) else load_config(spec)
     if family is not None and cfg["family"] != family:
         raise TrainError(f"--model {config.family} but the config {cfg['name']!r} is a {cfg['family']} model")
-    if config.sam_checkpoint is not None:
-        cfg["sam"]["checkpoint"] = str(Path(config.sam_checkpoint).expanduser())
-    if config.vggish_checkpoint is not None:
-        cfg["vggish"]["checkpoint"] = str(Path(config.vggish_checkpoint).expanduser())
-    return cfg
+    return with_weight_paths(cfg, config.sam_checkpoint, config.vggish_checkpoint)
 
 
 def _mixed_precision(config: TrainConfig) -> str:
@@ -252,8 +238,8 @@ def _build_data(config: TrainConfig, spec: InputSpec, emb: AudioEmbeddings, rank
             raise
         logger.warning("%s has no audio pool: train rows keep their own clip every epoch", config.data)
         train = stream(False)
-    val = ShardFrames(config.data, config.val_split, ShardRowTransform(spec, emb, True, str(config.data)),
-                      storage_options=config.storage_options)
+    val = shard_frames(config.data, config.val_split, ShardRowTransform(spec, emb, True, str(config.data)),
+                       storage_options=config.storage_options)
     return _Data(train, val, None, str(config.data))
 
 
@@ -410,18 +396,8 @@ class Trainer:
     # ---- validation -----------------------------------------------------------------------
     def validate(self, model, val_loader: DataLoader) -> dict:
         """mIoU / F-score over the WHOLE validation split (all ranks' frames gathered)."""
-        net = self.acc.unwrap_model(model)
-        was_training = net.training
-        net.eval()
-        frames: list[FrameScore] = []
-        try:
-            for batch in val_loader:
-                logits = predict_frames(net, batch, self.acc.device, self.audio_fn, self.acc.autocast)
-                frames.extend(score_frames([lg.cpu() for lg in logits], batch["mask"], batch))
-        finally:
-            net.train(was_training)
-        gathered = gather_object(frames) if self.world > 1 else frames
-        return summarize(merge(gathered), self.config.f_group, per_category=True)
+        predictor = AVPredictor(self.acc.unwrap_model(model), self.acc.device, self.acc.autocast)
+        return validate(predictor, val_loader, self.config.f_group, self.audio_fn)
 
     # ---- the loop -------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -460,7 +436,7 @@ class Trainer:
                   train_rows=len(data.train) if data.sampler is not None else len(data.train.reader),
                   val_frames=len(data.val), data=data.source, warnings=self._warnings(net))
         if self.main and not self.resuming:
-            (self.run_dir / "config.json").write_text(json.dumps(
+            atomic_write_text(self.run_dir / "config.json", json.dumps(
                 {"train": cfg.to_dict(), "model": self.model_config, "recipe": recipe.to_dict()}, indent=2) + "\n")
 
         completed = False
@@ -502,7 +478,7 @@ class Trainer:
                              self.run_dir, float(sum(rates) / len(rates)) if rates else 0.0, completed,
                              self.rank)
         if self.main:
-            (self.run_dir / "result.json").write_text(json.dumps({
+            atomic_write_text(self.run_dir / "result.json", json.dumps({
                 "best_miou": result.best_miou, "best_epoch": result.best_epoch, "completed": completed,
                 "samples_per_s": result.samples_per_s, "history": result.history}, indent=2) + "\n")
         acc.wait_for_everyone()

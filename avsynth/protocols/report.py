@@ -2,7 +2,7 @@
 
 * ``results.json`` — every figure (format ``avsynth-bench/1``): the run (checkpoint + sha256,
   model, AVSBench root, whether it was the DEMO tree, F-score grouping, resolution) and one entry
-  per evaluation (:class:`avsynth.evaluation.protocols.EvalResult`, per-category and per-video
+  per evaluation (:class:`avsynth.protocols.results.EvalResult`, per-category and per-video
   scores included);
 * ``results.md`` — the Markdown tables: mIoU and F-score per subset and protocol, the F grouping
   named, the demo warning when it applies, and the comparison with PUBLISHED numbers, each marked
@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from avsynth.evaluation.protocols import EvalResult, VideoExample
+from avsynth.io import atomic_open, atomic_write_text
+from avsynth.protocols.results import EvalResult, VideoExample
 from avsynth.shards.overlay import SheetItem, captioned, contact_sheet
 
 REPORT_FORMAT = "avsynth-bench/1"
@@ -334,16 +335,16 @@ def write_report(out_dir: str | Path, run: BenchRun,
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     path = out / "results.json"
-    path.write_text(json.dumps(run.to_dict(), indent=2, default=_json_default) + "\n")
+    atomic_write_text(path, json.dumps(run.to_dict(), indent=2, default=_json_default) + "\n")
     written["results.json"] = path
     path = out / "results.md"
-    path.write_text(results_markdown(run))
+    atomic_write_text(path, results_markdown(run))
     written["results.md"] = path
     path = out / "per_category.md"
-    path.write_text(per_category_markdown(run))
+    atomic_write_text(path, per_category_markdown(run))
     written["per_category.md"] = path
     path = out / "per_category.csv"
-    with open(path, "w", newline="") as fh:
+    with atomic_open(path, "w") as fh:
         cols = ["evaluation", "protocol", "subset", "category", "videos", "frames", "miou", "fscore", "f_group"]
         w = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
         w.writeheader()

@@ -1,4 +1,5 @@
-"""Image pre/post-processing for SAM-based models, and the batched ``predict`` API.
+"""Image pre/post-processing for SAM-based models (no model import: the models and the predictor
+both build on it).
 
 Two resize policies:
 
@@ -12,16 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 import numpy as np
 import torch
 from segment_anything.utils.transforms import ResizeLongestSide
 from torch.nn import functional as F
-
-if TYPE_CHECKING:  # pragma: no cover
-    from avsynth.modeling.base import AVSegmenter
-    from avsynth.modeling.vggish import VGGishEmbedder
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
@@ -105,45 +102,3 @@ def postprocess_logits(
         raise ValueError(f"unknown resize mode {resize!r}; expected one of {RESIZE_MODES}")
     x = F.interpolate(x, tuple(original_size), mode="bilinear", align_corners=False)
     return x if logits.dim() == 4 else x[0]
-
-
-@torch.no_grad()
-def embed_waveforms(
-    vggish: "VGGishEmbedder", waveforms: Sequence[np.ndarray], sample_rate: int
-) -> torch.Tensor:
-    """One 128-d VGGish embedding per clip (mean over its 0.96 s examples) → [B, 128]."""
-    return torch.stack([vggish.embed_clip(np.asarray(w), sample_rate) for w in waveforms])
-
-
-@torch.no_grad()
-def predict(
-    model: "AVSegmenter",
-    vggish: "VGGishEmbedder",
-    images: Sequence[ImageLike],
-    waveforms: Sequence[np.ndarray],
-    sample_rate: int,
-    batch_size: int = 8,
-) -> list[torch.Tensor]:
-    """Mask logits [H, W] for each (image, waveform) pair, at the image's own resolution.
-
-    Images are uint8 H x W x 3 (any sizes); waveforms are mono [T] or [T, C] at ``sample_rate``.
-    Runs in eval mode on the model's device, ``batch_size`` pairs at a time. Threshold at 0.
-    """
-    if len(images) != len(waveforms):
-        raise ValueError(f"{len(images)} images but {len(waveforms)} waveforms")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    results: list[torch.Tensor] = []
-    try:
-        for start in range(0, len(images), batch_size):
-            chunk = images[start : start + batch_size]
-            batch = model.preprocess(chunk, device=device)
-            audio = embed_waveforms(vggish, waveforms[start : start + batch_size], sample_rate)
-            logits = model(batch.images, audio.to(device)).logits
-            for i in range(len(chunk)):
-                full = model.postprocess(logits[i : i + 1], batch.input_sizes[i], batch.original_sizes[i])
-                results.append(full[0, 0].cpu())
-    finally:
-        model.train(was_training)
-    return results

@@ -1,4 +1,6 @@
-"""AVSBench loaders: the semantic release (v1s / v1m / v2), the old object release, AVS-V3 splits.
+"""AVSBench readers: the semantic release (v1s / v1m / v2) and the old object release, and
+:class:`AVSBenchSource` (root, subset, share of the videos → the video records a run trains on).
+The AVS-V3 split files are read by :mod:`avsynth.sources.avs_v3`.
 
 Semantic release (``ROOT/metadata.csv`` with columns vid, uid, s_min, s_sec, a_obj, split,
 label): ``ROOT/{label}/{uid}/frames/{i}.jpg``, ``audio.wav`` and ``labels_rgb/{i}.png`` (colour
@@ -32,6 +34,9 @@ resampled when needed) and one 1-second window per frame (frame i <-> [i, i+1) s
 from __future__ import annotations
 
 import csv
+import hashlib
+import math
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,7 +50,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from avsynth.errors import SourceError
+from avsynth.errors import AvsynthError, SourceError
 from avsynth.sources.records import SkipCounter
 
 SAMPLE_RATE = 16000
@@ -176,7 +181,7 @@ def _check_files(videos: list[AVSBenchVideo], on_missing: str, skipped: SkipCoun
 @lru_cache(maxsize=1)
 def load_palette() -> tuple[tuple[str, ...], np.ndarray]:
     """AVSS class names and their RGB colours (uint8 [71, 3]) from the shipped palette."""
-    with resources.files("avsynth.evaluation").joinpath("avss_classes.csv").open() as fh:
+    with resources.files("avsynth.sources").joinpath("avss_classes.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     names = tuple(r["name"] for r in rows)
     colours = np.array([[int(r["r"]), int(r["g"]), int(r["b"])] for r in rows], dtype=np.uint8)
@@ -412,53 +417,98 @@ def collate_videos(batch: list[dict]) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------- AVS-V3 splits
+# --------------------------------------------------------------------------- which videos
+
+
+def is_object_release(root: str | Path) -> bool:
+    """Whether ``root`` is the old AVSBench object release (``Single-source/`` / ``Multi-sources/``)."""
+    root = Path(root)
+    return not (root / "metadata.csv").is_file() and ((root / "Single-source").is_dir()
+                                                      or (root / "Multi-sources").is_dir())
+
+
+def avsbench_dataset(root: str | Path, subset: str, split: str | None, resolution: int | None,
+                     uids: Sequence[str] | None = None) -> AVSBenchDataset | AVSBenchObjectDataset:
+    """A binary AVSBench dataset: the semantic release (``metadata.csv``) or the old object
+    release (detected); a missing file is an error naming it."""
+    if is_object_release(root):
+        return AVSBenchObjectDataset(root, subset, split, resolution=resolution, uids=uids)
+    return AVSBenchDataset(root, subset, split, resolution=resolution, mode="binary", uids=uids)
 
 
 @dataclass(frozen=True)
-class AVSV3Split:
-    """One GAVS AVS-V3 split file: its name (from the file name) and its rows."""
+class AVSBenchSource:
+    """AVSBench fine-tuning data: which release, subset, splits and which videos.
 
-    name: str  # seen_train, seen_val, unseen, 1_shot_train, 3_shot_test, ...
-    table: pd.DataFrame  # metadata columns; split = name; a_obj/s_min/s_sec filled if possible
-
-    @property
-    def uids(self) -> list[str]:
-        return list(self.table["uid"])
-
-
-def _v3_name(path: Path) -> str:
-    stem = path.stem
-    for prefix in ("meta_v3_", "v3_"):
-        if stem.startswith(prefix):
-            return stem[len(prefix):]
-    return stem
-
-
-def load_avs_v3_split(path: str | Path, metadata: pd.DataFrame | None = None) -> AVSV3Split:
-    """Read an AVS-V3 split csv (``meta_v3_{seen_train,seen_val,unseen}.csv``,
-    ``v3_{k}_shot_{train,test}.csv``).
-
-    The k-shot files leave s_min / s_sec / a_obj empty and carry a meaningless ``split`` column
-    (``v3_1_shot_train`` on every row); the split is therefore named after the file, and the
-    empty fields are filled from ``metadata`` (``load_metadata``) when it is given. A uid missing
-    from the given metadata is an error.
+    ``root``: the semantic release folder (with ``metadata.csv``) or the object release's
+    ``avsbench_data`` folder (with ``Single-source/`` / ``Multi-sources/``), detected.
+    ``subset``: s4 or ms3 (v2 / avss also for the semantic release). ``fraction`` (0 < f <= 1) keeps
+    that share of the train videos of each class; ``k_shot`` keeps k train videos per class;
+    ``uids`` (e.g. an AVS-V3 k-shot file's) names the train videos explicitly, whatever AVSBench
+    split they belong to; at most one of the three. ``val_uids`` likewise names the validation
+    videos (default: every video of ``val_split``). ``train_resolution`` None = native frames; ``val_resolution`` 224 = the official
+    evaluation size.
     """
-    path = Path(path)
-    df = _read_csv(path, METADATA_COLUMNS)
-    bad = sorted(set(df["label"]) - set(LABELS))
-    if bad:
-        raise SourceError(path, f"unknown label value(s) {bad}; expected {list(LABELS)}")
-    df = df.copy()
-    df["source_split"] = df["split"]
-    df["split"] = _v3_name(path)
-    if metadata is not None:
-        ref = metadata.set_index("uid")
-        unknown = sorted(set(df["uid"]) - set(ref.index))
-        if unknown:
-            raise SourceError(path, f"{len(unknown)} uid(s) not in the metadata (first: {unknown[:3]})")
-        for col in ("s_min", "s_sec", "a_obj"):
-            empty = df[col] == ""
-            df.loc[empty, col] = ref.loc[df.loc[empty, "uid"], col].to_numpy()
-        df["avsbench_split"] = ref.loc[df["uid"], "split"].to_numpy()
-    return AVSV3Split(name=_v3_name(path), table=df.reset_index(drop=True))
+
+    root: Path
+    subset: str = "s4"
+    train_split: str = "train"
+    val_split: str = "val"
+    fraction: float | None = None
+    k_shot: int | None = None
+    uids: tuple[str, ...] | None = None
+    val_uids: tuple[str, ...] | None = None
+    train_resolution: int | None = None
+    val_resolution: int | None = 224
+
+    def __post_init__(self) -> None:
+        given = [x is not None for x in (self.fraction, self.k_shot, self.uids)]
+        if sum(given) > 1:
+            raise AvsynthError("choose at most one of fraction, k_shot and uids for AVSBench training")
+        if self.fraction is not None and not 0 < self.fraction <= 1:
+            raise AvsynthError(f"AVSBench fraction must be in (0, 1], got {self.fraction}")
+        if self.k_shot is not None and self.k_shot < 1:
+            raise AvsynthError(f"k_shot must be >= 1, got {self.k_shot}")
+
+    def videos(self, split: str | None, uids: Sequence[str] | None = None) -> list[AVSBenchVideo]:
+        """The video records of ``split`` (None: every split), all of them or only ``uids``."""
+        root = Path(self.root)
+        if not (root / "metadata.csv").is_file() and not is_object_release(root):
+            raise SourceError(root, "not an AVSBench root: no metadata.csv (semantic release) and no "
+                                    "Single-source/ or Multi-sources/ (object release)")
+        return list(avsbench_dataset(root, self.subset, split, None, uids).videos)
+
+
+def _seeded_order(keys: Sequence[str], seed: int, salt: str) -> list[str]:
+    """``keys`` in a deterministic pseudo-random order (sha256 of seed, salt and key)."""
+    return sorted(keys, key=lambda k: hashlib.sha256(f"{seed}:{salt}:{k}".encode()).hexdigest())
+
+
+def select_videos(videos: Sequence[AVSBenchVideo], *, fraction: float | None = None,
+                  k_shot: int | None = None, seed: int = 0) -> list[AVSBenchVideo]:
+    """A seeded subset of ``videos``: per class (``a_obj``) ``ceil(fraction * n)`` or ``k_shot``
+    videos (all of a class that has fewer). Order of the result: as in ``videos``."""
+    if fraction is None and k_shot is None:
+        return list(videos)
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for v in videos:
+        by_class[v.a_obj].append(v.uid)
+    keep: set[str] = set()
+    for cls, uids in by_class.items():
+        n = min(len(uids), k_shot if k_shot is not None else max(1, math.ceil(fraction * len(uids))))
+        keep.update(_seeded_order(uids, seed, cls)[:n])
+    return [v for v in videos if v.uid in keep]
+
+
+def read_uids_file(path: str | Path) -> tuple[str, ...]:
+    """Video uids from a file: an AVSBench/AVS-V3 csv with a ``uid`` column, or one uid per line."""
+    p = Path(path)
+    if not p.is_file():
+        raise SourceError(p, "uids file not found")
+    lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+    if lines and "," in lines[0]:
+        rows = list(csv.DictReader(lines))
+        if not rows or "uid" not in rows[0]:
+            raise SourceError(p, "a csv uids file needs a 'uid' column")
+        return tuple(r["uid"] for r in rows)
+    return tuple(lines)
