@@ -33,7 +33,7 @@ from avsynth.evaluation.evaluate import avsbench_samples, evaluate
 from avsynth.modeling import build_model, build_vggish_for, load_config
 from avsynth.modeling.predictor import resolve_device
 from avsynth.sources.avsbench import AVSBenchDataset
-from avsynth.sources.demo import DemoCorpus, ensure_demo
+from avsynth.demo import DemoCorpus, ensure_demo
 
 SPLITS = (("s4", "val"), ("s4", "test"), ("ms3", "val"), ("ms3", "test"))
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from avsynth.build import BuildOptions, SourcePaths, build
-from avsynth.sources.demo import DemoSize, write_demo
+from avsynth.demo import DemoSize, write_demo
 from avsynth.training.baselines import LvisObjects, blind_baselines
 from avsynth.training.trainer import TrainConfig, train
 

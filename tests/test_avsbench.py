@@ -312,7 +312,7 @@ def test_object_release_s4_and_ms3(tmp_path):
 
 
 def test_demo_avsbench_tree_loads(demo_corpus):
-    """The generated demo AVSBench tree (avsynth.sources.demo) goes through the same loader."""
+    """The generated demo AVSBench tree (avsynth.demo) goes through the same loader."""
     root = demo_corpus.avsbench_root
     meta = load_metadata(root)
     names, _ = load_palette()

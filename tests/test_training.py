@@ -270,7 +270,7 @@ def test_finetune_on_the_demo_avsbench_tree(demo_corpus, tiny_shards, tmp_path, 
 def listening_corpus(tmp_path_factory):
     """A demo corpus of 5 categories (about 730 train and 75 validation rows of small images)."""
     from avsynth.build import BuildOptions, SourcePaths, build
-    from avsynth.sources.demo import DemoSize, write_demo
+    from avsynth.demo import DemoSize, write_demo
     from avsynth.training.baselines import LvisObjects
 
     root = tmp_path_factory.mktemp("listen")

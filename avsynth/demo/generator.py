@@ -18,7 +18,7 @@ seed and a category manifest:
 - ``avs_synthetic/`` (AVS-Synthetic release layout: ``annotations.csv``, ``images/``, ``masks/``,
   ``audios/``, ``category_for_vggsound_audios.pkl``).
 
-Every category gets its own procedural object and sound (:mod:`avsynth.sources.procedural`);
+Every category gets its own procedural object and sound (:mod:`avsynth.demo.procedural`);
 every image shows one object of a category plus 1-3 objects of other categories, every one
 annotated, so that only a model that listens can tell which object a clip belongs to. Each file
 is a pure function of (seed, manifest, scale, item index): the output is byte-identical whatever

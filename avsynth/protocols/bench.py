@@ -134,7 +134,7 @@ def resolve_avsbench(cfg: BenchConfig) -> tuple[Path, bool]:
             raise BenchError(f"{cfg.avsbench}: AVS-V3 needs the AVSBench semantic release (metadata.csv "
                              "with the v1m and v2 videos), not the object release")
         return Path(cfg.avsbench), False
-    from avsynth.sources.demo import DemoCorpus, ensure_demo
+    from avsynth.demo import DemoCorpus, ensure_demo
 
     corpus = DemoCorpus.load(cfg.demo_dir) if cfg.demo_dir is not None else ensure_demo()
     return Path(corpus.avsbench_root), True
