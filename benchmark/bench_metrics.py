@@ -1,6 +1,14 @@
 """Benchmark: AVSBench metric throughput and end-to-end evaluation throughput (frames/s).
 
 Figures, one JSON line each:
+  * ``fscore_official_loop``, ``fscore_vectorised`` and ``fscore_speedup_vs_official_loop``: the
+    F-score of one call on 20 x 224 x 224 logits, on ONE torch thread (whatever ``--threads``
+    says), timed side by side in the same run: the official AVSBench ``Eval_Fmeasure`` /
+    ``_eval_pr`` (transcribed below, CPU path: one frame and one of the 255 thresholds at a time)
+    against ``avsynth.evaluation.metrics.fscore``; best of ``--speedup-rounds`` rounds each
+    (one official call and ten vectorised calls per round), their ratio (also the ratio of the
+    medians and of the best thread CPU times), and the agreement of the two (final F and mean
+    curve, must be within 1e-6);
   * ``metric_vectorised``: miou + fscore (avsynth.evaluation.metrics) on N x 224 x 224 logits;
   * ``metric_loop``: the same numbers computed the straightforward way (one frame, one of the
     255 thresholds at a time, as the official AVSBench ``_eval_pr`` does); the two results are
@@ -11,7 +19,7 @@ Figures, one JSON line each:
     logits derived from the masks plus noise (no model: this measures loading + metrics).
 
 Usage: python benchmark/bench_metrics.py [--frames 200] [--loop-frames 20] [--videos 40]
-       [--workers 0] [--device cpu|cuda] [--threads N]
+       [--workers 0] [--device cpu|cuda] [--threads N] [--speedup-frames 20] [--speedup-rounds 5]
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -31,7 +40,7 @@ from torch.utils.data import DataLoader
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from avsynth.evaluation.metrics import AVSBenchMetric, AVSSMetric, fscore, miou
+from avsynth.evaluation.metrics import AVSBenchMetric, AVSSMetric, f_curves, fscore, miou
 from avsynth.sources.avsbench import AVSBenchDataset, collate_videos
 from tests.avsbench_fixture import write_semantic_tree
 from tests.test_metrics import oracle_fscore, oracle_iou
@@ -63,6 +72,80 @@ def timed(fn, repeat: int = 1) -> tuple[float, float, object]:
         if dt < best:
             best, cpu = dt, dc
     return best, cpu, out
+
+
+def official_eval_pr(y_pred: torch.Tensor, y: torch.Tensor, num: int
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """OpenNLPLab/AVSBench ``_eval_pr`` (avs_scripts/avs_s4/utils/utility.py), CPU branch."""
+    prec, recall = torch.zeros(num), torch.zeros(num)
+    thlist = torch.linspace(0, 1 - 1e-10, num)
+    for i in range(num):
+        y_temp = (y_pred >= thlist[i]).float()
+        tp = (y_temp * y).sum()
+        prec[i], recall[i] = tp / (y_temp.sum() + 1e-20), tp / (y.sum() + 1e-20)
+    return prec, recall
+
+
+def official_eval_fmeasure(pred: torch.Tensor, gt: torch.Tensor, pr_num: int = 255
+                           ) -> tuple[float, torch.Tensor]:
+    """OpenNLPLab/AVSBench ``Eval_Fmeasure``, minus its log lines; also returns the mean curve."""
+    pred = torch.sigmoid(pred)
+    n = pred.size(0)
+    beta2 = 0.3
+    avg_f, img_num = 0.0, 0
+    score = torch.zeros(pr_num)
+    for img_id in range(n):
+        if torch.mean(gt[img_id]) == 0.0:
+            continue
+        prec, recall = official_eval_pr(pred[img_id], gt[img_id], pr_num)
+        f_score = (1 + beta2) * prec * recall / (beta2 * prec + recall)
+        f_score[f_score != f_score] = 0  # for Nan
+        avg_f += f_score
+        img_num += 1
+        score = avg_f / img_num
+    return score.max().item(), score
+
+
+def bench_fscore_speedup(frames: int, rounds: int) -> None:
+    """Official loop vs vectorised F-score, side by side, one torch thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        logits, gt = inputs(frames)
+        off_f, off_curve = official_eval_fmeasure(logits, gt)
+        vec_f = fscore(logits, gt)
+        curves, valid = f_curves(logits, gt)
+        curve_diff = float((curves[valid].mean(0) - off_curve.double()).abs().max())
+        t_off, t_vec, c_off, c_vec = [], [], [], []
+        for _ in range(rounds):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            official_eval_fmeasure(logits, gt)
+            t_off.append(time.perf_counter() - t0)
+            c_off.append(time.thread_time() - c0)
+            for _ in range(10):
+                t0, c0 = time.perf_counter(), time.thread_time()
+                fscore(logits, gt)
+                t_vec.append(time.perf_counter() - t0)
+                c_vec.append(time.thread_time() - c0)
+    finally:
+        torch.set_num_threads(threads)
+    common = dict(device="cpu", threads=1, frames=frames, size=224, thresholds=255)
+    emit(figure="fscore_official_loop", **common, seconds=round(min(t_off), 4),
+         median_seconds=round(statistics.median(t_off), 4),
+         cpu_seconds=round(min(c_off), 4), runs=len(t_off))
+    emit(figure="fscore_vectorised", **common, seconds=round(min(t_vec), 5),
+         median_seconds=round(statistics.median(t_vec), 5),
+         cpu_seconds=round(min(c_vec), 5), runs=len(t_vec))
+    f_diff = abs(vec_f - off_f)
+    # value: best wall time over best wall time; the thread-CPU-time ratio is the steadier one
+    # on a shared machine (a descheduled thread accrues no CPU time)
+    emit(figure="fscore_speedup_vs_official_loop", **common,
+         value=round(min(t_off) / min(t_vec), 1),
+         median_ratio=round(statistics.median(t_off) / statistics.median(t_vec), 1),
+         cpu_time_ratio=round(min(c_off) / max(min(c_vec), 1e-9), 1),
+         fscore=round(vec_f, 6), fscore_abs_diff=f_diff, curve_max_abs_diff=curve_diff,
+         agrees_with_official=f_diff < 1e-6 and curve_diff < 1e-6,
+         load_avg_1m=round(os.getloadavg()[0], 2))
 
 
 def bench_metrics(frames: int, loop_frames: int, device: str) -> None:
@@ -132,11 +215,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
+    ap.add_argument("--speedup-frames", type=int, default=20,
+                    help="frames of the one-thread official-loop vs vectorised F-score figure")
+    ap.add_argument("--speedup-rounds", type=int, default=5)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     emit(figure="env", torch=torch.__version__, threads=torch.get_num_threads(), device=args.device,
          load_avg_1m=round(os.getloadavg()[0], 2), cpus=os.cpu_count())
+    bench_fscore_speedup(args.speedup_frames, args.speedup_rounds)
     bench_metrics(args.frames, args.loop_frames, args.device)
     bench_avss(args.avss_frames, args.device)
     bench_end_to_end(args.videos, args.workers)

@@ -20,6 +20,8 @@ from torchmetrics.utilities import dim_zero_cat
 from avsynth.evaluation.metrics import (
     AVSBenchMetric,
     AVSSMetric,
+    _grid_table,
+    _histograms,
     f_curves,
     f_thresholds,
     frame_iou,
@@ -75,6 +77,55 @@ def oracle_fscore(logits: torch.Tensor, gt: torch.Tensor) -> float:
     if used == 0:
         return 0.0
     return float((summed / used).max())
+
+
+def oracle_counts(logits: torch.Tensor, gt: torch.Tensor, num: int = 255):
+    """Per frame and threshold, straight from the official ``_eval_pr``: one threshold at a time,
+    ``P = (p >= t).float()``, ``|P| = P.sum()``, ``TP = (P * g).sum()``, in the logits' dtype.
+
+    Returns (|P_t|, TP_t) as float64 [N, T] (integers for a binary ``gt``: float32 sums of 0/1
+    are exact below 2**24) and the float32 F curves [N, T] the official code forms from them.
+    """
+    gt = gt.float()
+    probs = torch.sigmoid(logits)  # once, on the whole tensor, as the official code does
+    thresholds = torch.linspace(0, 1 - 1e-10, num)
+    n = logits.shape[0]
+    npred = torch.zeros(n, num, dtype=torch.float64)
+    tp = torch.zeros(n, num, dtype=torch.float64)
+    curves = torch.zeros(n, num)
+    for i in range(n):
+        g = gt[i]
+        for j in range(num):
+            hit = (probs[i] >= thresholds[j]).float()
+            npred[i, j] = float(hit.sum())
+            tp[i, j] = float((hit * g).sum())
+            precision = (hit * g).sum() / (hit.sum() + 1e-20)
+            recall = (hit * g).sum() / (g.sum() + 1e-20)
+            f = 1.3 * precision * recall / (0.3 * precision + recall)
+            curves[i, j] = 0.0 if torch.isnan(f) else f
+    return npred, tp, curves
+
+
+def logits_hitting(targets: torch.Tensor, iters: int = 60) -> torch.Tensor:
+    """float32 logits whose sigmoid, taken on this whole tensor, equals ``targets`` where the
+    float32 sigmoid can reach them (Newton steps in float64, then single ulps)."""
+    q = targets.double().clamp(1e-30, 1 - 1e-12)
+    x = torch.log(q / (1 - q)).float()
+    x[targets == 0] = -math.inf
+    x[targets == 1] = math.inf
+    inf = torch.tensor(math.inf)
+    for _ in range(iters):
+        p = torch.sigmoid(x)
+        miss = p != targets
+        if not bool(miss.any()):
+            break
+        p64 = p.double()
+        step = (targets.double() - p64) / (p64 * (1 - p64)).clamp_min(1e-300)
+        nxt = (x.double() + step).float()
+        one_ulp = torch.nextafter(x, torch.where(targets > p, inf, -inf))
+        nxt = torch.where(nxt == x, one_ulp, nxt)
+        x = torch.where(miss & torch.isfinite(x), nxt, x)
+    return x
 
 
 def oracle_test_set(calls: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
@@ -175,6 +226,152 @@ def test_threshold_bins_equal_a_binary_search(dtype):
         torch.tensor([0.0, 1.0, 1e-30, 0.5], dtype=dtype),
     ]).clamp(0, 1)
     assert torch.equal(threshold_bins(probs, thr), torch.bucketize(probs, thr, right=True))
+
+
+# --------------------------------------------------------------------------- exact counts
+
+
+def assert_counts_match_oracle(logits, gt):
+    npred, tp, gsum = pr_counts(logits, gt)
+    ref_npred, ref_tp, ref_curves = oracle_counts(logits, gt)
+    assert torch.equal(npred, ref_npred)
+    assert torch.equal(tp, ref_tp)
+    assert torch.equal(gsum, gt.double().sum(dim=(1, 2)))
+    curves, valid = f_curves(logits, gt)
+    assert valid.tolist() == (gt.sum(dim=(1, 2)) != 0).tolist()
+    diff = float((curves - ref_curves.double()).abs().max()) if curves.numel() else 0.0
+    assert diff < TOL
+    assert fscore(logits, gt) == pytest.approx(oracle_fscore(logits, gt), abs=TOL)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 7, 5), (2, 64, 48), (70, 31, 33), (1, 300, 257)])
+def test_counts_equal_the_per_threshold_loop(shape):
+    """Exact |P_t| and TP_t at all 255 thresholds; shapes cover one pixel, several frames per
+    chunk (70 x 1023 px: 64 frames, then a partial chunk of 6) and a frame binned in pieces."""
+    n, h, w = shape
+    gen = torch.Generator().manual_seed(sum(shape))
+    logits = torch.randn(n, h, w, generator=gen) * 4
+    gt = (torch.rand(n, h, w, generator=gen) < 0.4).float()
+    logits += gt * 2
+    if n > 2:
+        gt[1] = 0  # an empty frame
+    assert_counts_match_oracle(logits, gt)
+
+
+def test_probabilities_exactly_on_thresholds():
+    """Pixels whose sigmoid is exactly a threshold, or its float32 neighbour on either side."""
+    thr = f_thresholds()
+    up, down = torch.tensor(2.0), torch.tensor(-1.0)
+    gen = torch.Generator().manual_seed(5)
+    targets = torch.cat([
+        thr, torch.nextafter(thr, up).clamp(max=1), torch.nextafter(thr, down).clamp(min=0),
+        torch.tensor([0.0, 1.0, 0.5]).repeat(40), torch.rand(135, generator=gen),
+    ])
+    targets = targets[torch.randperm(targets.numel(), generator=gen)]
+    logits = logits_hitting(targets).view(4, 15, 17)
+    probs = torch.sigmoid(logits).view(-1)
+    on_grid = torch.isin(probs, thr).sum()
+    hits = (probs == targets).sum()
+    assert hits >= 0.5 * targets.numel() and on_grid >= 150 + 80  # most targets reached exactly
+    gt = (torch.rand(4, 15, 17, generator=gen) < 0.5).float()
+    gt[2] = 0
+    assert_counts_match_oracle(logits, gt)
+    assert_counts_match_oracle(logits, 1 - gt)
+
+
+def test_kernel_exact_on_and_beside_every_threshold():
+    """The binning kernel on probabilities given directly: every threshold, both float32
+    neighbours, 0 and 1, binary and soft ground truth, float32 and float64."""
+    for dtype in (torch.float32, torch.float64):
+        thr = f_thresholds().to(dtype)
+        up, down = torch.tensor(2.0, dtype=dtype), torch.tensor(-1.0, dtype=dtype)
+        p = torch.cat([thr, torch.nextafter(thr, up), torch.nextafter(thr, down)]).clamp(0, 1)
+        p = torch.cat([p, torch.tensor([0.0, 1.0, 1e-45, 1 - 2**-24, 0.5], dtype=dtype)])
+        p = p.view(7, -1)  # 7 frames of 110 pixels
+        gen = torch.Generator().manual_seed(0)
+        g = (torch.rand(p.shape, generator=gen) < 0.5).to(dtype)
+        tab = _grid_table(thr, dtype)
+        assert tab is not None
+        hist, _ = _histograms(p, g, thr, tab, soft=False)
+        k = torch.stack([(p >= t).sum(1) for t in thr], 1)  # |P_t| per frame
+        ktp = torch.stack([((p >= t) & (g == 1)).sum(1) for t in thr], 1)
+        assert torch.equal(hist.sum(1).flip(1).cumsum(1).flip(1), k)
+        assert torch.equal(hist[:, 1].flip(1).cumsum(1).flip(1), ktp)
+        soft = torch.rand(p.shape, generator=gen, dtype=dtype)
+        assert _histograms(p, soft, thr, tab, soft=False, check=True) is None
+        hist_s, tpw = _histograms(p, soft, thr, tab, soft=True)
+        assert torch.equal(hist_s[:, 0].flip(1).cumsum(1).flip(1), k)
+        wtp = torch.stack([(soft.double() * (p >= t)).sum(1) for t in thr], 1)
+        assert torch.allclose(tpw.flip(1).cumsum(1).flip(1), wtp, rtol=0, atol=1e-12)
+
+
+def test_saturated_probabilities():
+    """p == 1.0 (kept at the last threshold, 1.0) and p == 0.0 (kept at the first only)."""
+    gen = torch.Generator().manual_seed(8)
+    logits = torch.randn(4, 9, 11, generator=gen)
+    logits[0] = 40.0  # sigmoid is exactly 1.0 in float32
+    logits[1, :4] = -math.inf
+    logits[1, 4:] = math.inf
+    logits[2, ::2] = -200.0  # exactly 0.0
+    gt = (torch.rand(4, 9, 11, generator=gen) < 0.3).float()
+    gt[3] = 0
+    assert float(torch.sigmoid(logits[0]).min()) == 1.0
+    npred, _, _ = pr_counts(logits, gt)
+    assert npred[0].tolist() == [99.0] * 255
+    assert npred[1, -1] == 5 * 11 and npred[1, 0] == 99
+    assert_counts_match_oracle(logits, gt)
+    assert_counts_match_oracle(logits.double(), gt)
+
+
+def test_soft_ground_truth_matches_loop():
+    """gt in [0, 1] (allowed by the input check) is a weight, as in the official sums."""
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(3, 12, 10, generator=gen) * 3
+    gt = (torch.rand(3, 12, 10, generator=gen) < 0.5).float()
+    gt[0, :2] = 0.25  # one soft frame among binary ones
+    gt[2] = 0
+    npred, tp, gsum = pr_counts(logits, gt)
+    ref_npred, ref_tp, ref_curves = oracle_counts(logits, gt)
+    assert torch.equal(npred, ref_npred)
+    assert torch.allclose(tp, ref_tp, rtol=0, atol=1e-9)
+    assert torch.equal(gsum, gt.sum(dim=(1, 2), dtype=torch.float64))
+    curves, _ = f_curves(logits, gt)
+    assert float((curves - ref_curves.double()).abs().max()) < TOL
+    assert fscore(logits, gt) == pytest.approx(oracle_fscore(logits, gt), abs=TOL)
+
+
+@pytest.mark.parametrize("num", [1, 2, 3, 17, 1000])
+def test_other_threshold_counts(num):
+    logits, gt = random_case(21, n=3)
+    npred, tp, _ = pr_counts(logits, gt, num)
+    ref_npred, ref_tp, _ = oracle_counts(logits, gt, num)
+    assert torch.equal(npred, ref_npred) and torch.equal(tp, ref_tp)
+
+
+def test_grid_table_guard():
+    """The rounding shortcut is used only where it is provably exact."""
+    thr = f_thresholds()
+    assert _grid_table(thr, torch.float32) is not None
+    assert _grid_table(thr.double(), torch.float64) is not None
+    assert _grid_table(thr.half().float(), torch.float32) is not None  # float16 error <= 0.12
+    assert _grid_table(thr.bfloat16().float(), torch.float32) is None  # bfloat16: ~0.5
+    assert _grid_table(thr.flip(0), torch.float32) is None
+    tab = _grid_table(thr, torch.float32)
+    assert torch.equal(tab, thr) and math.copysign(1.0, float(tab[0])) == -1.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_reduced_precision_logits_match_loop(dtype):
+    """Half / bfloat16: sigmoid in that dtype, each threshold rounded to it (the official
+    element-wise comparison); counts exact."""
+    logits, gt = random_case(12, n=3)
+    low = logits.to(dtype)
+    probs = torch.sigmoid(low)
+    npred, tp, _ = pr_counts(low, gt)
+    for j, t in enumerate(f_thresholds()):
+        hit = probs >= t.to(dtype)
+        assert npred[:, j].tolist() == hit.sum(dim=(1, 2)).double().tolist()
+        assert tp[:, j].tolist() == (hit & (gt == 1)).sum(dim=(1, 2)).double().tolist()
 
 
 def test_half_logits_threshold_in_half():

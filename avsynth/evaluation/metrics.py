@@ -20,9 +20,20 @@ Binary, one call on ``logits``/``gt`` of shape N x H x W
       ``--test_batch_size 4`` (the released ``test.sh``) one call holds the frames of 4 consecutive
       videos; the script's argparse default is 1, i.e. one call per video.
 
+How the F-score counts are formed (``pr_counts``): not one comparison per threshold but one
+pass over the pixels. For each pixel ``k`` = how many thresholds are <= p is found from the
+nearest grid index ``c = round(p * 254)``, which is within one of it, and one exact float
+comparison ``p >= t_c`` (the thresholds lie within 1e-5 of ``j / 254``; the rule is checked on
+the real threshold values before it is used, else a binary search is used); a per-frame
+``bincount`` of ``k`` keyed by ``G`` gives, after a reversed cumulative sum, ``|P_t|`` and ``TP_t``
+at all 255 thresholds as exact integers. So a probability lying exactly on a threshold is
+counted on the same side as ``p >= t`` in the official code. A soft ``G`` (values strictly
+between 0 and 1, which the input check allows) is binned with ``G`` as weights instead.
+
 Half / bfloat16 logits: the sigmoid runs in that dtype and the thresholds are rounded to it, as
 the official element-wise comparison does; the counts here stay exact (the official code would
-also sum in half precision, which is not reproduced).
+also sum in half precision, which is not reproduced). Rounded to bfloat16 the thresholds are
+too far from the grid for the rounding rule, so those calls bin by binary search (slower).
 
 Differences from the DESIGN summary: none in substance; note that the empty-frame IoU divides by
 ``H * W + 1e-7`` (the epsilon is applied to every frame) and that the F-score maximum is taken
@@ -129,24 +140,160 @@ def miou(logits: torch.Tensor, gt: torch.Tensor) -> float:
     return float(ious.mean()) if ious.numel() else 0.0
 
 
+_CPU_CHUNK_PIXELS = 1 << 16  # CPU: pixels binned at once, so a chunk's buffers stay in L2
+_GRID_CACHE: dict[tuple, torch.Tensor | None] = {}
+
+
+def _grid_table(thr: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """``thr`` as the rounding shortcut's lookup table (in ``dtype``), or None if it is unsafe.
+
+    The shortcut (see ``_bin_keys``) is exact for any non-decreasing thresholds with
+    ``|t_j (T - 1) - j| + rounding slack < 0.5``. Checked here, in float64, on the real values:
+    ``f_thresholds`` in float32 (largest error 7.9e-6 at T = 255) or rounded to float16 (0.12)
+    pass; rounded to bfloat16 they do not (~0.5), and then the caller falls back to a search.
+    The first entry 0.0 is stored as -0.0 (equal in every comparison) so that ``p - t`` is never
+    -0.0 for ``p >= t``, which the sign-bit test relies on.
+    """
+    t = thr.numel()
+    if t == 0 or not dtype.is_floating_point:
+        return None
+    t64 = thr.to(torch.float64)
+    # bounds the rounding of p (T - 1) + 0.5 (+ T g in ``_histograms``): values below 2T, three
+    # roundings of at most T eps each
+    slack = 8 * t * torch.finfo(dtype).eps
+    err = (t64 * (t - 1) - torch.arange(t, dtype=torch.float64, device=thr.device)).abs().max()
+    if not (bool(torch.isfinite(err)) and float(err) + slack < 0.45
+            and bool((t64[1:] >= t64[:-1]).all())):
+        return None
+    tab = thr.to(dtype).clone()
+    tab[tab == 0] = -0.0
+    return tab
+
+
+def _official_grid(num: int, logits_dtype: torch.dtype, p_dtype: torch.dtype,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The thresholds as the official comparison sees them (in ``p``'s dtype) and their table."""
+    key = (num, logits_dtype, p_dtype, str(device))
+    thr = f_thresholds(num, device=device)
+    if logits_dtype not in (torch.float32, torch.float64):
+        # the official comparison of a half tensor with a 0-d float32 threshold runs in half
+        thr = thr.to(logits_dtype)
+    thr = thr.to(p_dtype)
+    if key not in _GRID_CACHE:
+        _GRID_CACHE[key] = _grid_table(thr, p_dtype)
+    return thr, _GRID_CACHE[key]
+
+
+def _bin_keys(p: torch.Tensor, tab: torch.Tensor, key: torch.Tensor, v: torch.Tensor,
+              d: torch.Tensor, half: torch.Tensor, g: torch.Tensor | None = None,
+              clamp: bool = False) -> None:
+    """``key[i] = k_i - 1 (+ T g_i)``, ``k_i`` = how many thresholds are <= ``p[i]`` (in place).
+
+    ``c = trunc(p (T - 1) + 0.5)`` (the nearest grid index) is within one of the answer: with
+    ``|t_j (T - 1) - j| < 0.5`` (``_grid_table`` checks it, rounding slack included),
+    ``t_{c-1} <= p < t_{c+1}``, so ``k = c + [p >= t_c]`` and ``k - 1 = c - [p < t_c]``. The
+    comparison is exact: ``p - t_c`` is negative exactly when ``p < t_c`` (the sign of an IEEE
+    difference is exact; -0.0 cannot occur as the table holds no +0.0), and its sign bit,
+    shifted arithmetically, is -1 or 0.
+
+    ``p``: 1-D, in [0, 1] (a sigmoid's output); with ``clamp`` any non-NaN value (``c`` is
+    clamped to the grid, after which the same argument holds). ``tab``: ``_grid_table`` (T
+    entries), or, with a binary ``g`` (0/1 floats, same length), the table twice (2T entries):
+    ``T g`` is then added before rounding and the key lands in the ``g`` half. ``key``: int32 for
+    float32 ``p``, int64 for float64; ``v``, ``d``: scratch of ``p``'s dtype and length;
+    ``half``: a 0-d 0.5 of ``p``'s dtype.
+    """
+    t = tab.numel() // (1 if g is None else 2)
+    torch.add(half, p, alpha=t - 1, out=v)
+    if g is not None:
+        v.add_(g, alpha=t)
+    if clamp:
+        v.clamp_(0, t - 1)
+    key.copy_(v)
+    torch.index_select(tab, 0, key, out=v)
+    torch.sub(p, v, out=d)
+    bits = d.view(key.dtype)
+    bits >>= bits.element_size() * 8 - 1
+    key += bits
+
+
 def threshold_bins(p: torch.Tensor, thr: torch.Tensor) -> torch.Tensor:
     """For each probability, how many thresholds are <= it (int64, same shape as ``p``).
 
-    ``thr`` must be ``f_thresholds(T)`` (in ``p``'s dtype), the grid the shortcut relies on.
-
-    Exact, and cheaper than a binary search over every pixel: the thresholds are (to float
-    rounding) ``j / (T - 1)``, so ``floor(p (T - 1)) + 1`` is the answer except for values lying
-    within 1e-3 of a grid point (rounding could put them on either side); those few are resolved
-    with an exact search against the real thresholds.
+    ``thr``: sorted thresholds in ``p``'s dtype, normally ``f_thresholds(T)``. Exact: the
+    nearest grid index ``round(p (T - 1))`` is within one of the answer and a single comparison
+    with that threshold settles it (``_bin_keys``), no search; thresholds too far from the
+    ``j / (T - 1)`` grid for that (e.g. rounded to bfloat16) fall back to ``torch.bucketize``.
+    ``p`` must not contain NaN.
     """
+    tab = _grid_table(thr, p.dtype) if p.dtype in (torch.float32, torch.float64) else None
+    if tab is None:
+        return torch.bucketize(p, thr, right=True)
+    flat = p.reshape(-1)
+    key = torch.empty(flat.shape, dtype=torch.int64 if p.dtype == torch.float64 else torch.int32,
+                      device=p.device)
+    _bin_keys(flat, tab, key, torch.empty_like(flat), torch.empty_like(flat),
+              flat.new_full((), 0.5), clamp=True)
+    return key.to(torch.int64).add_(1).view(p.shape)
+
+
+def _histograms(p: torch.Tensor, g: torch.Tensor, thr: torch.Tensor, tab: torch.Tensor | None,
+                soft: bool, check: bool = False) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """Per frame histograms of ``k - 1`` (``k``: how many thresholds are <= p) over all pixels
+    and over the ground truth.
+
+    ``p``, ``g``: N x M (probabilities; ground truth in [0, 1]). Binary mode (``soft=False``, g
+    in {0, 1}) bins ``key = (k - 1) + T g`` with one int32 ``bincount`` and returns int64
+    ``[N, 2, T]`` counts (row 1: the ``g == 1`` pixels) and None; with ``check`` it first tests
+    each chunk of ``g`` (``max(frac(g)) == 0``, which a fraction or a NaN fails) and returns None
+    if ``g`` is not binary. Soft mode returns int64 ``[N, 1, T]`` counts and float64 ``[N, T]``
+    ``g``-weighted sums (the TP of a soft mask). Frames are binned a chunk at a time so that
+    every buffer stays in cache; ``tab`` None (thresholds off the grid) uses ``bucketize``.
+    """
+    n, m = p.shape
     t = thr.numel()
-    v = p * (t - 1)
-    c = torch.floor(v)
-    near = v.sub_(c).sub_(0.5).abs_() > 0.5 - 1e-3  # fractional part within 1e-3 of 0 or 1
-    k = c.add_(1).clamp_(0, t).long()
-    if bool(near.any()):
-        k[near] = torch.bucketize(p[near], thr, right=True)
-    return k
+    dev = p.device
+    groups = 1 if soft else 2
+    hist = torch.zeros(n, groups, t, dtype=torch.int64, device=dev)
+    tpw = torch.zeros(n, t, dtype=torch.float64, device=dev) if soft else None
+    if n == 0 or m == 0:
+        return hist, tpw
+    budget = _CPU_CHUNK_PIXELS if dev.type == "cpu" else _CHUNK_PIXELS
+    rows = max(1, min(n, budget // m))
+    piece = min(m, budget) if rows == 1 else m  # pixels of one frame binned at once
+    size = rows * piece
+    kdt = torch.int64 if p.dtype == torch.float64 else torch.int32
+    key_buf = torch.empty(size, dtype=kdt, device=dev)
+    v_buf = torch.empty(size, dtype=p.dtype, device=dev)
+    d_buf = torch.empty(size, dtype=p.dtype, device=dev)
+    half = p.new_full((), 0.5)
+    table = tab if soft or tab is None else tab.repeat(2)
+    row_off = (torch.arange(rows, dtype=kdt, device=dev) * (groups * t)).unsqueeze(1)
+    pf, gf = p.reshape(-1), g.reshape(-1)
+    for s in range(0, n, rows):
+        r = min(rows, n - s)
+        for a in range(0, m, piece):
+            lo, hi = s * m + a, s * m + min(m, a + piece) + (r - 1) * m
+            pc, gc = pf[lo:hi], gf[lo:hi]
+            cur = hi - lo
+            key = key_buf[:cur]
+            if check:
+                frac = torch.frac(gc, out=d_buf[:cur] if gc.dtype == p.dtype else None)
+                if float(torch.amax(frac)) != 0:
+                    return None
+            if table is None:
+                key.copy_(torch.bucketize(pc, thr, right=True)).sub_(1)
+                if not soft:
+                    key.add_(gc.to(kdt), alpha=t)
+            else:
+                _bin_keys(pc, table, key, v_buf[:cur], d_buf[:cur], half, None if soft else gc)
+            if r > 1:
+                key.view(r, -1).add_(row_off[:r])
+            hist[s : s + r] += torch.bincount(key, minlength=r * groups * t).view(r, groups, t)
+            if soft:
+                w = gc.to(torch.float64)
+                tpw[s : s + r] += torch.bincount(key, weights=w, minlength=r * t).view(r, t)
+    return hist, tpw
 
 
 def pr_counts(
@@ -154,37 +301,28 @@ def pr_counts(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per frame and threshold: ``(|P_t|, TP_t, |G|)`` as float64 ``[N, T]``, ``[N, T]``, ``[N]``.
 
-    All thresholds at once: each pixel's probability is binned against the sorted thresholds
-    (``k`` = how many thresholds are <= p), a per-frame histogram of ``k`` is taken (weighted by
-    ``G`` for TP), and a reversed cumulative sum gives the count of pixels with ``p >= t_j``.
+    All thresholds at once: each pixel's ``k`` (how many thresholds are <= p, ``_bin_keys``) is
+    found with one rounding and one exact comparison, a per-frame histogram of ``k`` is taken
+    (TP from the same ``bincount``, keyed by ``G`` as well), and a reversed cumulative sum gives
+    the count of pixels with ``p >= t_j``. A floating ``gt`` is checked to be binary on the way
+    (every fractional part 0); a soft one (or one holding NaN) is re-binned with ``G`` as weights.
     """
     g = _check_pair(logits, gt)
     p = _probabilities(logits)
-    thr = f_thresholds(num_thresholds, device=p.device)
-    exact_grid = logits.dtype in (torch.float32, torch.float64)
-    if not exact_grid:
-        # the official comparison of a half tensor with a 0-d float32 threshold runs in half
-        thr = thr.to(logits.dtype)
-    thr = thr.to(p.dtype)
+    thr, tab = _official_grid(num_thresholds, logits.dtype, p.dtype, p.device)
     n = p.shape[0]
-    nb = num_thresholds + 1
-    hist = torch.zeros(n, nb, dtype=torch.float64, device=p.device)
-    tph = torch.zeros(n, nb, dtype=torch.float64, device=p.device)
-    step = max(1, _CHUNK_PIXELS // max(1, p[0].numel())) if n else 1
-    for s in range(0, n, step):
-        rows = min(step, n - s)
-        pc = p[s : s + rows].reshape(rows, -1)
-        k = threshold_bins(pc, thr) if exact_grid else torch.bucketize(pc, thr, right=True)
-        k += (torch.arange(rows, device=p.device) * nb).unsqueeze(1)
-        k = k.reshape(-1)
-        w = g[s : s + rows].reshape(-1).to(torch.float64)
-        # with a binary G every partial sum is an integer, exact in float64 in any order, so
-        # the counts are the same on every device
-        hist[s : s + rows] = torch.bincount(k, minlength=rows * nb).view(rows, nb)
-        tph[s : s + rows].view(-1).scatter_add_(0, k, w)
-    npred = hist[:, 1:].flip(1).cumsum(1).flip(1)
-    tp = tph[:, 1:].flip(1).cumsum(1).flip(1)
-    return npred, tp, g.sum(dim=(1, 2), dtype=torch.float64)
+    pf, gf = p.reshape(n, -1), g.reshape(n, -1)
+    binned = _histograms(pf, gf, thr, tab, soft=False, check=torch.is_floating_point(gt))
+    if binned is None:  # a soft (or NaN) ground truth: TP are g-weighted sums
+        hist, tpw = _histograms(pf, gf, thr, tab, soft=True)
+        tp = tpw.flip(1).cumsum(1).flip(1)
+        gsum = g.sum(dim=(1, 2), dtype=torch.float64)
+    else:
+        hist = binned[0]
+        tp = hist[:, 1].flip(1).cumsum(1).flip(1).to(torch.float64)
+        gsum = hist[:, 1].sum(1).to(torch.float64)  # |G| of a binary mask: its count of ones
+    npred = hist.sum(1).flip(1).cumsum(1).flip(1).to(torch.float64)
+    return npred, tp, gsum
 
 
 def f_curves(
