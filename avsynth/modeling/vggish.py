@@ -290,7 +290,7 @@ class VGGishEmbedder(nn.Module):
 
     ``embed(waveform, sample_rate)`` → [N, 128] for one clip; ``embed_clip`` → [128] (mean over the
     clip's examples; clips shorter than 0.96 s are zero-padded to one example); ``embed_windows``
-    → [T, 128] for T equal-length windows of one recording (one batched forward).
+    → [T, 128] for T equal-length windows of one recording (``embed_clip`` of each).
     """
 
     def __init__(self, network: VGGish, postprocessor: PCAQuantizer | None = None):
@@ -328,16 +328,14 @@ class VGGishEmbedder(nn.Module):
 
     @torch.no_grad()
     def embed_windows(self, windows: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-        """[T, L] windows of equal length → float32 [T, 128] on the CPU (one mean embedding per
-        window). At 16 kHz with windows of at least one example all are embedded in one batched
-        call; otherwise clip by clip (:meth:`embed_clip`)."""
-        w = torch.as_tensor(np.asarray(windows, dtype=np.float32))
-        if sample_rate != SAMPLE_RATE or w.shape[-1] < MIN_SAMPLES:
-            return torch.stack([self.embed_clip(x.numpy(), sample_rate) for x in w])
-        examples = self.frontend(w.to(self.frontend.window.device))  # [T, N, 96, 64]
-        t, n = examples.shape[:2]
-        emb = self(examples.reshape(t * n, *examples.shape[2:]))
-        return emb.reshape(t, n, -1).mean(dim=1).float().cpu()
+        """[T, L] windows of one recording → float32 [T, 128] on the CPU: :meth:`embed_clip` of each
+        window. Window by window on purpose: a batched forward over all windows differs in the last
+        bits (the convolution's algorithm depends on the batch), and the trainer embeds AVSBench
+        windows one at a time, so the benchmark does too and their figures agree exactly."""
+        w = np.asarray(windows, dtype=np.float32)
+        if w.ndim != 2:
+            raise ValueError(f"expected [T, L] windows, got shape {w.shape}")
+        return torch.stack([self.embed_clip(x, sample_rate) for x in w])
 
     def fingerprint(self) -> str:
         """Hash of the weights (and PCA state): names a cache so it never mixes models."""
