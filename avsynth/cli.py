@@ -74,12 +74,12 @@ def _print_build_summary(result, seconds: float) -> None:
     table.add_column("shards", justify="right")
     table.add_column("categories", justify="right")
     table.add_column("requested", justify="right")
-    for split, info in rec["splits"].items():
+    for split, info in rec.splits.items():
         table.add_row(split, f"{info['rows']:,}", str(info["num_shards"]),
-                      str(len(info["per_category"])), f"{rec['requested'][split]:,}")
+                      str(len(info["per_category"])), f"{rec.requested[split]:,}")
     out = Console()
     out.print(table)
-    short = rec.get("shortfall") or {}
+    short = rec.shortfall
     if short:
         worst = sorted(
             ((s, c, n) for s, d in short.items() for c, n in d.items()), key=lambda t: -t[2]
@@ -90,9 +90,9 @@ def _print_build_summary(result, seconds: float) -> None:
             "largest: " + ", ".join(f"{c} ({s}) -{n}" for s, c, n in worst)
             + ". Per category in manifest.json → shortfall."
         )
-    if rec["skipped"]:
+    if rec.skipped:
         out.print("[yellow]skipped inputs:[/] " + ", ".join(
-            f"{r}: {v['count']:,}" for r, v in rec["skipped"].items()))
+            f"{r}: {v['count']:,}" for r, v in rec.skipped.items()))
     out.print(f"shards written: {result.shards_written}, kept from before: {result.shards_kept}")
 
 

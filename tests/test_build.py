@@ -58,7 +58,7 @@ def reference(demo_corpus, tmp_path_factory):
 def test_layout_record_and_card(reference):
     out, result = reference
     rec = json.loads((out / "manifest.json").read_text())
-    assert rec == result.record
+    assert rec == result.record.to_dict()
     assert rec["format"] == "avsynth-shards/1" and rec["seed"] == 0
     assert rec["tool"]["name"] == "avsynth"
     for split in ("train", "validation", "test"):
@@ -215,12 +215,12 @@ def test_bad_source_items_are_counted(demo_corpus, tmp_path):
         vggsound_audio=rel(demo_corpus.vggsound_audio),
     )
     result = build(options(out, demo_corpus, sources=src), progress=False)
-    skipped = result.record["skipped"]
+    skipped = result.record.skipped
     assert "audio file missing" in " ".join(skipped), skipped  # the demo's link-rot rows
     reasons = " | ".join(f"{k}: {v['examples']}" for k, v in skipped.items())
     assert "unreadable" in reasons
-    rows = sum(v["rows"] for v in result.record["splits"].values())
-    assert rows == sum(s["rows"] for s in result.record["shards"])
+    rows = sum(v["rows"] for v in result.record.splits.values())
+    assert rows == sum(s.rows for s in result.record.shards)
 
 
 def test_datasets_load_dataset_gives_image_audio_image(reference):
@@ -232,7 +232,7 @@ def test_datasets_load_dataset_gives_image_audio_image(reference):
     assert isinstance(feats["image"], datasets.Image)
     assert isinstance(feats["mask"], datasets.Image)
     assert isinstance(feats["audio"], datasets.Audio)
-    assert ds["train"].num_rows == result.record["splits"]["train"]["rows"]
+    assert ds["train"].num_rows == result.record.splits["train"]["rows"]
 
 
 def test_cli_build_refuses_bad_options_cleanly(demo_corpus, tmp_path):

@@ -32,7 +32,7 @@ def test_splits_and_fixed_audio_are_kept(demo_corpus, imported):
     t = pq.read_table(out / "data", columns=["id", "split", "category", "category_id",
                                              "audio_id", "audio_source", "image_source"])
     got = t.to_pylist()
-    assert len(got) == len(want) == sum(v["rows"] for v in res.record["splits"].values())
+    assert len(got) == len(want) == sum(v["rows"] for v in res.record.splits.values())
     for row in got:
         src = want[row["id"]]
         assert row["split"] == src.split

@@ -19,6 +19,7 @@ from avsynth.build.runner import build_record, check_out_dir, finish, run_plan
 from avsynth.build.sources import file_fingerprint
 from avsynth.errors import BuildError
 from avsynth.plan import Plan, PlanOptions, PoolSpec, RowSpec, plan_from_rows, seeded_offset, stable_hash
+from avsynth.shards.record import BuildRecord
 from avsynth.shards.schema import FORMAT, SPLITS
 from avsynth.sources.avs_synthetic import ANNOTATIONS, POOL_FILE, SOURCE, read_release
 from avsynth.sources.records import AudioClip, SkipCounter
@@ -41,7 +42,7 @@ class ImportOptions:
 @dataclass
 class ImportResult:
     out: Path
-    record: dict
+    record: BuildRecord
     shards_written: int
     shards_kept: int
 
@@ -128,4 +129,4 @@ def import_avs_synthetic(opts: ImportOptions, *, progress: bool = True) -> Impor
     record = build_record(plan, results, out=out, arguments=arguments,
                           fingerprints=fingerprints, skips=skips)
     finish(out, record)
-    return ImportResult(out, record.to_dict(), written, len(plan.shards) - written)
+    return ImportResult(out, record, written, len(plan.shards) - written)

@@ -61,7 +61,7 @@ class BuildOptions:
 @dataclass
 class BuildResult:
     out: Path
-    record: dict
+    record: BuildRecord
     used_demo: bool
     shards_written: int
     shards_kept: int
@@ -224,7 +224,7 @@ def build(
         skips=src.skips, audio_missing=src.audio_missing_by_label,
     )
     finish(out, record)
-    return BuildResult(out, record.to_dict(), src.used_demo, written, len(plan.shards) - written)
+    return BuildResult(out, record, src.used_demo, written, len(plan.shards) - written)
 
 
 def _str(p) -> str | None:
