@@ -53,6 +53,7 @@ def _copy_tree(tmp_path: Path) -> Path:
         ("avsynth/evaluation/metrics.py", "avsynth.training.trainer"),  # evaluation above training
         ("avsynth/training/trainer.py", "avsynth.protocols"),  # training above the protocols
         ("avsynth/media/audio.py", "avsynth.build"),  # media above the build
+        ("avsynth/demo/layout.py", "avsynth.plan"),  # the demo generator above the build's plan
     ],
 )
 def test_a_reversed_arrow_fails_the_check(tmp_path, module, upward):
