@@ -64,9 +64,7 @@ def _jpeg(path: Path, image: np.ndarray) -> int:
 
 
 def write_png(path: Path, array: np.ndarray) -> int:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "PNG", optimize=False, compress_level=6)
-    data = buf.getvalue()
+    data = png_bytes(array)
     path.write_bytes(data)
     return len(data)
 
@@ -101,7 +99,8 @@ def _run_image(root: Path, ctx: RenderContext, job: ImageJob) -> tuple[int, list
     return nbytes, anns
 
 
-def _png_bytes(array: np.ndarray) -> bytes:
+def png_bytes(array: np.ndarray) -> bytes:
+    """``array`` as PNG bytes (the demo's one PNG encoding: zlib level 6, not optimised)."""
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, "PNG", optimize=False, compress_level=6)
     return buf.getvalue()
@@ -138,7 +137,7 @@ def _run_oi_image(root: Path, ctx: RenderContext, job: OIImageJob) -> tuple[int,
             "box": [round(float(v), 6) for v in box],
             "iou": round(float(rng.uniform(0.6, 0.98)), 5),
             "clicks": ";".join(f"{x:.5f} {y:.5f} {lab}" for x, y, lab in clicks),
-            "png": _png_bytes(mask),
+            "png": png_bytes(mask),
         })  # fmt: skip
     return nbytes, objs
 
