@@ -133,7 +133,6 @@ def write_demo(
 
     tasks = render_tasks(layout)
     results: dict[str, dict[int, object]] = {k: {} for k in RUNNERS}
-    total_bytes = 0
     done = 0
     n_workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
     if progress:
@@ -142,8 +141,7 @@ def write_demo(
     ctx = RenderContext.of(layout)
     chunks = [(str(out), ctx, tuple(tasks[i:i + per_chunk])) for i in range(0, len(tasks), per_chunk)]
     for _, rendered in run_tasks("local", render_chunk, chunks, workers=n_workers):
-        for kind, index, nbytes, payload in rendered:
-            total_bytes += nbytes
+        for kind, index, _nbytes, payload in rendered:
             results[kind][index] = payload
         done += len(rendered)
         if progress:

@@ -67,13 +67,15 @@ def load_checkpoint(
     path: str | Path,
     device: torch.device | str | None = None,
     config: Mapping[str, Any] | None = None,
+    payload: Mapping[str, Any] | None = None,
 ) -> AVSegmenter:
     """Rebuild the model saved by :func:`save_checkpoint`; every stored key must match.
 
     ``config`` replaces the stored config (e.g. the same config with this machine's local SAM
-    checkpoint path); by default the stored one is used.
+    checkpoint path); by default the stored one is used. ``payload``: the file's contents when the
+    caller has already read them (:func:`read_checkpoint`), so a large checkpoint is loaded once.
     """
-    payload = read_checkpoint(path)
+    payload = read_checkpoint(path) if payload is None else payload
     cfg = validate_config(config, str(path)) if config is not None else payload["config"]
     partial = bool(payload["trainable_only"])
     if partial and not cfg["sam"].get("checkpoint"):

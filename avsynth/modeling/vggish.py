@@ -16,8 +16,8 @@ The network is the torchvggish port of VGGish (same module layout, so the public
 ``embeddings.{0,2,4}.*``), optionally followed by the AudioSet PCA/whitening + 8-bit quantisation
 (``vggish_pca_params-970ea276.pth``: ``pca_eigen_vectors`` [128, 128], ``pca_means`` [128]).
 VGGish is frozen in every avsynth model. :class:`VGGishEmbedder` is the one embedding API: a clip →
-one [128] mean embedding (``embed_clip``), equal-length windows → [T, 128] in one batched call
-(``embed_windows``); the trainer caches clip embeddings on disk (:mod:`avsynth.training.embeddings`).
+one [128] mean embedding (``embed_clip``), the windows of one recording → [T, 128] (``embed_windows``:
+``embed_clip`` of each); the trainer caches clip embeddings on disk (:mod:`avsynth.training.embeddings`).
 """
 
 from __future__ import annotations

@@ -58,16 +58,16 @@ def video_examples(checkpoint: str | Path, config: dict, result: EvalResult, roo
               else AVSBenchDataset(root, subset, result.split, resolution=opts.resolution, mode="binary", uids=uids))
         samples = {s.uid: s for s in avsbench_samples(ds, vggish)}
     predictor = AVPredictor(model, device=resolve_device(opts.device))
-    model.eval().to(predictor.device)
     out = []
-    for w, info in chosen:
-        s = samples[info["uid"]]
-        logits = predict_videos(predictor, [s])[0]
-        out.append(VideoExample(
-            uid=s.uid, category=s.category, miou=float(info["miou"]), frames=s.frames,
-            predictions=[(torch.sigmoid(lg) > 0.5).numpy() for lg in logits], masks=s.masks,
-            scored=s.scored, caption=f"{w}: {result.label} {s.uid} ({s.category}) mIoU {info['miou']:.3f}",
-        ))
+    with predictor.evaluating():
+        for w, info in chosen:
+            s = samples[info["uid"]]
+            logits = predict_videos(predictor, [s])[0]
+            out.append(VideoExample(
+                uid=s.uid, category=s.category, miou=float(info["miou"]), frames=s.frames,
+                predictions=[(torch.sigmoid(lg) > 0.5).numpy() for lg in logits], masks=s.masks,
+                scored=s.scored, caption=f"{w}: {result.label} {s.uid} ({s.category}) mIoU {info['miou']:.3f}",
+            ))
     return out
 
 

@@ -74,7 +74,7 @@ def load_model(checkpoint: str | Path, config: dict, device: torch.device | None
     if payload["trainable_only"] and not config["sam"].get("checkpoint"):
         raise BenchError(f"{checkpoint}: stores only the trained weights; give the SAM weights it was "
                          "trained from with --sam-checkpoint")
-    return load_checkpoint(checkpoint, device=device, config=config)
+    return load_checkpoint(checkpoint, device=device, config=config, payload=payload)
 
 
 def evaluate_avsbench(model: AVSegmenter, vggish: VGGishEmbedder,

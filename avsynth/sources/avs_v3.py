@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from avsynth.errors import AvsynthError, SourceError
-from avsynth.sources.avsbench import LABELS, METADATA_COLUMNS, _read_csv
+from avsynth.sources.avsbench import LABELS, METADATA_COLUMNS, read_csv_table
 
 #: The shipped AVS-V3 split files (GeWu-Lab/Generalizable-Audio-Visual-Segmentation, MIT).
 AVS_V3_SPLITS = {
@@ -57,7 +57,7 @@ def load_avs_v3_split(path: str | Path, metadata: pd.DataFrame | None = None) ->
     from the given metadata is an error.
     """
     path = Path(path)
-    df = _read_csv(path, METADATA_COLUMNS)
+    df = read_csv_table(path, METADATA_COLUMNS)
     bad = sorted(set(df["label"]) - set(LABELS))
     if bad:
         raise SourceError(path, f"unknown label value(s) {bad}; expected {list(LABELS)}")

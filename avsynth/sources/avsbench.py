@@ -65,7 +65,8 @@ MODES = ("binary", "semantic")
 # --------------------------------------------------------------------------- metadata
 
 
-def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
+def read_csv_table(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    """A metadata CSV as a DataFrame of strings; a missing file or column is a SourceError."""
     if not path.is_file():
         raise SourceError(path, "metadata file not found")
     try:
@@ -85,7 +86,7 @@ def load_metadata(root: str | Path) -> pd.DataFrame:
     """
     root = Path(root)
     path = root if root.suffix == ".csv" else root / "metadata.csv"
-    df = _read_csv(path, METADATA_COLUMNS)
+    df = read_csv_table(path, METADATA_COLUMNS)
     bad = sorted(set(df["label"]) - set(LABELS))
     if bad:
         raise SourceError(path, f"unknown label value(s) {bad}; expected {list(LABELS)}")
@@ -376,7 +377,7 @@ class AVSBenchObjectDataset(_VideoDataset):
             subset, split, resolution, "binary", None)
         top = self.root / ("Single-source" if subset == "s4" else "Multi-sources")
         path = top / f"{subset}_meta_data.csv"
-        df = _read_csv(path, ("category", "split") if subset == "s4" else ("split",))
+        df = read_csv_table(path, ("category", "split") if subset == "s4" else ("split",))
         if df.columns[0] in ("category", "split"):
             raise SourceError(path, "the first column must hold the video name")
         df = df.rename(columns={df.columns[0]: "_name"})
