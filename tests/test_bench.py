@@ -260,3 +260,35 @@ def test_checkpoint_and_config_mismatches_are_bench_errors(tiny_ckpt, tmp_path):
     assert same["family"] == "sama_avs"
     with pytest.raises(P.BenchError, match="few-shot needs"):
         P.few_shot(tiny_ckpt, tmp_path, out_dir=tmp_path)
+
+
+def test_few_shot_settings_that_select_the_same_videos_are_warned(demo_corpus):
+    """Expected from the metadata alone: ceil(f * n) train videos per class (at least 1, at most
+    n) — two fractions whose counts agree for every class select the same videos."""
+    import math
+
+    from avsynth.protocols.few_shot import identical_settings
+
+    meta = pd.read_csv(demo_corpus.avsbench_root / "metadata.csv")
+    n = meta[(meta["split"] == "train") & (meta["label"] == "v1s")].groupby("a_obj").size()
+
+    def counts(f):
+        return [min(k, max(1, math.ceil(f * k))) for k in n]
+
+    root = demo_corpus.avsbench_root
+    for a, b in ((0.1, 0.5), (0.1, 1.0), (0.5, 1.0)):
+        warned = identical_settings(root, ["s4"], (a, b))
+        assert bool(warned) == (counts(a) == counts(b)), (a, b, list(n))
+        if warned:
+            assert f"fraction={a:g}, fraction={b:g}" in warned[0] and f"{sum(counts(a))} train videos" in warned[0]
+    assert identical_settings(root, ["s4"], (0.5,)) == []
+
+
+def test_results_markdown_links_only_the_plots_written():
+    r = P.EvalResult(protocol="zero-shot", dataset="avsbench", subset="s4", split="test", f_group="video",
+                     miou=0.5, fscore=0.6, frames=5, videos=1, groups=1, resolution=224)
+    run = BenchRun(checkpoint="c.pt", checkpoint_sha256="0" * 16, model="m", demo=False, avsbench_root="/x",
+                   f_group="video", resolution=224, results=[r])
+    md = results_markdown(run, plots=["per_category.png"])
+    assert "`per_category.png`" in md and "few_shot_curve" not in md and "overlays/" not in md
+    assert "plots:" not in results_markdown(run, plots=[])

@@ -377,3 +377,47 @@ def test_gradient_accumulation_matches_the_larger_batch(tiny_shards, tmp_path):
     moved = max(float((a[k] - init[k]).abs().max()) for k in a)
     assert moved > 1e-3  # three AdamW steps at lr 1e-3
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4  # same updates up to rounding
+
+
+def test_a_new_run_refuses_a_non_empty_out_and_logs_previews_hparams_per_category(tiny_shards, tmp_path):
+    """A killed first epoch leaves logs but no checkpoint: a new run there is refused (without
+    --resume), so two runs' logs never mix. TensorBoard holds the hyper-parameters, per-category
+    validation mIoU (percent) and one prediction grid per epoch on 4 fixed validation samples."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.jsonl").write_text('{"event": "start"}\n')
+    with pytest.raises(TrainError, match="not empty.*--resume"):
+        train(_config(run, tiny_shards, epochs=1))
+    assert (run / "log.jsonl").read_text() == '{"event": "start"}\n'  # untouched
+
+    result = train(_config(tmp_path / "fresh", tiny_shards, epochs=2))
+    acc = EventAccumulator(str(tmp_path / "fresh" / "tensorboard"), size_guidance={"images": 0}).Reload()
+    tags = acc.Tags()
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    hp = {}
+    for f in (tmp_path / "fresh" / "tensorboard").glob("events.out.tfevents.*"):
+        for ev in EventFileLoader(str(f)).Load():
+            for v in ev.summary.value:
+                if v.metadata.plugin_data.plugin_name == "hparams":
+                    data = HParamsPluginData.FromString(v.metadata.plugin_data.content)
+                    if data.HasField("session_start_info"):
+                        hp = {k: x.WhichOneof("kind") and getattr(x, x.WhichOneof("kind"))
+                              for k, x in data.session_start_info.hparams.items()}
+    assert hp["model"] == "sama-avs-tiny" and hp["lr"] == pytest.approx(1e-3) and hp["epochs"] == 2
+    per_cat = sorted(t for t in tags["scalars"] if t.startswith("val_per_category/"))
+    assert per_cat == [f"val_per_category/{c}/miou_percent" for c in ("cat", "dog", "guitar")]
+    miou = [e.value for e in acc.Scalars("val/miou_percent")]
+    assert miou == pytest.approx([100 * h["val_miou"] for h in result.history], abs=1e-4)
+    (tag,) = tags["images"]
+    grids = acc.Images(tag)
+    assert [g.step for g in grids] == [1, 2]
+    from PIL import Image
+    import io
+    grid = np.asarray(Image.open(io.BytesIO(grids[0].encoded_image_string)).convert("RGB"))
+    assert grid.shape == (192 + 8, 4 * 192 + 5 * 4, 3)  # 4 tiles of 192 px, 4 px padding
+    green = (grid[..., 1] > 150) & (grid[..., 0] < 120)  # ground truth drawn green somewhere
+    assert green.sum() > 100

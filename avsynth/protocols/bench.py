@@ -23,7 +23,7 @@ from avsynth.modeling.registry import MODEL_NAMES, build_vggish_for, load_config
 from avsynth.modeling.vggish import VGGishEmbedder
 from avsynth.protocols.avs_v3 import avs_v3
 from avsynth.protocols.common import BENCH_SUBSETS, EvalOptions, FineTuneOptions, checkpoint_config, load_model
-from avsynth.protocols.few_shot import few_shot
+from avsynth.protocols.few_shot import few_shot, identical_settings
 from avsynth.protocols.report import BenchRun, write_report
 from avsynth.protocols.results import BenchError, EvalResult, VideoExample
 from avsynth.protocols.synthetic import synthetic_test
@@ -173,6 +173,9 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda s: None):
             results.append(r)
             add_examples(r, f"zero-shot-{r.subset}")
     if cfg.fractions:
+        for warning in identical_settings(root, cfg.subsets, cfg.fractions, seed=cfg.fine_tune.seed):
+            log(f"[bold yellow]warning:[/] {warning}")
+            notes.append(warning)
         for r in few_shot(cfg.checkpoint, root, subsets=cfg.subsets, fractions=cfg.fractions,
                           split=cfg.split, out_dir=out, opts=cfg.eval, ft=cfg.fine_tune, config=config,
                           vggish=loaded["vggish"]):

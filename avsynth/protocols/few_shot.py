@@ -20,7 +20,7 @@ from avsynth.protocols.common import (
     on_cpu,
 )
 from avsynth.protocols.results import BenchError, EvalResult, make_result
-from avsynth.sources.avsbench import AVSBenchSource, avsbench_dataset
+from avsynth.sources.avsbench import AVSBenchSource, avsbench_dataset, select_videos
 
 
 def few_shot(checkpoint: str | Path, root: str | Path, *, subsets: Sequence[str] = BENCH_SUBSETS,
@@ -62,4 +62,26 @@ def few_shot(checkpoint: str | Path, root: str | Path, *, subsets: Sequence[str]
     return results
 
 
-__all__ = ["few_shot"]
+def identical_settings(root: str | Path, subsets: Sequence[str], fractions: Sequence[float] = (),
+                       k_shots: Sequence[int] = (), seed: int = 0) -> list[str]:
+    """One warning per subset where two few-shot settings select the same train videos (small
+    classes: ``ceil(fraction * n)`` and ``k`` are capped by the class size), e.g. fractions 0.1 and
+    0.5 on a tree with 2 videos per class both keep 1 video per class."""
+    settings = [("fraction", float(f)) for f in fractions] + [("k_shot", int(k)) for k in k_shots]
+    warnings = []
+    for subset in subsets:
+        check_subset(subset)
+        videos = AVSBenchSource(root=Path(root), subset=subset).videos("train")
+        chosen: dict[tuple[str, ...], list[str]] = {}
+        for kind, value in settings:
+            uids = tuple(v.uid for v in select_videos(videos, **{kind: value}, seed=seed))
+            chosen.setdefault(uids, []).append(f"{'fraction' if kind == 'fraction' else 'k'}={value:g}")
+        for uids, names in chosen.items():
+            if len(names) > 1:
+                warnings.append(f"{subset}: few-shot settings {', '.join(names)} select the same "
+                                f"{len(uids)} train videos (the classes are too small to tell them "
+                                "apart): their results differ only by fine-tuning noise")
+    return warnings
+
+
+__all__ = ["few_shot", "identical_settings"]

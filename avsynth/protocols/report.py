@@ -152,7 +152,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
             *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
 
 
-def results_markdown(run: BenchRun) -> str:
+def results_markdown(run: BenchRun, plots: Sequence[str] | None = None) -> str:
     """The ``results.md`` text."""
     res = run.resolution if run.resolution is not None else "native"
     lines = ["# avsynth benchmark results", ""]
@@ -200,8 +200,10 @@ def results_markdown(run: BenchRun) -> str:
                      f"F grouping {run.f_group}, resolution {res}"])
     lines += _table(["method", "setting", "status", "S4 mIoU (%)", "S4 F", "MS3 mIoU (%)", "MS3 F",
                      "source"], comp)
-    lines += ["", ("Per-category figures: `per_category.md` / `per_category.csv`; plots: "
-                   "`few_shot_curve.png`, `per_category.png`, `overlays/`."), ""]
+    shown = [f"`{name}`" for name in plots] if plots is not None else [
+        "`few_shot_curve.png`", "`per_category.png`", "`overlays/`"]
+    lines += ["", "Per-category figures: `per_category.md` / `per_category.csv`"
+              + ("; plots: " + ", ".join(shown) if shown else "") + ".", ""]
     return "\n".join(lines)
 
 
@@ -279,6 +281,8 @@ def few_shot_curve(results: Sequence[EvalResult], path: Path, demo: bool = False
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=subset)
         ax.set_xlabel("fraction of AVSBench train videos" if kind == "fraction" else "shots per class (k)")
         ax.set_ylabel("mIoU (%)")
+        top = max([p[1] for pts in series.values() for p in pts] + list(zero.values()))
+        ax.set_ylim(0, min(100.0, 1.15 * top + 1))  # from 0: no zoomed axis
         ax.grid(alpha=0.3)
         ax.legend()
         ax.set_title(("DEMO tree — " if demo else "") + ("few-shot (fraction)" if kind == "fraction" else "k-shot"))
@@ -337,9 +341,6 @@ def write_report(out_dir: str | Path, run: BenchRun,
     path = out / "results.json"
     atomic_write_text(path, json.dumps(run.to_dict(), indent=2, default=_json_default) + "\n")
     written["results.json"] = path
-    path = out / "results.md"
-    atomic_write_text(path, results_markdown(run))
-    written["results.md"] = path
     path = out / "per_category.md"
     atomic_write_text(path, per_category_markdown(run))
     written["per_category.md"] = path
@@ -361,6 +362,11 @@ def write_report(out_dir: str | Path, run: BenchRun,
             p = out / "overlays" / f"{_safe(key)}-{which}-{_safe(ex.uid)}.png"
             overlay_sheet(ex).save(p)
             written[f"overlays/{p.name}"] = p
+    plots = [n for n in ("few_shot_curve.png", "per_category.png") if n in written]
+    plots += ["overlays/"] if any(n.startswith("overlays/") for n in written) else []
+    path = out / "results.md"  # written last: it links only the plots that exist
+    atomic_write_text(path, results_markdown(run, plots))
+    written["results.md"] = path
     return written
 
 

@@ -1,4 +1,5 @@
-"""Run logging: a JSON-lines log, TensorBoard scalars and a progress bar (main process only)."""
+"""Run logging: a JSON-lines log, TensorBoard scalars, images and hyper-parameters, and a progress
+bar (main process only)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,22 @@ class RunLogger:
         for name, value in values.items():
             if value is not None:
                 self._tb.add_scalar(name, float(value), step)
+
+    def image(self, name: str, step: int, chw_uint8) -> None:
+        """A TensorBoard image (uint8 [3, H, W]) at ``step``."""
+        if self.enabled:
+            self._tb.add_image(name, chw_uint8, step)
+
+    def hparams(self, values: dict[str, Any], metrics: tuple[str, ...]) -> None:
+        """The run's hyper-parameters for TensorBoard's HParams tab, in this run's own event file
+        (no sub-run); ``metrics`` name scalars logged by :meth:`scalars` (e.g. ``val/miou``)."""
+        if not self.enabled:
+            return
+        from torch.utils.tensorboard.summary import hparams
+
+        plain = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in values.items()}
+        for summary in hparams(plain, {m: 0.0 for m in metrics}):
+            self._tb.file_writer.add_summary(summary)
 
     def close(self) -> None:
         if self._fh is not None:

@@ -17,7 +17,13 @@ gloo on CPUs), on Hugging Face ``accelerate``:
   validation mIoU improved (a model checkpoint for :func:`avsynth.modeling.checkpoint.
   load_checkpoint`);
 * ``RUN/log.jsonl`` (events ``start``, ``train`` every ``log_every`` optimizer steps, ``epoch``,
-  ``end``), TensorBoard scalars in ``RUN/tensorboard``, a progress bar with loss and samples/s.
+  ``end``; mIoU / F-score as fractions 0-1, as in every JSON file); TensorBoard in
+  ``RUN/tensorboard``: loss, learning rate, validation mIoU / F-score in percent (overall and per
+  category), the hyper-parameters (HParams tab) and, each epoch, the prediction on the first
+  ``PREVIEW_SAMPLES`` validation samples (:mod:`avsynth.training.previews`); a progress bar.
+
+A new run needs an empty (or absent) ``out``: a non-empty one is refused unless ``resume``, so two
+runs' logs never mix.
 
 Data order is a pure function of (seed, epoch), so an interrupted and resumed run gives the same
 weights as an uninterrupted one.
@@ -61,6 +67,7 @@ from avsynth.training.recipe import (
     build_optimizer,
     resolve_recipe,
 )
+from avsynth.training.previews import prediction_grid
 from avsynth.training.runlog import Progress, RunLogger
 from avsynth.training.state import (
     STATE_FORMAT,
@@ -75,6 +82,7 @@ from avsynth.training.validation import validate
 logger = logging.getLogger(__name__)
 
 AUDIO_MODES = ("real", "zero", "shuffle")
+PREVIEW_SAMPLES = 4  # fixed validation samples drawn with their prediction in TensorBoard each epoch
 
 
 class TrainError(AvsynthError):
@@ -288,14 +296,17 @@ class Trainer:
         return self.run_dir / "last"
 
     def _prepare_run_dir(self) -> None:
+        occupied = self.run_dir.is_dir() and any(self.run_dir.iterdir())
+        if occupied and not self.config.resume:  # every rank sees the same folder: all refuse
+            what = "a checkpoint (last/)" if (self.last_dir / "state.pt").exists() else "files of another run"
+            raise TrainError(f"{self.run_dir} is not empty (it holds {what}); refusing to mix two runs' "
+                             "logs. Pass --resume to continue it, or choose another --out")
+        self.acc.wait_for_everyone()
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             recover_dir(self.last_dir)
         self.acc.wait_for_everyone()
         has_last = (self.last_dir / "state.pt").is_file()
-        if has_last and not self.config.resume:
-            raise TrainError(f"{self.run_dir} already holds a checkpoint (last/); pass --resume to "
-                             "continue it or choose another --out")
         self.resuming = has_last and self.config.resume
 
     # ---- model ----------------------------------------------------------------------------
@@ -435,6 +446,11 @@ class Trainer:
                   trainable_params=trainable, total_params=total,
                   train_rows=len(data.train) if data.sampler is not None else len(data.train.reader),
                   val_frames=len(data.val), data=data.source, warnings=self._warnings(net))
+        if not self.resuming:
+            log.hparams({"model": self.model_config["name"], **recipe.to_dict(), "seed": cfg.seed,
+                         "audio_mode": cfg.audio_mode, "f_group": cfg.f_group, "world_size": self.world,
+                         "data": str(data.source)}, metrics=("val/miou_percent", "val/fscore_percent"))
+        previews = [data.val[i] for i in range(min(PREVIEW_SAMPLES, len(data.val)))] if self.main else []
         if self.main and not self.resuming:
             atomic_write_text(self.run_dir / "config.json", json.dumps(
                 {"train": cfg.to_dict(), "model": self.model_config, "recipe": recipe.to_dict()}, indent=2) + "\n")
@@ -460,9 +476,15 @@ class Trainer:
                 state["history"].append(record)
                 state["epoch"] = epoch + 1
                 log.event("epoch", **record, per_category=metrics.get("per_category"))
-                log.scalars(epoch + 1, **{"val/miou": metrics["miou"], "val/fscore": metrics["fscore"],
+                log.scalars(epoch + 1, **{"val/miou_percent": 100 * metrics["miou"],
+                                          "val/fscore_percent": 100 * metrics["fscore"],
                                           "train/epoch_loss": record["train_loss"],
-                                          "train/epoch_samples_per_s": record["samples_per_s"]})
+                                          "train/epoch_samples_per_s": record["samples_per_s"]},
+                            **{f"val_per_category/{c}/miou_percent": 100 * v["miou"]
+                               for c, v in (metrics.get("per_category") or {}).items()})
+                if previews:
+                    log.image("val/predictions (green: ground truth, red: prediction)", epoch + 1,
+                              prediction_grid(AVPredictor(net, acc.device, acc.autocast), previews))
                 self._save_last(model, optimizer, schedule, {
                     **state, "run": {"seed": cfg.seed, "audio_mode": cfg.audio_mode,
                                      "unfreeze": recipe.unfreeze,
