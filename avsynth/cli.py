@@ -51,6 +51,22 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _alias(value, old_value, old_name: str):
+    """``value``, or the value given under a hidden old spelling of the flag (still accepted)."""
+    if old_value is not None:
+        console.print(f"[yellow]note:[/] {old_name} is now spelled differently (see --help); "
+                      "the old spelling still works", highlight=False)
+        return old_value
+    return value
+
+
+# Flag names mean one thing in every command: --num-proc = processes preparing data (as in
+# `datasets`' num_proc; 0 = all cores), --num-workers = DataLoader worker processes (as in torch's
+# num_workers; 0 = load in the main process), --device = cpu | cuda[:N], --split validation (val
+# accepted). Old spellings (--workers/-j, train --cpu, bench --split val) stay as hidden aliases.
+NUM_PROC_HELP = "Processes preparing data, as datasets' num_proc (0 = all cores); output is identical."
+
+
 @app.callback()
 def main(
     version: Optional[bool] = typer.Option(
@@ -123,7 +139,8 @@ def build(
     num_val: int = typer.Option(5_000, "--num-val", help="Validation rows (AVS-Synthetic: 5,000)."),
     num_test: int = typer.Option(5_000, "--num-test", help="Test rows (AVS-Synthetic: 5,000)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every choice the plan makes."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0 = all cores)."),
+    num_proc: int = typer.Option(0, "--num-proc", help=NUM_PROC_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", hidden=True),
     engine: str = typer.Option("local", "--engine", help="local (process pool) or ray."),
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", help="Ray cluster address (default: start a local instance)."
@@ -147,7 +164,7 @@ def build(
 
     With no source roots it builds from the bundled demo corpus (generated into the cache on first
     use) and says so. The output is byte-identical for the same inputs and seed, whatever
-    --workers or --engine; --resume completes an interrupted build without rewriting finished
+    --num-proc or --engine; --resume completes an interrupted build without rewriting finished
     shards.
     """
     import os
@@ -164,7 +181,7 @@ def build(
         ),
         sizes={"train": num_train, "validation": num_val, "test": num_test},
         seed=seed,
-        workers=workers or os.cpu_count() or 1,
+        workers=_alias(num_proc, workers, "--workers") or os.cpu_count() or 1,
         engine=engine,
         ray_address=ray_address,
         clip_seconds=clip_seconds,
@@ -211,7 +228,8 @@ def import_avs_synthetic(
         0.0, "--clip-seconds", help="Cut each clip to this window (0 = keep clips whole)."),
     audio_format: str = typer.Option("flac", "--audio-format", help="flac or wav."),
     rows_per_shard: int = typer.Option(1000, "--rows-per-shard", help="Rows per Parquet file."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0 = all cores)."),
+    num_proc: int = typer.Option(0, "--num-proc", help=NUM_PROC_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", hidden=True),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted import."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -229,7 +247,8 @@ def import_avs_synthetic(
     result = run_import(
         ImportOptions(root=root, out=out, seed=seed, clip_seconds=clip_seconds or None,
                       audio_format=audio_format, rows_per_shard=rows_per_shard,
-                      workers=workers or os.cpu_count() or 1, resume=resume),
+                      workers=_alias(num_proc, workers, "--workers") or os.cpu_count() or 1,
+                      resume=resume),
         progress=not quiet,
     )
     _print_build_summary(result, time.perf_counter() - t0)
@@ -307,7 +326,7 @@ def view_cmd(
 ) -> None:
     """Open a split in FiftyOne: a persistent dataset with the image, the mask as a segmentation,
     the category, the audio file and the source ids. A second call reuses the dataset and its
-    media cache unless the shards changed. Needs the optional extra: pip install 'avsynth[fiftyone]'."""
+    media cache unless the shards changed. Needs the optional extra: pip install 'avsynth\\[fiftyone]'."""
     from avsynth.fiftyone_app import launch, open_view
 
     result = open_view(directory, split=split, limit=limit, name=name, cache_dir=cache_dir)
@@ -348,11 +367,15 @@ def train_cmd(
     vggish_checkpoint: Optional[Path] = typer.Option(None, "--vggish-checkpoint", help="Local VGGish .pth."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
     seed: int = typer.Option(0, "--seed", help="Seed of data order and audio re-pairing."),
-    workers: int = typer.Option(2, "--workers", "-j", help="DataLoader worker processes per rank."),
+    num_workers: int = typer.Option(
+        2, "--num-workers", help="DataLoader worker processes per rank, as torch's num_workers (0 = none)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", hidden=True),
     val_split: str = typer.Option("validation", "--val-split", help="Shard split used for validation."),
     f_group: str = typer.Option("batch4", "--f-group", help="F-score grouping: batch4 (official) or video."),
     audio: str = typer.Option("real", "--audio", help="real, or zero / shuffle for an audio-blind control."),
-    cpu: bool = typer.Option(False, "--cpu", help="Train on the CPU even when a GPU is present."),
+    device: Optional[str] = typer.Option(
+        None, "--device", help="cpu or cuda (default: the GPU if any; pick GPUs with CUDA_VISIBLE_DEVICES)."),
+    cpu: bool = typer.Option(False, "--cpu", hidden=True),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads per process."),
     stop_after: Optional[int] = typer.Option(
         None, "--stop-after-epochs", help="End this invocation after N epochs (resume later)."
@@ -375,11 +398,17 @@ def train_cmd(
 
     Single process: `avsynth train ...`; several GPUs or nodes: `accelerate launch --multi_gpu
     --num_processes N -m avsynth train ...` or `torchrun --nproc_per_node N -m avsynth train ...`
-    (add --cpu for gloo on CPUs). Writes RUN/last/ every epoch,
+    (add --device cpu for gloo on CPUs). Writes RUN/last/ every epoch,
     RUN/best.pt (best validation mIoU over all ranks), RUN/log.jsonl and RUN/tensorboard/."""
     from avsynth.sources.avsbench import AVSBenchSource, read_uids_file
     from avsynth.training.trainer import TrainConfig, train
 
+    if cpu:
+        device = _alias(device, "cpu", "--cpu")
+    if device not in (None, "cpu", "cuda"):
+        raise typer.BadParameter("train takes --device cpu or cuda (choose GPUs with CUDA_VISIBLE_DEVICES "
+                                 "or `accelerate launch`)", param_hint="--device")
+    workers = _alias(num_workers, workers, "--workers")
     if threads is not None:
         import torch
 
@@ -396,13 +425,13 @@ def train_cmd(
         batch_size=batch_size, lr=lr, lr_min=lr_min, grad_accum=grad_accum, init=init,
         unfreeze=tuple(unfreeze) if unfreeze else None,
         sam_checkpoint=sam_checkpoint, vggish_checkpoint=vggish_checkpoint, resume=resume, seed=seed,
-        num_workers=workers, val_split=val_split, f_group=f_group, audio_mode=audio, cpu=cpu,
+        num_workers=workers, val_split=val_split, f_group=f_group, audio_mode=audio, cpu=device == "cpu",
         progress=not quiet, stop_after_epochs=stop_after,
     ))
     if result.rank != 0:
         return
     typer.echo(
-        f"best validation mIoU {result.best_miou:.4f} (epoch {result.best_epoch}, F-score grouping "
+        f"best validation mIoU {100 * result.best_miou:.2f}% (epoch {result.best_epoch}, F-score grouping "
         f"{f_group}); {result.samples_per_s:.1f} samples/s; run: {result.run_dir}"
         + ("" if result.completed else " (stopped early: --resume continues)")
     )
@@ -442,7 +471,7 @@ def bench_cmd(
         None, "--demo-dir", help="Without --avsbench: a corpus written by `avsynth demo` (default: cached)."
     ),
     subsets: str = typer.Option("s4,ms3", "--subsets", help="Comma list of s4, ms3."),
-    split: str = typer.Option("test", "--split", help="AVSBench split evaluated (test | val)."),
+    split: str = typer.Option("test", "--split", help="AVSBench split evaluated: test or validation (val accepted)."),
     few_shot: Optional[str] = typer.Option(
         None, "--few-shot", help="Fractions of the train videos per class, e.g. 0.1,0.3,0.5,1.0."
     ),
@@ -465,7 +494,9 @@ def bench_cmd(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Fine-tuning batch size."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Fine-tuning learning rate."),
     seed: int = typer.Option(0, "--seed", help="Seed of the few-shot video subsets and fine-tuning."),
-    workers: int = typer.Option(0, "--workers", "-j", help="DataLoader workers (loading / fine-tuning)."),
+    num_workers: int = typer.Option(
+        0, "--num-workers", help="DataLoader worker processes, as torch's num_workers (0 = none)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", hidden=True),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: GPU if any)."),
     no_overlays: bool = typer.Option(False, "--no-overlays", help="Skip the best/worst overlay PNGs."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
@@ -497,6 +528,10 @@ def bench_cmd(
         import torch
 
         torch.set_num_threads(threads)
+    workers = _alias(num_workers, workers, "--workers")
+    if split not in ("test", "val", "validation"):
+        raise typer.BadParameter("--split takes test or validation", param_hint="--split")
+    split = "val" if split == "validation" else split  # AVSBench's own name for the split
     target = (zero_shot_target or "none").lower()
     if target not in ("avsbench", "none"):
         raise typer.BadParameter("--zero-shot takes avsbench or none", param_hint="--zero-shot")
@@ -569,9 +604,8 @@ def demo_cmd(
     manifest: str = typer.Option(
         "avs-synthetic-46", "--manifest", help="Category manifest (shipped name or YAML path)."
     ),
-    workers: Optional[int] = typer.Option(
-        None, "--workers", help="Worker processes (default: one per CPU); output is identical."
-    ),
+    num_proc: int = typer.Option(0, "--num-proc", help=NUM_PROC_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", hidden=True),
 ) -> None:
     """Write the demo corpora: LVIS-format JSON + COCO JPEGs, Open Images segmentation layout,
     VGGSound CSV + 10 s WAV clips, an AVSBench-semantic tree and an AVS-Synthetic release tree,
@@ -596,7 +630,8 @@ def demo_cmd(
                 tasks[phase] = bar.add_task(phase, total=total)
             bar.update(tasks[phase], completed=done, total=total)
 
-        corpus = write_demo(out, seed=seed, manifest=manifest, scale=scale, workers=workers,
+        corpus = write_demo(out, seed=seed, manifest=manifest, scale=scale,
+                            workers=_alias(num_proc, workers, "--workers") or None,
                             progress=progress)  # fmt: skip
     seconds = time.perf_counter() - t0
     counts = corpus.info["counts"]

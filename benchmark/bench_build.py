@@ -44,7 +44,7 @@ def run_build(demo, out: Path, n_triplets: int, workers: int) -> dict:
     n_val = (n_triplets - n_train) // 2
     n_test = n_triplets - n_train - n_val
     cmd = [sys.executable, "-m", "avsynth", "build", "--quiet", "--out", str(out),
-           "--workers", str(workers), "--num-train", str(n_train), "--num-val", str(n_val),
+           "--num-proc", str(workers), "--num-train", str(n_train), "--num-val", str(n_val),
            "--num-test", str(n_test), "--coco-root", str(demo.coco_root),
            "--vggsound-csv", str(demo.vggsound_csv), "--vggsound-audio", str(demo.vggsound_audio),
            "--openimages-root", str(demo.openimages_root),
