@@ -262,7 +262,8 @@ def import_avs_synthetic(
 def stats_cmd(
     directory: Path = typer.Argument(..., help="Shard directory (holds manifest.json and data/)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: DIR/stats)."),
-    sheet_size: int = typer.Option(16, "--sheet-size", min=1, help="Images on the contact sheet."),
+    sheet_size: int = typer.Option(
+        24, "--sheet-size", min=1, help="Tiles per contact-sheet page (every category is shown; more pages if needed)."),
     audio_limit: Optional[int] = typer.Option(
         None, "--audio-limit", min=1, help="Decode the audio of at most N seeded rows (default: all)."
     ),

@@ -180,14 +180,12 @@ def format_plan(items: list[UploadItem], repo_id: str, revision: str | None = No
 
 def _example_images(directory: Path, n: int = EXAMPLES, seed: int = 0) -> list[bytes]:
     """JPEG bytes of up to ``n`` captioned mask overlays from the shards (category-covering)."""
-    from avsynth.shards.overlay import SHEET_DIM, captioned, overlay
+    from avsynth.shards.overlay import tile
     from avsynth.shards.stats import sheet_items
 
     out = []
     for item in sheet_items(directory, n=n, seed=seed):
-        img = overlay(item.image, item.mask, item.color, dim=SHEET_DIM)
-        img.thumbnail((EXAMPLE_MAX_SIDE, EXAMPLE_MAX_SIDE))
-        img = captioned(img, item.caption, font_size=14)
+        img = tile(item, EXAMPLE_MAX_SIDE, font_size=14)  # coloured mask, spectrogram, label
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=90)
         out.append(buf.getvalue())

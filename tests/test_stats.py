@@ -14,8 +14,16 @@ from typer.testing import CliRunner
 
 from avsynth.cli import app
 from avsynth.errors import AvsynthError
-from avsynth.shards.overlay import SheetItem, captioned, contact_sheet, overlay
-from avsynth.shards.stats import DBFS_FLOOR, compute_stats, rms_dbfs, write_stats
+from avsynth.shards.overlay import (
+    STRIP_HEIGHT,
+    SheetItem,
+    captioned,
+    contact_sheet,
+    overlay,
+    spectrogram_strip,
+    tile,
+)
+from avsynth.shards.stats import DBFS_FLOOR, auto_bins, compute_stats, rms_dbfs, sheet_items, write_stats
 
 from ._tiny_shards import load_record, make_shard_dir
 
@@ -121,3 +129,47 @@ def test_contact_sheet_grid_and_captions():
     assert captioned(Image.new("RGB", (32, 32)), "a very long caption that cannot fit").width == 32
     with pytest.raises(ValueError):
         contact_sheet([], cols=2)
+
+
+def test_contact_sheet_pages_show_every_category_with_label_and_spectrogram(tmp_path):
+    cats = tuple(f"c{i}" for i in range(7))
+    ds = make_shard_dir(tmp_path / "src", rows={"train": 14}, shards={"train": 1}, categories=cats)
+    result = write_stats(ds, tmp_path / "out", sheet_size=3, sheet_cols=3, thumb=64)
+    # 7 categories on pages of 3 tiles: 3 pages, every category once
+    pages = [result.files["contact_sheet"], result.files["contact_sheet_2"], result.files["contact_sheet_3"]]
+    assert [p.name for p in pages] == ["contact_sheet.png", "contact_sheet-2.png", "contact_sheet-3.png"]
+    assert "contact_sheet_4" not in result.files
+    items = sheet_items(ds, n=7)
+    assert sorted(i.caption.split(" (")[0] for i in items) == sorted(cats)
+    assert all("\naudio: " in i.caption and i.audio is not None and i.sample_rate == 16_000 for i in items)
+    cell = tile(items[0], 64)
+    assert cell.height > 64 + STRIP_HEIGHT  # image, spectrogram strip, two caption lines
+    # a rerun with bigger pages removes the stale extra pages
+    again = write_stats(ds, tmp_path / "out", sheet_size=10, sheet_cols=5, thumb=64)
+    assert set(again.files) == {"stats", "mask_area", "audio_rms_dbfs", "contact_sheet"}
+    assert not (tmp_path / "out" / "contact_sheet-2.png").exists()
+
+
+def test_spectrogram_strip_puts_a_tone_at_its_frequency():
+    sr = 16_000
+    t = np.arange(sr) / sr
+    strip = np.asarray(spectrogram_strip(0.5 * np.sin(2 * np.pi * 4000 * t), sr, width=100, height=80))
+    rows = strip.astype(float).sum(axis=(1, 2))
+    assert abs(int(np.argmax(rows)) - 40) <= 2  # 4 kHz = half way up a 0-8 kHz strip
+
+
+def test_histograms_fit_the_data_range():
+    bins = auto_bins([0.01, 0.02, 0.05, 0.1, 0.15] * 20)
+    assert 0.0 < bins[0] < 0.011 and 0.149 < bins[-1] < 0.16  # not the 0-1 of the quantity
+    db = auto_bins(list(np.linspace(-30, -5, 200)))
+    assert -31 < db[0] < -30 and -5 < db[-1] < -4
+
+
+def test_grey_outside_keeps_colour_only_on_the_object():
+    img = Image.new("RGB", (20, 10), (200, 50, 50))
+    mask = np.zeros((10, 20), dtype=bool)
+    mask[2:8, 5:15] = True
+    out = np.asarray(overlay(img, mask, (0, 0, 255), alpha=0.5, grey_outside=True)).astype(int)
+    grey = round(0.299 * 200 + 0.587 * 50 + 0.114 * 50)
+    assert (out[~mask] == grey).all()
+    assert tuple(out[5, 10]) == (100, 25, 152)  # interior: half-way to blue

@@ -182,7 +182,8 @@ def _pick_sheet_rows(index: list[tuple[int, int, str, str]], n: int, seed: int) 
 
 
 def sheet_items(directory: Path, n: int = 16, seed: int = 0) -> list[SheetItem]:
-    """``n`` contact-sheet items (image, mask, "category (split)" caption), covering categories."""
+    """``n`` contact-sheet items (image, mask, the clip's wave, caption "category (split)" over
+    "audio: LABEL"), covering the categories round-robin, sorted by caption."""
     paths = data_files(directory)
     index = [
         (k, start + j, split, cat)
@@ -195,7 +196,8 @@ def sheet_items(directory: Path, n: int = 16, seed: int = 0) -> list[SheetItem]:
         rows = sorted(r for kk, r in picks if kk == k)
         if not rows:
             continue
-        table = pq.read_table(path, columns=["image", "mask", "category", "category_id", "split"])
+        table = pq.read_table(path, columns=["image", "mask", "audio", "audio_label", "category",
+                                             "category_id", "split"])
         for r in rows:
             row = table.slice(r, 1).to_pylist()[0]
             try:
@@ -204,7 +206,11 @@ def sheet_items(directory: Path, n: int = 16, seed: int = 0) -> list[SheetItem]:
             except OSError as err:
                 raise AvsynthError(f"{path} row {r}: image does not decode ({err})") from err
             mask = decode_png(row["mask"]["bytes"], f"{path} row {r}")
-            items[(k, r)] = SheetItem(img, mask, f"{row['category']} ({row['split']})", category_color(row["category_id"]))
+            wave, sr = decode_audio(row["audio"]["bytes"], f"{path} row {r}")
+            caption = f"{row['category']} ({row['split']})\naudio: {row['audio_label']}"
+            items[(k, r)] = SheetItem(img, mask, caption, category_color(row["category_id"]),
+                                      audio=np.asarray(wave, dtype=np.float32).reshape(len(wave), -1).mean(axis=1),
+                                      sample_rate=int(sr))
     ordered = sorted(items.items(), key=lambda kv: (kv[1].caption, kv[0]))
     return [item for _, item in ordered]
 
@@ -218,17 +224,36 @@ class StatsResult:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def _hist_png(path: Path, per_split: dict[str, list[float]], bins: np.ndarray, xlabel: str, title: str) -> None:
+def auto_bins(values: list[float], n: int = 30) -> np.ndarray:
+    """``n`` equal bins spanning the data (0.5th to 99.5th percentile, padded by half a bin), so
+    the histogram shows where the data is rather than the quantity's full possible range."""
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        return np.linspace(0.0, 1.0, n + 1)
+    lo, hi = (float(x) for x in np.percentile(a, [0.5, 99.5]))
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    pad = (hi - lo) / (2 * n)
+    return np.linspace(lo - pad, hi + pad, n + 1)
+
+
+def _hist_png(path: Path, per_split: dict[str, list[float]], xlabel: str, title: str) -> None:
+    """Step histograms per split on bins fitted to the data, each normalised to its split's
+    rows (the y axis is the share of the split), so splits of different sizes compare."""
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
+    bins = auto_bins([v for values in per_split.values() for v in values])
     fig = Figure(figsize=(6.4, 4.0), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     for split, values in per_split.items():
         if values:
-            ax.hist(np.clip(values, bins[0], bins[-1]), bins=bins, histtype="step", linewidth=1.8, label=f"{split} ({len(values)})")
+            ax.hist(np.clip(values, bins[0], bins[-1]), bins=bins, histtype="step", linewidth=1.8,
+                    weights=np.full(len(values), 100.0 / len(values)), label=f"{split} ({len(values):,} rows)")
+    ax.set_xlim(bins[0], bins[-1])
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("rows")
-    ax.set_title(title)
+    ax.set_ylabel("share of the split's rows (%)")
+    ax.set_title(f"{title} (axis fitted to the data, 0.5-99.5th percentile; normalised per split)",
+                 fontsize=10)
     if any(per_split.values()):
         ax.legend()
     fig.tight_layout()
@@ -239,14 +264,16 @@ def write_stats(
     directory: Path,
     out: Path | None = None,
     *,
-    sheet_size: int = 16,
-    sheet_cols: int = 4,
-    thumb: int = 192,
+    sheet_size: int = 24,
+    sheet_cols: int = 6,
+    thumb: int = 256,
     audio_limit: int | None = None,
     seed: int = 0,
 ) -> StatsResult:
     """Compute the stats of ``directory`` and write ``stats.json``, the mask-area and audio-level
-    histograms and the contact sheet (PNG) into ``out`` (default ``directory/stats``)."""
+    histograms and the contact sheet (PNG pages of ``sheet_size`` tiles covering every category:
+    coloured mask, the clip's label and spectrogram under each image) into ``out`` (default
+    ``directory/stats``)."""
     directory = Path(directory)
     out = Path(out) if out is not None else directory / "stats"
     out.mkdir(parents=True, exist_ok=True)
@@ -261,10 +288,21 @@ def write_stats(
     summary["mask_area"] = {k: v for k, v in stats["mask_area"].items() if k != "values"}
     summary["audio_rms_dbfs"] = {k: v for k, v in stats["audio_rms_dbfs"].items() if k != "values"}
     atomic_write_text(files["stats"], json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    _hist_png(files["mask_area"], stats["mask_area"]["values"], AREA_BINS, "mask area (fraction of image)", "Mask area")
-    _hist_png(files["audio_rms_dbfs"], stats["audio_rms_dbfs"]["values"], DBFS_BINS, "RMS level (dBFS)", "Audio level")
-    items = sheet_items(directory, n=sheet_size, seed=seed)
-    contact_sheet(items, cols=sheet_cols, thumb=thumb).save(files["contact_sheet"], format="PNG")
+    _hist_png(files["mask_area"], stats["mask_area"]["values"], "mask area (fraction of image)", "Mask area")
+    _hist_png(files["audio_rms_dbfs"], stats["audio_rms_dbfs"]["values"], "RMS level (dBFS)", "Audio level")
+    # every category at least once; pages of sheet_size tiles (contact_sheet.png, contact_sheet-2.png, ...)
+    n_items = max(sheet_size, len(stats["categories"]))
+    items = sheet_items(directory, n=n_items, seed=seed)
+    for old in out.glob("contact_sheet-*.png"):  # pages of an earlier, longer sheet
+        old.unlink()
+    pages = range(0, len(items), sheet_size)
+    for page, start in enumerate(pages, start=1):
+        key, name = ("contact_sheet", SHEET_PNG) if page == 1 else (f"contact_sheet_{page}", f"contact_sheet-{page}.png")
+        files[key] = out / name
+        title = (f"{directory.name}: page {page}/{len(pages)}. In colour (tinted, outlined): the sounding "
+                 "object's mask; the rest is greyed. Strip: the paired clip's spectrogram (0-8 kHz, 60 dB).")
+        contact_sheet(items[start:start + sheet_size], cols=sheet_cols, thumb=thumb, title=title).save(
+            files[key], format="PNG")
     return StatsResult(out, stats, files)
 
 
