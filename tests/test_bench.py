@@ -193,7 +193,10 @@ def test_bench_command_on_the_demo_corpus(demo_corpus, tiny_ckpt, tiny_shards, t
     assert "F-score grouping: **batch4" in md and "DEMO DATA" in md
     assert "quoted" in md and "78.70" in md and "83.17" in md and "not quoted" in md
     cats = pd.read_csv(out / "per_category.csv")
-    assert {"evaluation", "category", "miou", "fscore"} <= set(cats.columns) and len(cats) > 0
+    assert {"evaluation", "category", "manifest_category", "miou_percent", "fscore_percent"} <= set(cats.columns)
+    assert len(cats) > 0 and cats["miou_percent"].between(0, 100).all()
+    expected = sorted(round(100 * v["miou"], 4) for r in data["results"] for v in (r.get("per_category") or {}).values())
+    assert sorted(cats["miou_percent"].round(4)) == pytest.approx(expected, abs=1e-3)  # JSON fraction x 100
     pngs = [out / "few_shot_curve.png", out / "per_category.png", *sorted((out / "overlays").glob("*.png"))]
     assert len(pngs) >= 5
     assert any("best" in p.name for p in pngs) and any("worst" in p.name for p in pngs)
@@ -224,7 +227,8 @@ def test_report_names_grouping_and_marks_published_numbers():
                    f_group="video", resolution=224, results=[r])
     md = results_markdown(run)
     assert "F-score grouping: **video" in md and "DEMO" not in md
-    assert "| this run: m | zero-shot | measured | 50.00 | 0.600 |" in md
+    assert "| this run: m | zero-shot | measured | 50.00 | 60.00 |" in md
+    assert "S4 F (%)" in md and "in percent everywhere" in md
     for p in PUBLISHED:
         assert p.method in md
     assert all(p.source for p in PUBLISHED)
@@ -292,3 +296,14 @@ def test_results_markdown_links_only_the_plots_written():
     md = results_markdown(run, plots=["per_category.png"])
     assert "`per_category.png`" in md and "few_shot_curve" not in md and "overlays/" not in md
     assert "plots:" not in results_markdown(run, plots=[])
+
+
+def test_avsbench_categories_show_their_manifest_names():
+    from avsynth.protocols.report import manifest_names
+
+    # the pairs named in issue 16 (AVSBench name -> the shards' manifest name)
+    assert "ambulance" in manifest_names("emergency-car").split("; ")
+    assert manifest_names("hen") == "chicken"
+    assert manifest_names("mower") == "lawn_mower"
+    assert manifest_names("alarm-clock") == "alarm_clock"  # no AVSBench class: the demo's hyphenated name
+    assert manifest_names("dog") == "dog" and manifest_names("no-such-thing") == ""

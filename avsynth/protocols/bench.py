@@ -66,7 +66,7 @@ def video_examples(checkpoint: str | Path, config: dict, result: EvalResult, roo
             out.append(VideoExample(
                 uid=s.uid, category=s.category, miou=float(info["miou"]), frames=s.frames,
                 predictions=[(torch.sigmoid(lg) > 0.5).numpy() for lg in logits], masks=s.masks,
-                scored=s.scored, caption=f"{w}: {result.label} {s.uid} ({s.category}) mIoU {info['miou']:.3f}",
+                scored=s.scored, caption=f"{w}: {result.label} {s.uid} ({s.category}) mIoU {100 * info['miou']:.1f}%",
             ))
     return out
 
@@ -168,7 +168,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda s: None):
     if cfg.zero_shot:
         for r in zero_shot(cfg.checkpoint, root, subsets=cfg.subsets, split=cfg.split, opts=cfg.eval,
                            config=config, **loaded):
-            log(f"zero-shot {r.subset}/{r.split}: mIoU {100 * r.miou:.2f}  F {r.fscore:.3f} "
+            log(f"zero-shot {r.subset}/{r.split}: mIoU {100 * r.miou:.2f}%  F {100 * r.fscore:.2f}% "
                 f"({r.videos} videos, F grouping {r.f_group})")
             results.append(r)
             add_examples(r, f"zero-shot-{r.subset}")
@@ -179,20 +179,20 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda s: None):
         for r in few_shot(cfg.checkpoint, root, subsets=cfg.subsets, fractions=cfg.fractions,
                           split=cfg.split, out_dir=out, opts=cfg.eval, ft=cfg.fine_tune, config=config,
                           vggish=loaded["vggish"]):
-            log(f"{r.label}: mIoU {100 * r.miou:.2f}  F {r.fscore:.3f}")
+            log(f"{r.label}: mIoU {100 * r.miou:.2f}%  F {100 * r.fscore:.2f}%")
             results.append(r)
     if cfg.avs_v3 or cfg.k_shots:
         for r in avs_v3(cfg.checkpoint, root, k_shots=cfg.k_shots, out_dir=out, demo=demo,
                         seen_epochs=cfg.seen_epochs, opts=cfg.eval, ft=cfg.fine_tune, config=config,
                         **loaded):
-            log(f"{r.label}: mIoU {100 * r.miou:.2f}  F {r.fscore:.3f}")
+            log(f"{r.label}: mIoU {100 * r.miou:.2f}%  F {100 * r.fscore:.2f}%")
             results.append(r)
             if r.subset == "unseen" and r.setting.get("base") == "checkpoint":
                 add_examples(r, "avs-v3-unseen")
     if cfg.synthetic is not None:
         r = synthetic_test(cfg.checkpoint, cfg.synthetic, split=cfg.synthetic_split, opts=cfg.eval,
                            config=config, **loaded)
-        log(f"synthetic {cfg.synthetic_split}: mIoU {100 * r.miou:.2f}  F {r.fscore:.3f} ({r.frames} rows)")
+        log(f"synthetic {cfg.synthetic_split}: mIoU {100 * r.miou:.2f}%  F {100 * r.fscore:.2f}% ({r.frames} rows)")
         results.append(r)
         add_examples(r, "synthetic")
     if not results:

@@ -19,6 +19,7 @@ the JSON; the F-score is a fraction everywhere.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -33,6 +34,9 @@ from avsynth.protocols.results import EvalResult, VideoExample
 from avsynth.shards.overlay import SheetItem, captioned, contact_sheet
 
 REPORT_FORMAT = "avsynth-bench/1"
+#: The one convention for numbers a person reads (tables, console, CSV, captions, plots): mIoU and
+#: F-score in percent. JSON files (results.json) keep fractions 0-1, as data for programs.
+UNITS = "mIoU and F-score (beta² = 0.3) in percent everywhere (results.json keeps fractions 0-1)"
 GREEN = (40, 200, 80)
 RED = (230, 40, 40)
 
@@ -137,7 +141,8 @@ def _pct(x: float | None) -> str:
 
 
 def _f(x: float | None) -> str:
-    return "not quoted" if x is None else f"{x:.3f}"
+    """An F-score (a fraction in the data) shown in percent, like mIoU."""
+    return "not quoted" if x is None else f"{100 * x:.2f}"
 
 
 def _setting(r: EvalResult) -> str:
@@ -164,14 +169,14 @@ def results_markdown(run: BenchRun, plots: Sequence[str] | None = None) -> str:
         f"- checkpoint: `{run.checkpoint}` (sha256 `{run.checkpoint_sha256}`), model `{run.model}`",
         f"- AVSBench root: `{run.avsbench_root}`" + (" (demo tree)" if run.demo else ""),
         f"- F-score grouping: **{F_GROUP_TEXT[run.f_group]}**",
-        f"- evaluation resolution: {res}; mIoU in percent, F-score (beta² = 0.3) as a fraction",
+        f"- evaluation resolution: {res}; {UNITS}",
         *(f"- {n}" for n in run.notes), "",
         "## Results", "",
     ]
     rows = [[r.protocol, r.subset, r.split or "–", _setting(r), r.videos, r.frames,
-             f"{100 * r.miou:.2f}", f"{r.fscore:.3f}", r.f_group] for r in run.results]
+             f"{100 * r.miou:.2f}", _f(r.fscore), r.f_group] for r in run.results]
     lines += _table(["protocol", "subset", "split", "setting", "videos", "frames", "mIoU (%)",
-                     "F-score", "F grouping"], rows)
+                     "F-score (%)", "F grouping"], rows)
     notes = sorted({n for r in run.results for n in r.notes} - set(run.notes))
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]
@@ -198,7 +203,7 @@ def results_markdown(run: BenchRun, plots: Sequence[str] | None = None) -> str:
                      _pct(s4.miou) if s4 else "–", _f(s4.fscore) if s4 else "–",
                      _pct(ms3.miou) if ms3 else "–", _f(ms3.fscore) if ms3 else "–",
                      f"F grouping {run.f_group}, resolution {res}"])
-    lines += _table(["method", "setting", "status", "S4 mIoU (%)", "S4 F", "MS3 mIoU (%)", "MS3 F",
+    lines += _table(["method", "setting", "status", "S4 mIoU (%)", "S4 F (%)", "MS3 mIoU (%)", "MS3 F (%)",
                      "source"], comp)
     shown = [f"`{name}`" for name in plots] if plots is not None else [
         "`few_shot_curve.png`", "`per_category.png`", "`overlays/`"]
@@ -222,14 +227,42 @@ def _own_rows(results: Sequence[EvalResult]) -> list[tuple[str, dict[str, EvalRe
     return list(groups.items())
 
 
+@functools.lru_cache(maxsize=1)
+def _manifest_names_by_avsbench() -> dict[str, tuple[str, ...]]:
+    """AVSBench object name → the shipped manifests' category names that map to it (e.g.
+    emergency-car ← ambulance, fire_engine, police_car; hen ← chicken; mower ← lawn_mower)."""
+    from avsynth.demo import avss_class_for
+    from avsynth.manifest import load_manifest, shipped_manifests
+
+    out: dict[str, set[str]] = {}
+    for shipped in shipped_manifests():
+        for cat in load_manifest(shipped.name):
+            # a real AVSBench class, else the hyphenated name (as the demo tree names the object)
+            avss = avss_class_for(cat) or cat.name.split("_(")[0].lower().replace("_", "-").replace(" ", "-")
+            out.setdefault(avss, set()).add(cat.name)
+    return {k: tuple(sorted(v)) for k, v in out.items()}
+
+
+def manifest_names(category: str) -> str:
+    """The manifest category names of an AVSBench (or already manifest) category, "; "-joined;
+    a synthetic shard split's categories are manifest names already and come back unchanged."""
+    names = _manifest_names_by_avsbench()
+    if category in names:
+        return "; ".join(names[category])
+    return category if any(category in v for v in names.values()) else ""  # a manifest name already
+
+
 def per_category_rows(results: Sequence[EvalResult]) -> list[dict]:
-    """One row per (evaluation, category): videos, frames, mIoU, F-score."""
+    """One row per (evaluation, category): videos, frames, mIoU and F-score in percent, and the
+    manifest name(s) of the category (AVSBench and avsynth's manifests name objects differently)."""
     rows = []
     for r in results:
         for cat, s in r.per_category.items():
             rows.append({"evaluation": r.label, "protocol": r.protocol, "subset": r.subset,
-                         "category": cat, "videos": s["videos"], "frames": s["frames"],
-                         "miou": s["miou"], "fscore": s["fscore"], "f_group": r.f_group})
+                         "category": cat, "manifest_category": manifest_names(cat),
+                         "videos": s["videos"], "frames": s["frames"],
+                         "miou_percent": round(100 * s["miou"], 4),
+                         "fscore_percent": round(100 * s["fscore"], 4), "f_group": r.f_group})
     return rows
 
 
@@ -240,9 +273,12 @@ def per_category_markdown(run: BenchRun) -> str:
               "category's own videos in order)."), "",
              (f"Data: {'the DEMO AVSBench tree (generated, not the real benchmark)' if run.demo else 'AVSBench'} "
               f"at `{run.avsbench_root}`; checkpoint `{run.checkpoint}`."), ""]
-    lines += _table(["evaluation", "category", "videos", "frames", "mIoU (%)", "F-score"],
-                    [[r["evaluation"], r["category"], r["videos"], r["frames"], f"{100 * r['miou']:.2f}",
-                      f"{r['fscore']:.3f}"] for r in rows])
+    lines += ["Category: AVSBench's name; manifest category: the name(s) avsynth's shipped manifests "
+              "(and so the shards) give the same object.", ""]
+    lines += _table(["evaluation", "category", "manifest category", "videos", "frames", "mIoU (%)",
+                     "F-score (%)"],
+                    [[r["evaluation"], r["category"], r["manifest_category"] or "–", r["videos"], r["frames"],
+                      f"{r['miou_percent']:.2f}", f"{r['fscore_percent']:.2f}"] for r in rows])
     return "\n".join(lines) + "\n"
 
 
@@ -304,7 +340,9 @@ def per_category_bars(results: Sequence[EvalResult], path: Path, demo: bool = Fa
                              gridspec_kw={"height_ratios": heights})
     for ax, r in zip(axes[:, 0], shown):
         cats = sorted(r.per_category, key=lambda c: r.per_category[c]["miou"])
-        ax.barh(cats, [100 * r.per_category[c]["miou"] for c in cats], color="#1f77b4")
+        bars = ax.barh(cats, [100 * r.per_category[c]["miou"] for c in cats], color="#1f77b4")
+        ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=2)  # a zero shows "0.0"; no bar = no category
+        ax.set_xlim(0, 100)
         ax.set_xlabel("mIoU (%)")
         ax.set_title(("DEMO — " if demo else "") + r.label, fontsize=10)
         ax.tick_params(axis="y", labelsize=7)
@@ -346,7 +384,8 @@ def write_report(out_dir: str | Path, run: BenchRun,
     written["per_category.md"] = path
     path = out / "per_category.csv"
     with atomic_open(path, "w") as fh:
-        cols = ["evaluation", "protocol", "subset", "category", "videos", "frames", "miou", "fscore", "f_group"]
+        cols = ["evaluation", "protocol", "subset", "category", "manifest_category", "videos", "frames",
+                "miou_percent", "fscore_percent", "f_group"]
         w = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
         w.writeheader()
         w.writerows(per_category_rows(run.results))
