@@ -325,8 +325,10 @@ def view_cmd(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Media cache (default: ~/.cache/avsynth/fiftyone/NAME)."),
     no_launch: bool = typer.Option(False, "--no-launch", help="Build the dataset but do not open the App."),
 ) -> None:
-    """Open a split in FiftyOne: a persistent dataset with the image, the mask as a segmentation,
-    the category, the audio file and the source ids. A second call reuses the dataset and its
+    """Open a split in FiftyOne: a persistent dataset with the image, the mask as a segmentation
+    (shown, in one vivid colour), the category, the audio file and the source ids. An "Audio
+    (avsynth)" panel beside the grid plays the clip of the selected sample (tick its box; else the
+    first sample). The App stays up until Ctrl-C, then its server is stopped. A second call reuses the dataset and its
     media cache unless the shards changed. Needs the optional extra: pip install 'avsynth\\[fiftyone]'."""
     from avsynth.fiftyone_app import launch, open_view
 

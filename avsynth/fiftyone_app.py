@@ -39,7 +39,7 @@ from avsynth.shards.record import BuildRecord, ShardEntry, read_record
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: app config (visible masks, colour), audio panel
 INFO_KEY = "avsynth"
 _COLUMNS = [
     "id", "split", "category", "category_id", "image", "mask", "audio", "mask_area",
@@ -296,6 +296,12 @@ def open_view(
     categories = sorted({(c["category_id"], c["name"]) for c in record.categories})
     categories = categories or sorted({(m.row["category_id"], m.row["category"]) for m in rows})
     dataset.mask_targets = {"ground_truth": {int(cid) + 1: cname for cid, cname in categories}}
+    dataset.app_config.active_fields = fo.ActiveFields(paths=["ground_truth", "category"])
+    colors = [{"intTarget": int(cid) + 1, "color": MASK_COLOR} for cid, _ in categories]
+    dataset.app_config.color_scheme = fo.ColorScheme(
+        color_by="value", opacity=MASK_OPACITY, default_mask_targets_colors=colors,
+        fields=[{"path": "ground_truth", "maskTargetsColors": colors}],
+    )
     dataset.add_samples([_sample(fo, m) for m in rows], progress=False)
     dataset.compute_metadata(progress=False)
     dataset.info[INFO_KEY] = {
@@ -322,10 +328,67 @@ def build_fiftyone_dataset(
     return open_view(directory, split, limit, name, cache_dir).dataset
 
 
-def launch(dataset, port: int = 5151, wait: bool = True):
-    """Open the FiftyOne App on ``dataset`` at ``port``; with ``wait``, block until it closes."""
+PLUGINS_DIR = Path(__file__).resolve().parent / "fiftyone_plugins"
+AUDIO_PANEL = "audio_player"  # the panel of PLUGINS_DIR/audio (plays the sample's audio_path)
+MASK_COLOR = "#ff1dce"  # one vivid colour for every mask: easy to see on any photograph
+MASK_OPACITY = 0.6
+
+
+def use_audio_plugin() -> Path:
+    """Point FiftyOne (this process and the App server it starts) at avsynth's plugin folder,
+    whose panel plays a sample's audio clip. A plugins folder the user set is kept if it already
+    holds the plugin; otherwise ours replaces it for this App session (said in the log)."""
+    import os
+
     fo = import_fiftyone()
-    session = fo.launch_app(dataset, port=port, auto=False)
+    current = os.environ.get("FIFTYONE_PLUGINS_DIR") or fo.config.plugins_dir
+    has_ours = bool(current) and Path(current).is_dir() and any(Path(current).rglob("audio/fiftyone.yml"))
+    if current and Path(current).is_dir() and any(Path(current).iterdir()) and not has_ours:
+        log.warning("using avsynth's FiftyOne plugins folder %s instead of %s for this session", PLUGINS_DIR, current)
+    if not has_ours:
+        os.environ["FIFTYONE_PLUGINS_DIR"] = str(PLUGINS_DIR)
+        fo.config.plugins_dir = str(PLUGINS_DIR)
+    return Path(fo.config.plugins_dir)
+
+
+def audio_url(path: str | Path) -> str:
+    """The App's URL of a sample's audio file (the App server's ``/media`` route), as the panel
+    builds it."""
+    from urllib.parse import quote
+
+    return "/media?filepath=" + quote(str(path), safe="")
+
+
+def _spaces(fo):
+    """The grid beside the audio panel (the panel also opens in the sample modal)."""
+    samples, audio = fo.Panel(type="Samples", pinned=True), fo.Panel(type=AUDIO_PANEL)
+    return fo.Space(children=[fo.Space(children=[samples], active_child=samples.component_id),
+                              fo.Space(children=[audio], active_child=audio.component_id)],
+                    orientation="horizontal")
+
+
+def launch(dataset, port: int = 5151, wait: bool = True):
+    """Open the FiftyOne App on ``dataset`` at ``port`` with the audio panel beside the grid.
+    With ``wait``, block until Ctrl-C (closing the browser tab does not end it), then stop the
+    App server; returns the session (already closed when ``wait``)."""
+    fo = import_fiftyone()
+    use_audio_plugin()
+    session = fo.launch_app(dataset, port=port, auto=False, spaces=_spaces(fo))
     if wait:
-        session.wait()
+        try:
+            session.wait(-1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            close(session, port)
     return session
+
+
+def close(session, port: int) -> None:
+    """Close ``session`` and stop the App server process it started on ``port``."""
+    from fiftyone.core.session import session as fos
+
+    session.close()
+    service = fos._server_services.pop(port, None)
+    if service is not None:
+        service.stop()

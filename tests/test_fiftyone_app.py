@@ -24,7 +24,7 @@ from avsynth.errors import AvsynthError
 from avsynth.media.audio import decode_audio
 from avsynth.media.mask import decode_png
 
-from ._tiny_shards import make_shard_dir
+from ._tiny_shards import SECONDS, make_shard_dir
 
 pytestmark = pytest.mark.slow  # the first database start takes several seconds
 
@@ -166,3 +166,69 @@ def test_label_mask_png_widths():
     assert small.dtype == np.uint8 and small.max() == 7 and (small > 0).sum() == 6
     big = np.asarray(Image.open(io.BytesIO(label_mask_png(encode_png(mask), 400, "m"))))
     assert big.max() == 401 and ((big > 0) == mask).all()
+
+
+def _chromium() -> str | None:
+    return next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
+
+
+def test_app_in_a_real_browser_serves_the_sample_audio(fo, tiny, tmp_path):
+    """Start the App, load its page in headless Chromium and check what the browser fetched: the
+    audio panel's player requests the first sample's clip, and the App serves it (200/206 with an
+    audio content type); the masks are shown (active) in the grid; the server stops on close."""
+    import socket
+    import urllib.request
+
+    import psutil
+
+    from avsynth.fiftyone_app import MASK_COLOR, audio_url, close, launch, open_view
+
+    browser = _chromium()
+    if browser is None:
+        _unavailable("chromium is not installed (scripts/setup.sh installs it with apt-get)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as err:
+        _unavailable(f"playwright is not installed ({err}); pip install -e '.[dev]'")
+    view = open_view(tiny, split="train", name="avsynth-test-browser", cache_dir=tmp_path / "c")
+    ds = view.dataset
+    assert ds.app_config.active_fields.paths == ["ground_truth", "category"]  # masks ticked
+    assert {c["color"] for c in ds.app_config.color_scheme.default_mask_targets_colors} == {MASK_COLOR}
+    first = ds.first()
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    session = launch(ds, port=port, wait=False)
+    server = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    fetched = []
+    try:
+        with sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path=browser, args=["--no-sandbox"])
+            page = b.new_page(viewport={"width": 1500, "height": 900})
+            page.on("response", lambda r: fetched.append((r.url, r.status, r.headers.get("content-type", ""))))
+            page.goto(f"http://localhost:{port}/datasets/{ds.name}")
+            page.wait_for_selector("audio", state="attached", timeout=90_000)
+            src = page.eval_on_selector("audio", "a => a.getAttribute('src')")
+            page.wait_for_function("() => document.querySelector('audio').readyState >= 1", timeout=60_000)
+            duration = page.eval_on_selector("audio", "a => a.duration")  # the browser decoded it
+            page.wait_for_timeout(1000)
+            for label in ("Dismiss",):  # FiftyOne's advertisement covers the panel in screenshots
+                if page.locator(f"text={label}").count():
+                    page.locator(f"text={label}").first.click()
+            page.screenshot(path=str(tmp_path / "app.png"))
+            b.close()
+        assert src == audio_url(first["audio_path"])
+        assert duration == pytest.approx(SECONDS, abs=0.02)  # the tiny build's clips last 0.5 s
+        audio = [f for f in fetched if f[0].endswith(audio_url(first["audio_path"]))]
+        assert audio and all(st in (200, 206) and ct.startswith("audio/") for _, st, ct in audio), fetched
+        with urllib.request.urlopen(f"http://localhost:{port}{src}") as resp:  # a plain GET: the whole file
+            assert resp.status == 200 and resp.headers["content-type"] == "audio/flac"
+            assert resp.read() == Path(first["audio_path"]).read_bytes()
+        shot = os.environ.get("AVSYNTH_SCREENSHOT")
+        if shot:
+            shutil.copy(tmp_path / "app.png", shot)
+    finally:
+        close(session, port)
+    assert server and not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in server
+                              if "server" in " ".join(p.cmdline() if p.is_running() else []))
