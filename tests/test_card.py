@@ -33,6 +33,8 @@ def test_front_matter_configs_features_and_splits(tiny):
     record = load_record(tiny)
     meta = read_front_matter(render_card(record))
     assert meta["license"] == "other"
+    assert meta["license_link"] == "README.md#licences" and "## Licences" in render_card(load_record(tiny))
+    assert meta["source_datasets"] == ["original"]  # the tiny record names no LVIS/OI/VGGSound source
     assert "image-segmentation" in meta["task_categories"]
     (config,) = meta["configs"]
     assert config["config_name"] == "default"
@@ -59,7 +61,7 @@ def test_body_has_counts_build_facts_licences_and_citations(tiny):
     assert "| dog | 0 | 2 | 1 | 1 | 4 |" in body  # per-category counts row
     assert "| train | 6 | 2 |" in body
     assert "missing audio file" in body and "`abc_000010`" in body  # skipped inputs
-    assert "| validation | dog | 2 |" in body  # shortfall
+    assert "| validation | – | 2 | 1 | dog (2) |" in body  # shortfall, summarised per split
     assert '"clip_seconds": 0.5' in body  # arguments block
     for name, note in LICENCE_NOTES:
         assert name in body and note in body
@@ -121,3 +123,24 @@ def test_write_card_is_atomic_replace_and_loads_with_datasets(tiny, tmp_path):
     assert row["mask"].size == row["image"].size
     wave, sr = decode_audio(row["audio"]["bytes"])
     assert sr == 16_000 and len(wave) == round(row["audio_seconds"] * sr)
+
+
+def test_card_yaml_is_huggingface_hub_card_data_and_shortfall_is_short(tiny):
+    """The front matter round-trips through huggingface_hub's DatasetCard; a 140-row shortfall
+    (46 categories x 3 splits, as in the demo tour) becomes one line per split."""
+    from huggingface_hub import DatasetCard
+
+    record = load_record(tiny)
+    record["sources"] = {"lvis": [], "vggsound": []}
+    cats = [f"cat{i:02d}" for i in range(47)]
+    record["shortfall"] = {s: {c: i + 1 for i, c in enumerate(cats)} for s in ("train", "validation", "test")}
+    record["requested"] = {"train": 52_609, "validation": 5_000, "test": 5_000}
+    text = render_card(record)
+    card = DatasetCard(text)
+    assert card.data.license_link == "README.md#licences"
+    assert card.data.source_datasets == ["extended|lvis", "extended|vggsound"]
+    assert card.data.to_dict()["configs"][0]["data_files"][0] == {"split": "train", "path": "data/train-*"}
+    section = text.split("## Shortfall", 1)[1].split("\n## ", 1)[0]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| ") and not ln.startswith("| split")]
+    assert len(rows) == 3
+    assert rows[0] == "| train | 52,609 | 1,128 | 47 | cat46 (47), cat45 (46), cat44 (45), cat43 (44), cat42 (43) |"

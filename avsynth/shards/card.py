@@ -155,6 +155,20 @@ def _pretty_name(record: BuildRecord) -> str:
 # Front matter
 
 
+#: The Hub's ``source_datasets`` names of the sources a build can read (record.sources keys).
+SOURCE_DATASETS = {"lvis": "extended|lvis", "openimages": "extended|open-images-v7",
+                   "vggsound": "extended|vggsound"}
+
+
+def card_data(record: BuildRecord | Mapping):
+    """The card's metadata as ``huggingface_hub.DatasetCardData`` (licence with its link to the
+    card's licence section, source datasets, ``configs``, ``dataset_info``, tags...)."""
+    from huggingface_hub import DatasetCardData
+
+    meta = card_metadata(record)
+    return DatasetCardData(**meta)
+
+
 def card_metadata(record: BuildRecord | Mapping) -> dict[str, Any]:
     """The card's YAML metadata as a dict (``configs``, ``dataset_info``, licence, tags...)."""
     import datasets  # local: keeps `import avsynth.shards` light
@@ -176,6 +190,8 @@ def card_metadata(record: BuildRecord | Mapping) -> dict[str, Any]:
         "pretty_name": _pretty_name(record),
         "license": "other",
         "license_name": "mixed-source-licences",
+        "license_link": "README.md#licences",
+        "source_datasets": [SOURCE_DATASETS[k] for k in SOURCE_DATASETS if k in record.sources] or ["original"],
         "task_categories": ["image-segmentation", "audio-classification"],
         "tags": ["audio-visual-segmentation", "avs", "synthetic", "lvis", "open-images", "vggsound", "avsynth"],
         "size_categories": [size_category(record.total_rows())],
@@ -318,16 +334,24 @@ def _skipped_section(record: BuildRecord) -> str:
 def _shortfall_section(record: BuildRecord) -> str:
     shortfall = record.shortfall
     rows = [
-        [split, cat, f"{int(missing):,}"]
+        (split, cat, int(missing))
         for split in SPLITS
         for cat, missing in sorted((shortfall.get(split) or {}).items())
         if int(missing) > 0
     ]
     if not rows:
         return "## Shortfall\n\nEvery requested split size was met."
+    per_split = []
+    for split in SPLITS:
+        mine = [r for r in rows if r[0] == split]
+        if mine:
+            worst = ", ".join(f"{c} ({n:,})" for _, c, n in sorted(mine, key=lambda r: (-r[2], r[1]))[:SHORTFALL_SHOWN])
+            per_split.append([split, f"{record.requested[split]:,}" if split in record.requested else "–",
+                              f"{sum(n for *_, n in mine):,}", len(mine), worst])
     return (
-        "## Shortfall\n\nRows requested but not available in the sources (per split and category):\n\n"
-        + _table(["split", "category", "missing"], rows)
+        "## Shortfall\n\nThe sources held fewer rows than requested. Per split (the full table per "
+        "category is `shortfall` in `manifest.json`):\n\n"
+        + _table(["split", "requested", "missing", "categories short", "largest"], per_split)
     )
 
 
@@ -385,14 +409,18 @@ def _citation_section() -> str:
     )
 
 
+SHORTFALL_SHOWN = 5  # categories named per split in the card's shortfall summary
+
+
 def render_card(record: BuildRecord | Mapping, examples: list[Path] | None = None) -> str:
     """The dataset card text for the build ``record`` (a BuildRecord, or manifest.json as a dict).
 
     ``examples`` are image paths relative to the dataset folder (e.g. ``assets/example-0.jpg``)
     shown in an Examples section; absolute paths are shown as ``assets/<name>``.
     """
+    from huggingface_hub import DatasetCard
+
     record = BuildRecord.coerce(record)
-    front = yaml.safe_dump(card_metadata(record), sort_keys=False, allow_unicode=True, width=100)
     sections = [f"# {_pretty_name(record)}", _summary(record)]
     if examples:
         sections.append(_examples_section(list(examples)))
@@ -406,7 +434,9 @@ def render_card(record: BuildRecord | Mapping, examples: list[Path] | None = Non
         _loading_section(record),
         _citation_section(),
     ]
-    return f"---\n{front}---\n\n" + "\n\n".join(sections) + "\n"
+    body = "\n\n".join(sections) + "\n"
+    card = DatasetCard(f"---\n{card_data(record).to_yaml()}\n---\n\n{body}")
+    return str(card)
 
 
 def write_card(out_dir: Path, record: BuildRecord | Mapping, examples: list[Path] | None = None) -> Path:
