@@ -5,6 +5,7 @@ Each command's docstring is its manual page (``avsynth COMMAND --help``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -65,6 +66,27 @@ def _alias(value, old_value, old_name: str):
 # num_workers; 0 = load in the main process), --device = cpu | cuda[:N], --split validation (val
 # accepted). Old spellings (--workers/-j, train --cpu, bench --split val) stay as hidden aliases.
 NUM_PROC_HELP = "Processes preparing data, as datasets' num_proc (0 = all cores); output is identical."
+
+
+@contextlib.contextmanager
+def _progress_bars(enabled: bool = True):
+    """Rich progress bars on stderr, one per phase; yields the ``progress(phase, done, total)``
+    callback the library functions take (None when disabled)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield progress
 
 
 @app.callback()
@@ -211,7 +233,8 @@ def verify_cmd(
     Exit code 0 when everything checks out, 1 when problems were found (each is listed)."""
     from avsynth.shards.verify import verify_dir
 
-    report = verify_dir(directory, sample=sample, seed=seed)
+    with _progress_bars() as progress:
+        report = verify_dir(directory, sample=sample, seed=seed, progress=progress)
     typer.echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)
@@ -275,7 +298,9 @@ def stats_cmd(
 
     from avsynth.shards.stats import counts_table, write_stats
 
-    result = write_stats(directory, out, sheet_size=sheet_size, audio_limit=audio_limit, seed=seed)
+    with _progress_bars() as progress:
+        result = write_stats(directory, out, sheet_size=sheet_size, audio_limit=audio_limit, seed=seed,
+                             progress=progress)
     _Console().print(counts_table(result.stats))
     for kind, path in result.files.items():
         typer.echo(f"{kind}: {path}")
@@ -302,10 +327,11 @@ def publish_cmd(
     deleted. Refuses to publish a build that fails `avsynth verify`."""
     from avsynth.hub import format_plan, publish
 
-    result = publish(
-        directory, repo_id, private=private, revision=revision, token=token,
-        dry_run=dry_run, verify_sample=verify_sample,
-    )  # fmt: skip
+    with _progress_bars() as progress:
+        result = publish(
+            directory, repo_id, private=private, revision=revision, token=token,
+            dry_run=dry_run, verify_sample=verify_sample, progress=progress,
+        )  # fmt: skip
     if dry_run:
         typer.echo("dry run: nothing was written or uploaded")
         typer.echo(format_plan(result.items, repo_id, revision))
@@ -332,7 +358,9 @@ def view_cmd(
     media cache unless the shards changed. Needs the optional extra: pip install 'avsynth\\[fiftyone]'."""
     from avsynth.fiftyone_app import launch, open_view
 
-    result = open_view(directory, split=split, limit=limit, name=name, cache_dir=cache_dir)
+    with _progress_bars() as progress:
+        result = open_view(directory, split=split, limit=limit, name=name, cache_dir=cache_dir,
+                           progress=progress)
     state = "reused" if result.reused else "built"
     typer.echo(f"{state} FiftyOne dataset {result.dataset.name!r}: {len(result.dataset)} samples, media in {result.cache_dir}")
     if not no_launch:

@@ -175,12 +175,18 @@ def _rows(directory: Path, entries: list[ShardEntry], limit: int | None) -> Iter
             raise AvsynthError(f"{path}: cannot read shard ({err})") from err
 
 
-def materialise(directory: Path, entries: list[ShardEntry], limit: int | None, media_dir: Path) -> list[_Materialised]:
-    """Write each row's image, label mask and audio under ``media_dir``; return the rows."""
+def materialise(directory: Path, entries: list[ShardEntry], limit: int | None, media_dir: Path,
+                progress=None) -> list[_Materialised]:
+    """Write each row's image, label mask and audio under ``media_dir``; return the rows.
+    ``progress(phase, done, total)`` is called every 50 rows."""
     for sub in ("images", "masks", "audio"):
         (media_dir / sub).mkdir(parents=True, exist_ok=True)
     out = []
-    for row in _rows(directory, entries, limit):
+    total = sum(max(0, e.rows) for e in entries)
+    total = min(total, limit) if limit is not None else total
+    for i, row in enumerate(_rows(directory, entries, limit)):
+        if progress is not None and i % 50 == 0:
+            progress("write media (rows)", i, total)
         stem = _safe(row["id"])
         image = row["image"]["bytes"]
         audio = row["audio"]["bytes"]
@@ -193,6 +199,8 @@ def materialise(directory: Path, entries: list[ShardEntry], limit: int | None, m
         atomic_write_bytes(paths[1], label_mask_png(row["mask"]["bytes"], row["category_id"], f"row {row['id']}"))
         atomic_write_bytes(paths[2], audio)
         out.append(_Materialised(row, *paths))
+    if progress is not None:
+        progress("write media (rows)", len(out), len(out))
     return out
 
 
@@ -260,8 +268,10 @@ def open_view(
     limit: int | None = None,
     name: str | None = None,
     cache_dir: Path | None = None,
+    progress=None,
 ) -> ViewResult:
-    """Build (or reuse) the persistent FiftyOne dataset of ``split`` of ``directory``."""
+    """Build (or reuse) the persistent FiftyOne dataset of ``split`` of ``directory``;
+    ``progress(phase, done, total)`` follows the media writing and the sample import."""
     if limit is not None and limit < 1:
         raise AvsynthError(f"--limit must be at least 1, got {limit}")
     directory = Path(directory)
@@ -291,7 +301,9 @@ def open_view(
     for old in _old_media_dirs(cache, keep=media_dir):
         shutil.rmtree(old)
 
-    rows = materialise(directory, entries, limit, media_dir)
+    rows = materialise(directory, entries, limit, media_dir, progress)
+    if progress is not None:
+        progress("FiftyOne samples", 0, 2)
     dataset = fo.Dataset(name)
     categories = sorted({(c["category_id"], c["name"]) for c in record.categories})
     categories = categories or sorted({(m.row["category_id"], m.row["category"]) for m in rows})
@@ -303,7 +315,11 @@ def open_view(
         fields=[{"path": "ground_truth", "maskTargetsColors": colors}],
     )
     dataset.add_samples([_sample(fo, m) for m in rows], progress=False)
+    if progress is not None:
+        progress("FiftyOne samples", 1, 2)
     dataset.compute_metadata(progress=False)
+    if progress is not None:
+        progress("FiftyOne samples", 2, 2)
     dataset.info[INFO_KEY] = {
         "fingerprint": fp,
         "source": str(directory.resolve()),

@@ -241,11 +241,11 @@ def _check_repo_id(repo_id: str) -> None:
         raise PublishError(f"--repo-id must look like ORG/NAME, got {repo_id!r}")
 
 
-def verify_for_publish(directory: Path, sample: int | None = None) -> None:
+def verify_for_publish(directory: Path, sample: int | None = None, progress=None) -> None:
     """Run ``verify_dir``; raise VerifyError listing the problems if the build fails it."""
     from avsynth.shards.verify import verify_dir
 
-    report = verify_dir(directory, sample=sample)
+    report = verify_dir(directory, sample=sample, progress=progress)
     if not report.ok:
         shown = "\n".join(f"  - {p}" for p in report.problems[:20])
         more = f"\n  ... and {len(report.problems) - 20} more" if len(report.problems) > 20 else ""
@@ -266,6 +266,7 @@ def publish(
     api: Any = None,
     verify_sample: int | None = None,
     n_examples: int = EXAMPLES,
+    progress=None,
 ) -> PublishResult:
     """Verify ``directory``, regenerate its card with examples, and upload its managed files to
     the dataset repository ``repo_id`` (created if missing; ``private`` applies on creation).
@@ -273,14 +274,18 @@ def publish(
     ``dry_run`` changes nothing (local or remote) and returns the exact plan. ``api`` is an
     ``HfApi``-like object (default: a new ``HfApi``). Raises VerifyError when verification
     fails and PublishError on a Hub error; neither message contains the token.
+    ``progress(phase, done, total)`` follows verification, the card, and the upload commits.
     """
+    step = progress or (lambda phase, done, total: None)
     directory = Path(directory)
     _check_repo_id(repo_id)
     if not directory.is_dir():
         raise PublishError(f"{directory}: not a directory")
-    verify_for_publish(directory, verify_sample)
+    verify_for_publish(directory, verify_sample, progress)
     record = read_record(directory)
+    step("dataset card and examples", 0, 1)
     files = card_files(directory, record, n_examples)
+    step("dataset card and examples", 1, 1)
     if dry_run:
         stale = set(_stale_examples(directory, files))
         items = [i for i in plan_upload(directory, overrides=files) if i.local not in stale]
@@ -292,7 +297,8 @@ def publish(
     items = plan_upload(directory)
     with redacting_logs(tok):
         try:
-            return _upload(directory, repo_id, items, private=private, revision=revision, token=tok, api=api)
+            return _upload(directory, repo_id, items, private=private, revision=revision, token=tok, api=api,
+                           progress=step)
         except AvsynthError as err:
             raise type(err)(redact(str(err), tok)) from None
         except Exception as err:  # Hub / network errors: re-raised without the token
@@ -309,6 +315,7 @@ def _upload(
     revision: str | None,
     token: str,
     api: Any,
+    progress=lambda phase, done, total: None,
 ) -> PublishResult:
     if api is None:
         from huggingface_hub import HfApi
@@ -320,7 +327,8 @@ def _upload(
     last = [i.remote for i in items if i.remote in FINAL_FILES]
     first = [i.remote for i in items if i.remote not in FINAL_FILES]
     info = None
-    for patterns, what in ((first, "shards and assets"), (last, "dataset card and build record")):
+    for n, (patterns, what) in enumerate(((first, "shards and assets"), (last, "dataset card and build record"))):
+        progress("upload commits", n, 2)
         if not patterns:
             continue
         info = api.upload_folder(
@@ -333,6 +341,7 @@ def _upload(
             commit_message=f"avsynth {__version__}: {what} ({len(patterns)} files)",
             token=token,
         )
+    progress("upload commits", 2, 2)
     commit = getattr(info, "oid", None)
     url = dataset_url(repo_id, revision, getattr(api, "endpoint", None))
     return PublishResult(url, items, dry_run=False, commit=commit)

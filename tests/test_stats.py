@@ -173,3 +173,18 @@ def test_grey_outside_keeps_colour_only_on_the_object():
     grey = round(0.299 * 200 + 0.587 * 50 + 0.114 * 50)
     assert (out[~mask] == grey).all()
     assert tuple(out[5, 10]) == (100, 25, 152)  # interior: half-way to blue
+
+
+def test_verify_and_stats_report_progress(tiny, tmp_path):
+    from avsynth.shards.verify import verify_dir
+
+    record = load_record(tiny)
+    n_files = len(record["shards"]) + len(record["audio_pool"])
+    seen: list[tuple[str, int, int]] = []
+    assert verify_dir(tiny, progress=lambda *a: seen.append(a)).ok
+    last = {phase: (done, total) for phase, done, total in seen}
+    assert last["checksums"] == (n_files, n_files)
+    assert last["decode rows (shards)"] == (len(record["shards"]),) * 2
+    steps: list[tuple[str, int, int]] = []
+    write_stats(tiny, tmp_path / "s", sheet_size=4, thumb=32, progress=lambda *a: steps.append(a))
+    assert [s[1] for s in steps] == [0, 1, 2, 3] and steps[-1] == ("done", 3, 3)

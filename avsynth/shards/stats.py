@@ -269,15 +269,19 @@ def write_stats(
     thumb: int = 256,
     audio_limit: int | None = None,
     seed: int = 0,
+    progress=None,
 ) -> StatsResult:
     """Compute the stats of ``directory`` and write ``stats.json``, the mask-area and audio-level
     histograms and the contact sheet (PNG pages of ``sheet_size`` tiles covering every category:
     coloured mask, the clip's label and spectrogram under each image) into ``out`` (default
-    ``directory/stats``)."""
+    ``directory/stats``). ``progress(phase, done, total)`` is told each phase as it starts."""
     directory = Path(directory)
     out = Path(out) if out is not None else directory / "stats"
     out.mkdir(parents=True, exist_ok=True)
+    step = progress or (lambda phase, done, total: None)
+    step("counts and audio levels", 0, 3)
     stats = compute_stats(directory, audio_limit=audio_limit, seed=seed)
+    step("histograms", 1, 3)
     files = {
         "stats": out / STATS_JSON,
         "mask_area": out / AREA_PNG,
@@ -291,6 +295,7 @@ def write_stats(
     _hist_png(files["mask_area"], stats["mask_area"]["values"], "mask area (fraction of image)", "Mask area")
     _hist_png(files["audio_rms_dbfs"], stats["audio_rms_dbfs"]["values"], "RMS level (dBFS)", "Audio level")
     # every category at least once; pages of sheet_size tiles (contact_sheet.png, contact_sheet-2.png, ...)
+    step("contact sheet", 2, 3)
     n_items = max(sheet_size, len(stats["categories"]))
     items = sheet_items(directory, n=n_items, seed=seed)
     for old in out.glob("contact_sheet-*.png"):  # pages of an earlier, longer sheet
@@ -303,6 +308,7 @@ def write_stats(
                  "object's mask; the rest is greyed. Strip: the paired clip's spectrogram (0-8 kHz, 60 dB).")
         contact_sheet(items[start:start + sheet_size], cols=sheet_cols, thumb=thumb, title=title).save(
             files[key], format="PNG")
+    step("done", 3, 3)
     return StatsResult(out, stats, files)
 
 

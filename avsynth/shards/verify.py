@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,8 +89,18 @@ class _Shard:
     readable: bool = False
 
 
-def verify_dir(directory: Path | str, sample: int | None = None, seed: int = 0) -> VerifyReport:
-    """Verify a shard directory; ``sample`` = decode only N seeded rows (and N pool clips)."""
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    pass
+
+
+def verify_dir(directory: Path | str, sample: int | None = None, seed: int = 0,
+               progress: Progress | None = None) -> VerifyReport:
+    """Verify a shard directory; ``sample`` = decode only N seeded rows (and N pool clips).
+    ``progress(phase, done, total)`` is called as files are checked and shards decoded."""
+    progress = progress or _no_progress
     directory = Path(directory)
     report = VerifyReport(directory)
     if not directory.is_dir():
@@ -99,14 +110,15 @@ def verify_dir(directory: Path | str, sample: int | None = None, seed: int = 0) 
         _unlisted(directory, set(), report)
         return report
     shards = _check_listing(directory, record, report)
-    _check_files(shards, report)
+    _check_files(shards, report, progress)
+    progress("checksums", len(shards), len(shards))
     _unlisted(directory, {s.rel for s in shards}, report)
     data = [s for s in shards if s.schema is ROW_SCHEMA and s.readable]
     pool = [s for s in shards if s.schema is POOL_SCHEMA and s.readable]
     _check_split_totals(record, shards, report)
     _check_columns(data, record, report)
-    _decode_rows(data, sample, seed, report)
-    _decode_pool(pool, sample, seed, report)
+    _decode_rows(data, sample, seed, report, progress)
+    _decode_pool(pool, sample, seed, report, progress)
     return report
 
 
@@ -193,9 +205,10 @@ def _check_data_entry(rel: str, entry: dict, name: tuple[str, int, int], report:
         report.add(rel, "shard index is not below the shard count")
 
 
-def _check_files(shards: list[_Shard], report: VerifyReport) -> None:
+def _check_files(shards: list[_Shard], report: VerifyReport, progress: Progress) -> None:
     """Existence, size, checksum, row count, schema and features of each listed file."""
-    for s in shards:
+    for i, s in enumerate(shards):
+        progress("checksums", i, len(shards))
         entry = s.entry
         if not s.path.is_file():
             report.add(s.rel, "listed in manifest.json but missing")
@@ -320,9 +333,12 @@ def _groups(pf: pq.ParquetFile, rows: list[int]) -> dict[int, list[tuple[int, in
     return out
 
 
-def _decode_rows(data: list[_Shard], sample: int | None, seed: int, report: VerifyReport) -> None:
+def _decode_rows(data: list[_Shard], sample: int | None, seed: int, report: VerifyReport,
+                 progress: Progress) -> None:
     cols = ["id", "image", "mask", "audio", "width", "height", "mask_area", "bbox", "audio_seconds"]
-    for k, rows in _sample(data, sample, seed).items():
+    picked = _sample(data, sample, seed)
+    for i, (k, rows) in enumerate(picked.items()):
+        progress("decode rows (shards)", i, len(picked))
         s = data[k]
         try:
             pf = pq.ParquetFile(s.path)
@@ -333,6 +349,7 @@ def _decode_rows(data: list[_Shard], sample: int | None, seed: int, report: Veri
                     report.counts["decoded_rows"] += 1
         except (pa.ArrowException, OSError) as err:
             report.add(s.rel, f"cannot read rows ({err})")
+    progress("decode rows (shards)", len(picked), len(picked))
 
 
 def _decode_row(rel: str, r: int, row: dict, report: VerifyReport) -> None:
@@ -377,8 +394,11 @@ def _check_audio(rel: str, r: int, row: dict, report: VerifyReport) -> None:
         report.add(rel, f"audio has {wave.shape[0]} samples at {sr} Hz, expected {expected} for {row['audio_seconds']} s", r)
 
 
-def _decode_pool(pool: list[_Shard], sample: int | None, seed: int, report: VerifyReport) -> None:
-    for k, rows in _sample(pool, sample, seed + 1).items():
+def _decode_pool(pool: list[_Shard], sample: int | None, seed: int, report: VerifyReport,
+                 progress: Progress) -> None:
+    picked = _sample(pool, sample, seed + 1)
+    for i, (k, rows) in enumerate(picked.items()):
+        progress("decode audio pool (shards)", i, len(picked))
         s = pool[k]
         try:
             pf = pq.ParquetFile(s.path)
@@ -389,3 +409,4 @@ def _decode_pool(pool: list[_Shard], sample: int | None, seed: int, report: Veri
                     report.counts["decoded_pool_rows"] += 1
         except (pa.ArrowException, OSError) as err:
             report.add(s.rel, f"cannot read rows ({err})")
+    progress("decode audio pool (shards)", len(picked), len(picked))
