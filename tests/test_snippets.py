@@ -51,7 +51,9 @@ print("SEEN " + json.dumps(seen))
 
 def _torchcodec_decodes() -> bool:
     try:
-        import torchcodec.decoders  # noqa: F401  (loads the FFmpeg libraries)
+        import importlib
+
+        importlib.import_module("torchcodec.decoders")  # loads the FFmpeg libraries
     except Exception:
         return False
     return True
