@@ -42,10 +42,9 @@ from avsynth.modeling.adapters import AdaptiveNoise
 from avsynth.modeling.base import AVSegmenter, SegmentationOutput
 from avsynth.modeling.losses import cosine_triplet_loss, masked_average
 from avsynth.modeling.sam import encoder_neck, encoder_tokens
-from avsynth.modeling.transforms import input_size_for
+from avsynth.modeling.transforms import CHANNEL_ORDERS, input_size_for
 
 LOSS_SIZES = ("native", "low_res")
-CHANNEL_ORDERS = ("rgb", "bgr")
 
 
 class TokenAdapter(nn.Module):
