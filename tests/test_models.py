@@ -141,8 +141,16 @@ def test_ap_sam_vit_h_and_gavs_vit_b_counts():
     prompt_mlp = (128 * 256 + 256) + (256 * 256 + 256)
     assert ap.trainable == decoder_used + prompt_mlp
     assert ap.total - ap.trainable == 641_090_608 - decoder_used  # the frozen rest of SAM
-    gavs = parameter_counts(load_config("gavs-vit-b"))
-    assert gavs.sam_arch == "vit_b" and gavs.trainable < 0.03 * gavs.total
+    # GAVS public code, tune_v 9: audio_proj 128-512-256, adapter_v (768-128-768) in blocks 9-11, the
+    # norms of blocks 10-11, adapter_tf (256-128-256) in both decoder layers
+    public = parameter_counts(load_config("gavs-vit-b-public-code"))
+    audio_proj = 128 * 512 + 512 + 512 * 256 + 256
+    adapter_v = 768 * 128 + 128 + 128 * 768 + 768
+    adapter_tf = 256 * 128 + 128 + 128 * 256 + 256
+    assert public.sam_arch == "vit_b"
+    assert public.trainable == audio_proj + 3 * adapter_v + 2 * 2 * 2 * 768 + 2 * adapter_tf
+    paper = parameter_counts(load_config("gavs-vit-b"))  # + adaptive noise (mu, sigma) + visual cue
+    assert paper.trainable == public.trainable + 2 * 256 + (768 * 256 + 256)
 
 
 def test_checkpoint_round_trip_full(tmp_path, tiny):
@@ -319,7 +327,9 @@ def test_cli_models_lists_counts():
     assert h["total"] - h["trainable"] == 641_090_608 - 3_506_304  # frozen SAM rest
     assert h["vggish"] == 72_141_184
     table = CliRunner().invoke(app, ["models", "gavs-tiny"])
-    assert table.exit_code == 0 and "gavs-tiny" in table.output and "18,688" in table.output
+    # gavs-tiny trains audio_proj (128*64+64 + 64*32+32 = 10,336), adapter_v of blocks 2-3 (2 * 1,072),
+    # the norms of block 3 (128), adapter_tf of 2 decoder layers (2 * 1,072), noise (64), visual_proj (1,056)
+    assert table.exit_code == 0 and "gavs-tiny" in table.output and "15,872" in table.output
     missing = CliRunner().invoke(app, ["models", "no-such-model"])
     assert missing.exit_code == 2 and "no-such-model" in missing.output
 
