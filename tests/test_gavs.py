@@ -275,3 +275,17 @@ def test_bgr_channel_order_is_normalised_with_the_rgb_statistics():
     assert public.channel_order == "bgr"
     torch.testing.assert_close(public.preprocess([image]).images[0, :, 0, 0], torch.tensor(expected_bgr),
                                atol=1e-6, rtol=0)
+
+
+def test_a_deep_copy_runs_its_own_adapters():
+    import copy
+
+    model = build_model(load_config("gavs-tiny-public-code")).eval()
+    images, audio = torch.randn(1, 3, 64, 64), torch.randn(1, 128)
+    before = model(images, audio).logits
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        twin.sam.image_encoder.blocks[3].adapter_v[2].bias.add_(1.0)
+        twin.sam.mask_decoder.transformer.layers[1].adapter_tf.proj.bias.add_(1.0)
+    assert torch.equal(model(images, audio).logits, before)  # the original's hooks use its adapters
+    assert (twin(images, audio).logits - before).abs().max() > 1e-3
