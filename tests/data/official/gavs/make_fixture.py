@@ -53,7 +53,6 @@ def _import_official(gavs_dir: Path, tune_v: int):
     sys.argv = [sys.argv[0], "--tune_v", str(tune_v), "--device", "cpu"]  # config.py parses argv
     sys.path.insert(0, str(gavs_dir / "segment_anything"))
     sys.path.insert(0, str(gavs_dir))
-    import modeling  # noqa: F401  (the official segment_anything/modeling package)
     from avs_model import AVSM
     from modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
