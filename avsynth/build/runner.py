@@ -55,6 +55,7 @@ class BuildOptions:
     max_per_category: int | None = None
     rows_per_shard: int = 1000
     resume: bool = False
+    pad_short_audio: bool = False
     demo_cache: Path | None = None
 
 
@@ -110,6 +111,7 @@ def _plan_arguments(opts: BuildOptions, manifest: Manifest) -> dict:
         "min_mask_area": opts.min_mask_area,
         "max_per_category": opts.max_per_category,
         "rows_per_shard": opts.rows_per_shard,
+        "pad_short_audio": opts.pad_short_audio,
     }
 
 
@@ -203,7 +205,8 @@ def build(
             clip_seconds=opts.clip_seconds, rows_per_shard=opts.rows_per_shard,
         ),
     )
-    wopts = WorkerOptions(audio_format=opts.audio_format, mask_mode=opts.mask_mode)
+    wopts = WorkerOptions(audio_format=opts.audio_format, mask_mode=opts.mask_mode,
+                          pad_short_audio=opts.pad_short_audio)
     results, written = run_plan(
         plan, out, identity, wopts, resume=opts.resume, engine=opts.engine,
         workers=opts.workers, ray_address=opts.ray_address, progress=progress,
@@ -333,12 +336,16 @@ def build_record(
     """The build record (``manifest.json``): everything needed to trust and reproduce the build."""
     all_skips = SkipCounter()
     all_skips.merge(skips)
+    notes = SkipCounter()
+    padded: list[str] = []
     per_split = {s: {"rows": 0, "num_shards": 0, "per_category": {}} for s in SPLITS}
     shard_list: list[ShardEntry] = []
     pool_list: list[ShardEntry] = []
     for spec in plan.shards:
         res = results[spec.relpath]
         all_skips.merge(SkipCounter.from_dict(res.skipped))
+        notes.merge(SkipCounter.from_dict(res.audio))
+        padded += res.audio.get("padded short audio", {}).get("examples", [])
         entry = ShardEntry(spec.relpath, res.rows, res.sha256, res.bytes)
         if spec.kind == "rows":
             entry.split, entry.index, entry.num_shards = spec.split, spec.index, spec.num_shards
@@ -372,7 +379,19 @@ def build_record(
         clip_seconds=float(opts.clip_seconds),
         audio_format=arguments.get("audio_format", "flac"),
         mask_mode=opts.mask_mode,
+        audio_checks=audio_checks_entry(
+            notes, arguments.get("pad_short_audio", False), padded),
     )
+
+
+def audio_checks_entry(notes: SkipCounter, pad_short: bool, padded: list[str]) -> dict:
+    """The record's ``audio_checks``: the silence threshold, whether short clips were padded, the
+    rows whose window was padded or moved off silence (counts and examples), and the id of every
+    padded row (they hold zeros after the clip's end)."""
+    from avsynth.media.checks import MIN_RMS_DBFS
+
+    return {"min_rms_dbfs": MIN_RMS_DBFS, "pad_short_audio": bool(pad_short),
+            "notes": notes.as_dict(), "padded_rows": sorted(padded)}
 
 
 def _count_written(out: Path, shards: Sequence[ShardEntry]) -> dict[str, dict[str, int]]:

@@ -81,6 +81,7 @@ class BuildRecord:
     clip_seconds: float | None = None
     audio_format: str | None = None
     mask_mode: str | None = None
+    audio_checks: dict = field(default_factory=dict)  # threshold, padded / moved windows (build)
     extra: dict = field(default_factory=dict)
 
     # -- (de)serialisation ---------------------------------------------------------------------
