@@ -5,7 +5,6 @@ rows as a clean one, and every row not touched must come out byte-identical."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import shutil
@@ -188,3 +187,69 @@ def test_short_truncated_and_silent_audio_are_skipped_not_written(clean, demo_co
     for rid in padded:
         w, _ = decode_audio(rows2[rid]["audio"]["bytes"])
         assert np.all(w[int(0.7 * SR):] == 0.0)  # zeros after the clip's end
+
+
+def _rewrite_zip_member(zpath: Path, member: str, data: bytes) -> None:
+    with zipfile.ZipFile(zpath) as zf:
+        items = [(i, zf.read(i.filename)) for i in zf.infolist()]
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for info, content in items:
+            zf.writestr(info, data if info.filename == member else content)
+
+
+def _oi_mask_location(root: Path, row: dict) -> tuple[Path, str, bytes]:
+    """(zip, member, PNG bytes) of an Open Images row's mask (the annotation id is the mask's
+    file name without .png, as the release's MaskPath column has it)."""
+    for z in sorted((root / "openimages").glob("*-masks/*.zip")):
+        with zipfile.ZipFile(z) as zf:
+            for name in zf.namelist():
+                if Path(name).name == f"{row['annotation_id']}.png":
+                    return z, name, zf.read(name)
+    raise AssertionError(f"mask of {row['id']} not found")
+
+
+def test_bad_masks_are_skipped_with_their_reason(clean, demo_corpus, tmp_path):
+    clean_out, clean_rows = clean
+    root = _copy_corpus(demo_corpus, tmp_path / "src")
+    lvis_rows = sorted(r for r in clean_rows if clean_rows[r]["image_source"] == "lvis")
+    oi_rows = sorted(r for r in clean_rows if clean_rows[r]["image_source"] == "openimages")
+    rle_row, poly_row = clean_rows[lvis_rows[0]], clean_rows[lvis_rows[1]]
+    rgb_row, aspect_row = clean_rows[oi_rows[0]], clean_rows[oi_rows[1]]
+
+    for name in ("lvis_v1_train.json", "lvis_v1_val.json"):
+        path = root / "lvis" / name
+        data = json.loads(path.read_text())
+        for ann in data["annotations"]:
+            if str(ann["id"]) == rle_row["annotation_id"]:  # the issue's RLE, at the image's size
+                ann["segmentation"] = {"counts": "zz", "size": [rle_row["height"], rle_row["width"]]}
+            if str(ann["id"]) == poly_row["annotation_id"]:
+                ann["segmentation"] = [[1e9, 1e9, -1e9, 1e9, 1e9, -1e9]]
+        path.write_text(json.dumps(data))
+    z, member, png = _oi_mask_location(root, rgb_row)
+    rgb = Image.open(io.BytesIO(png)).convert("L").convert("RGB")
+    buf = io.BytesIO()
+    rgb.save(buf, format="PNG")
+    _rewrite_zip_member(z, member, buf.getvalue())
+    z, member, png = _oi_mask_location(root, aspect_row)
+    img = Image.open(io.BytesIO(png))
+    buf = io.BytesIO()
+    img.resize((img.width, img.height * 2)).save(buf, format="PNG")  # aspect ratio halved
+    _rewrite_zip_member(z, member, buf.getvalue())
+
+    out = tmp_path / "out"
+    record = build(_options(out, root), progress=False).record
+    rows = _rows(out)
+    skipped = record.skipped
+    expect = {
+        "malformed RLE": rle_row, "polygon outside its image": poly_row,
+        "mask image is not single-channel": rgb_row,
+        "mask aspect ratio differs from its image": aspect_row,
+    }
+    for reason, row in expect.items():
+        assert reason in skipped, skipped
+        assert any(row["annotation_id"] in e for e in skipped[reason]["examples"]), skipped[reason]
+        assert row["id"] not in rows
+    assert "empty mask" not in skipped
+    victims = {r["id"] for r in expect.values()}
+    assert set(rows) == set(clean_rows) - victims
+    assert all(rows[rid] == clean_rows[rid] for rid in rows)
