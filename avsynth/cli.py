@@ -5,6 +5,7 @@ Each command's docstring is its manual page (``avsynth COMMAND --help``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -96,6 +97,20 @@ def _print_build_summary(result, seconds: float) -> None:
     out.print(f"shards written: {result.shards_written}, kept from before: {result.shards_kept}")
 
 
+@contextlib.contextmanager
+def _interruptible(out: Path):
+    """Ctrl-C or SIGTERM during a build: workers stopped, one line, exit 130 (143 for SIGTERM)."""
+    from avsynth.engines.lifetime import Terminated, sigterm_as_interrupt
+
+    try:
+        with sigterm_as_interrupt():
+            yield
+    except KeyboardInterrupt as err:
+        console.print(f"[bold red]interrupted:[/] {out}: finished shards are kept; rerun the same "
+                      "command with --resume to continue", highlight=False, soft_wrap=True)
+        raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
+
+
 @app.command("build", rich_help_panel="Data")
 @friendly
 def build(
@@ -176,7 +191,8 @@ def build(
         resume=resume,
     )
     t0 = time.perf_counter()
-    result = run_build(opts, console_print=console.print, progress=not quiet)
+    with _interruptible(out):
+        result = run_build(opts, console_print=console.print, progress=not quiet)
     _print_build_summary(result, time.perf_counter() - t0)
 
 

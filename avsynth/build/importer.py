@@ -15,6 +15,7 @@ from pathlib import Path
 import soundfile as sf
 
 from avsynth.build.rows import WorkerOptions
+from avsynth.build.guard import out_lock
 from avsynth.build.runner import build_record, check_out_dir, finish, run_plan
 from avsynth.build.sources import file_fingerprint
 from avsynth.errors import BuildError
@@ -122,11 +123,14 @@ def import_avs_synthetic(opts: ImportOptions, *, progress: bool = True) -> Impor
                 "sources": fingerprints}
     check_out_dir(out, opts.resume, identity)
     plan = make_import_plan(release, opts, skips)
-    results, written = run_plan(
-        plan, out, identity, WorkerOptions(audio_format=opts.audio_format), resume=opts.resume,
-        engine=opts.engine, workers=opts.workers, ray_address=opts.ray_address, progress=progress,
-    )
-    record = build_record(plan, results, out=out, arguments=arguments,
-                          fingerprints=fingerprints, skips=skips)
-    finish(out, record)
+    with out_lock(out):
+        check_out_dir(out, opts.resume, identity)
+        results, written = run_plan(
+            plan, out, identity, WorkerOptions(audio_format=opts.audio_format),
+            resume=opts.resume, engine=opts.engine, workers=opts.workers,
+            ray_address=opts.ray_address, progress=progress,
+        )
+        record = build_record(plan, results, out=out, arguments=arguments,
+                              fingerprints=fingerprints, skips=skips)
+        finish(out, record)
     return ImportResult(out, record, written, len(plan.shards) - written)

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from avsynth import __version__
+from avsynth.build.guard import (STATE_DIR, changed_media, media_digest, media_files, out_lock,
+                                 write_media)
 from avsynth.build.rows import ShardResult, WorkerOptions, write_spec
 from avsynth.build.sources import SourcePaths, load_sources
 from avsynth.errors import BuildError
@@ -35,7 +37,6 @@ from avsynth.shards.record import BuildRecord, ShardEntry, write_record
 from avsynth.shards.schema import DATA_DIR, FORMAT, POOL_DIR, SPLITS
 from avsynth.sources.records import SkipCounter
 
-STATE_DIR = ".avsynth"
 
 
 @dataclass
@@ -115,11 +116,17 @@ def _plan_arguments(opts: BuildOptions, manifest: Manifest) -> dict:
     }
 
 
-def check_out_dir(out: Path, resume: bool, identity: dict) -> None:
+def check_out_dir(out: Path, resume: bool, identity: dict, media: dict | None = None) -> None:
+    """Refuse an output directory that this build cannot use, with what to do instead.
+
+    A directory holding only ``.avsynth/`` without ``plan.json`` (a build killed while starting)
+    counts as empty: a plain build or ``--resume`` starts it afresh.
+    """
     state = out / STATE_DIR / "plan.json"
+    fresh = not out.exists() or _only_unplanned_state(out)
     if resume:
         if not state.exists():
-            if out.exists() and any(out.iterdir()):
+            if not fresh:
                 raise BuildError(
                     f"{out}: --resume given but this directory was not started by avsynth build "
                     f"(no {STATE_DIR}/plan.json)"
@@ -133,16 +140,24 @@ def check_out_dir(out: Path, resume: bool, identity: dict) -> None:
             changed = sorted(
                 k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k)
             )
+            named = changed_media(out, media) if media is not None and "media" in changed else ""
             raise BuildError(
                 f"{out}: --resume with different inputs or options than the interrupted build "
-                f"(differs in: {', '.join(changed)}); use a new --out"
+                f"(differs in: {', '.join(changed)}{named}); use a new --out"
             )
         return
-    if out.exists() and any(out.iterdir()):
+    if not fresh:
         raise BuildError(
             f"{out} is not empty; refusing to build into it. Use --resume to continue an "
             "interrupted build there, or choose an empty --out"
         )
+
+
+def _only_unplanned_state(out: Path) -> bool:
+    """True for a directory holding nothing but ``.avsynth/`` without a plan (or nothing)."""
+    entries = list(out.iterdir())
+    return all(e.name == STATE_DIR and e.is_dir() for e in entries) and not (
+        out / STATE_DIR / "plan.json").exists()
 
 
 def _existing(out: Path, spec: ShardSpec) -> ShardResult | None:
@@ -188,13 +203,6 @@ def build(
             "(procedural objects and sounds, not real data).[/]"
         )
     src = load_sources(opts.sources, manifest, demo_cache=opts.demo_cache)
-    identity = {
-        "format": FORMAT,
-        "arguments": _plan_arguments(opts, manifest),
-        "sources": src.fingerprints,
-        "demo": src.used_demo,
-    }
-    check_out_dir(out, opts.resume, identity)
     plan = make_plan(
         src.instances,
         src.clips,
@@ -205,12 +213,28 @@ def build(
             clip_seconds=opts.clip_seconds, rows_per_shard=opts.rows_per_shard,
         ),
     )
-    wopts = WorkerOptions(audio_format=opts.audio_format, mask_mode=opts.mask_mode,
-                          pad_short_audio=opts.pad_short_audio)
-    results, written = run_plan(
-        plan, out, identity, wopts, resume=opts.resume, engine=opts.engine,
-        workers=opts.workers, ray_address=opts.ray_address, progress=progress,
-    )
+    media = media_files(plan)
+    identity = {
+        "format": FORMAT,
+        "arguments": _plan_arguments(opts, manifest),
+        "sources": src.fingerprints,
+        "demo": src.used_demo,
+        "media": media_digest(media),
+    }
+    check_out_dir(out, opts.resume, identity, media)  # before creating anything in --out
+    with out_lock(out):
+        check_out_dir(out, opts.resume, identity, media)  # again, now that it is ours
+        write_media(out, media)
+        wopts = WorkerOptions(audio_format=opts.audio_format, mask_mode=opts.mask_mode,
+                              pad_short_audio=opts.pad_short_audio)
+        results, written = run_plan(
+            plan, out, identity, wopts, resume=opts.resume, engine=opts.engine,
+            workers=opts.workers, ray_address=opts.ray_address, progress=progress,
+        )
+        return _finish_build(opts, manifest, src, plan, results, out, written)
+
+
+def _finish_build(opts, manifest, src, plan, results, out, written) -> BuildResult:
     arguments = {
         **_plan_arguments(opts, manifest),
         "sources": {
