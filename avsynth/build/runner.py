@@ -99,6 +99,23 @@ def _record_name(relpath: str) -> str:
 # The build
 
 
+def validate_options(opts: BuildOptions) -> None:
+    """Every numeric and named option, before anything is read or written (one-line errors)."""
+    from avsynth.engines import ENGINES
+
+    if not (0 < opts.clip_seconds <= 10):  # also false for NaN
+        raise BuildError("--clip-seconds must be in (0, 10] (VGGSound clips are 10 s)")
+    if opts.engine not in ENGINES:
+        raise BuildError(f"--engine must be one of {', '.join(ENGINES)}, not {opts.engine!r}")
+    if opts.workers < 1:
+        raise BuildError(f"--workers must be 0 (all cores) or a positive count, not {opts.workers}")
+    for split, n in opts.sizes.items():
+        if int(n) < 0:
+            raise BuildError(f"the number of {split} rows must be 0 or more, not {n}")
+    if opts.max_per_category is not None and opts.max_per_category < 1:
+        raise BuildError(f"--max-per-category must be at least 1, not {opts.max_per_category}")
+
+
 def _plan_arguments(opts: BuildOptions, manifest: Manifest) -> dict:
     """The arguments that determine the output (not workers, engine, resume or paths of out)."""
     return {
@@ -189,8 +206,7 @@ def build(
         raise BuildError(f"--audio-format must be flac or wav, not {opts.audio_format!r}")
     if opts.mask_mode not in ("instance", "category"):
         raise BuildError(f"--mask-mode must be instance or category, not {opts.mask_mode!r}")
-    if opts.clip_seconds <= 0 or opts.clip_seconds > 10:
-        raise BuildError("--clip-seconds must be in (0, 10] (VGGSound clips are 10 s)")
+    validate_options(opts)
     if opts.rows_per_shard < 1:
         raise BuildError("--rows-per-shard must be at least 1")
     if not 0 <= opts.min_mask_area < 1:
