@@ -253,3 +253,27 @@ def test_bad_masks_are_skipped_with_their_reason(clean, demo_corpus, tmp_path):
     victims = {r["id"] for r in expect.values()}
     assert set(rows) == set(clean_rows) - victims
     assert all(rows[rid] == clean_rows[rid] for rid in rows)
+
+
+def test_vggsound_label_typo_in_a_manifest_is_counted_with_the_closest_label(real_dir, tmp_path):
+    """Case 4: a custom manifest whose VGGSound label has a typo is reported (as LVIS / Open Images
+    labels are), with the closest label of the csv; the correctly spelt label still matches."""
+    from avsynth.manifest import Category, Manifest
+    from avsynth.sources.records import SkipCounter
+    from avsynth.sources.vggsound import SKIP_LABEL_ABSENT, read_vggsound
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    shutil.copyfile(real_dir / "vggsound/FwVYUHKoLtQ_000034.wav", audio / "FwVYUHKoLtQ_000034.wav")
+    csv_path = tmp_path / "vggsound.csv"
+    csv_path.write_text('FwVYUHKoLtQ,34,"playing violin, fiddle",train\n'
+                        'AAAAAAAAAAA,10,dog barking,train\n')
+    manifest = Manifest("t", (
+        Category("violin", 0, vggsound=("playing violin, fiddle",)),
+        Category("dog", 1, vggsound=("dog barkng",)),  # the typo
+    ))
+    skips = SkipCounter()
+    index = read_vggsound(csv_path, audio, manifest, skips)
+    assert [c.audio_id for c in index.clips] == ["FwVYUHKoLtQ_000034"]
+    assert skips.counts[SKIP_LABEL_ABSENT] == 1
+    assert skips.examples[SKIP_LABEL_ABSENT] == ["'dog barkng' (closest in the csv: 'dog barking')"]

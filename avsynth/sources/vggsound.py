@@ -27,6 +27,7 @@ EXTENSIONS = (".wav", ".flac", ".mp4")  # preference order
 LICENSE = "VGGSound: CC BY 4.0 (audio from YouTube videos, see the VGGSound terms)"
 
 SKIP_MALFORMED = "vggsound: malformed csv row"
+SKIP_LABEL_ABSENT = "vggsound: manifest label not in csv"
 SKIP_MISSING = "vggsound: audio file missing"
 SKIP_UNREADABLE = "vggsound: audio file unreadable"
 SKIP_DUPLICATE = "vggsound: duplicate row"
@@ -215,6 +216,8 @@ def index_vggsound_rows(
                 license=LICENSE,
             )
         )
+    if wanted is not None:
+        check_labels(wanted, {r.label for r in rows}, skips)
     clips.sort(key=lambda c: (c.label, c.audio_id, c.split))
     return VGGSoundIndex(
         clips=clips,
@@ -222,6 +225,17 @@ def index_vggsound_rows(
         rows_total=len(rows),
         rows_selected=selected,
     )
+
+
+def check_labels(wanted: set[str], present: set[str], skips: SkipCounter) -> None:
+    """Count each manifest label that no row of the csv carries (a typo, or a label of another
+    VGGSound version), with the closest labels the csv has."""
+    import difflib
+
+    for label in sorted(wanted - present):
+        close = difflib.get_close_matches(label, sorted(present), n=3, cutoff=0.6)
+        skips.skip(SKIP_LABEL_ABSENT,
+                   f"{label!r} (closest in the csv: {', '.join(map(repr, close)) or 'none'})")
 
 
 def read_vggsound(
