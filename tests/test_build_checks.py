@@ -276,4 +276,5 @@ def test_vggsound_label_typo_in_a_manifest_is_counted_with_the_closest_label(rea
     index = read_vggsound(csv_path, audio, manifest, skips)
     assert [c.audio_id for c in index.clips] == ["FwVYUHKoLtQ_000034"]
     assert skips.counts[SKIP_LABEL_ABSENT] == 1
-    assert skips.examples[SKIP_LABEL_ABSENT] == ["'dog barkng' (closest in the csv: 'dog barking')"]
+    (example,) = skips.examples[SKIP_LABEL_ABSENT]
+    assert example.startswith("'dog barkng' (closest: 'dog barking'"), example
