@@ -19,6 +19,7 @@ import numpy as np
 
 MIN_RMS_DBFS = -60.0  # a window quieter than this is "silent"
 DBFS_FLOOR = -120.0
+ROUNDING_S = 0.001  # a clip at most this much shorter than the window is not "short"
 WINDOW_STEP_S = 0.01  # candidate window starts lie on a 10 ms grid
 ASPECT_TOLERANCE = 0.02  # relative difference of width/height between a mask and its image
 
@@ -70,7 +71,7 @@ def choose_window(
     """
     n = int(round(seconds * sr))
     total = int(wave.shape[0])
-    if total < n:
+    if total < n - int(ROUNDING_S * sr):  # (a whole-clip window rounded to ms may be a hair long)
         if not pad_short:
             raise Rejected(SHORT_AUDIO, f"{key}: {total / sr:.3f} s decoded, window {seconds:g} s")
         level = rms_dbfs(wave)
@@ -78,6 +79,11 @@ def choose_window(
             raise Rejected(SILENT_AUDIO, f"{key}: {level:.1f} dBFS over the whole clip")
         return Window(0.0, rms_dbfs(np.concatenate([wave, np.zeros(n - total, wave.dtype)])),
                       padded=True, moved=offset_s != 0.0)
+    if total < n:  # within the rounding: the window is the whole clip
+        level = rms_dbfs(wave)
+        if level < min_rms_dbfs:
+            raise Rejected(SILENT_AUDIO, f"{key}: {level:.1f} dBFS over the whole clip")
+        return Window(0.0, level, moved=offset_s != 0.0)
     start = int(round(offset_s * sr))
     if start + n <= total:
         level = rms_dbfs(wave[start : start + n])
