@@ -93,6 +93,7 @@ def test_kill_9_of_the_build_leaves_no_process_behind(root, tmp_path):
     assert not left, f"still running after the build was killed: {[k.cmdline() for k in left]}"
 
 
+@pytest.mark.slow
 def test_sigterm_is_one_line_and_resume_finishes(root, tmp_path):
     out = tmp_path / "out"
     proc, kids = _start_and_wait_for_workers(_cli(out, root), out, 2)

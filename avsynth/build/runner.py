@@ -331,7 +331,7 @@ def finish(out: Path, record: BuildRecord) -> None:
 
 def _clean_temp_files(out: Path) -> None:
     """Remove temporary files a killed writer left behind (never a finished shard)."""
-    for folder in (DATA_DIR, POOL_DIR):
+    for folder in (DATA_DIR, POOL_DIR, f"{STATE_DIR}/shards"):  # shard records too
         d = out / folder
         if d.is_dir():
             for p in d.iterdir():

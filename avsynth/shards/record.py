@@ -95,6 +95,8 @@ class BuildRecord:
             value = getattr(self, f.name)
             if f.name in ("shards", "audio_pool"):
                 value = [e.to_dict() for e in value]
+            if f.name == "audio_checks" and not value:  # imports and older builds have none
+                continue
             if value is not None:
                 out[f.name] = value
         return out
