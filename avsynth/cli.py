@@ -269,12 +269,13 @@ def import_avs_synthetic(
     from avsynth.build.importer import ImportOptions, import_avs_synthetic as run_import
 
     t0 = time.perf_counter()
-    result = run_import(
-        ImportOptions(root=root, out=out, seed=seed, clip_seconds=clip_seconds or None,
-                      audio_format=audio_format, rows_per_shard=rows_per_shard,
-                      workers=workers or os.cpu_count() or 1, resume=resume),
-        progress=not quiet,
-    )
+    with _interruptible(out):
+        result = run_import(
+            ImportOptions(root=root, out=out, seed=seed, clip_seconds=clip_seconds or None,
+                          audio_format=audio_format, rows_per_shard=rows_per_shard,
+                          workers=workers or os.cpu_count() or 1, resume=resume),
+            progress=not quiet,
+        )
     _print_build_summary(result, time.perf_counter() - t0)
 
 
