@@ -29,6 +29,9 @@ class WorkerOptions:
     audio_format: str = "flac"
     sample_rate: int = 16_000
     mask_mode: str = "instance"
+    extended: bool = False  # rows carry `sources` and `negative` (see avsynth.build.mixing)
+    semantic: bool = False  # rows carry `semantic_mask`
+    semantic_ids: tuple = ()  # ((category, class id), ...) for the semantic mask
 
 
 def produce_rows(spec: ShardSpec, opts: WorkerOptions, skips: SkipCounter):
@@ -40,8 +43,14 @@ def produce_rows(spec: ShardSpec, opts: WorkerOptions, skips: SkipCounter):
                 yield row
         return
     image_cache: dict[Path, object] = {}
+    if opts.extended or opts.semantic:
+        from avsynth.build.mixing import extended_row
+
+        make_row = extended_row
+    else:
+        make_row = triplet_row
     for item in spec.items:
-        row = triplet_row(item, opts, skips, image_cache)
+        row = make_row(item, opts, skips, image_cache)
         if row is not None:
             yield row
 
@@ -136,7 +145,7 @@ def write_spec(spec: ShardSpec, opts: WorkerOptions, path: Path) -> ShardResult:
     from avsynth.shards.writer import write_shard
 
     skips = SkipCounter()
-    schema = arrow_schema() if spec.kind == "rows" else POOL_SCHEMA
+    schema = arrow_schema(opts.extended, opts.semantic) if spec.kind == "rows" else POOL_SCHEMA
     rec = write_shard(produce_rows(spec, opts, skips), path, schema=schema)
     return ShardResult(spec.relpath, spec.split, spec.kind, spec.index, spec.num_shards,
                        rec.rows, rec.sha256, rec.bytes, skips.as_dict())
