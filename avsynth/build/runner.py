@@ -261,6 +261,8 @@ def build(
         plan, results, out=out, arguments=arguments, fingerprints=src.fingerprints,
         skips=src.skips, audio_missing=src.audio_missing_by_label,
     )
+    if semantic_ids:
+        record.extra["semantic_classes"] = dict(semantic_ids)  # category -> id in semantic_mask
     finish(out, record)
     return BuildResult(out, record, src.used_demo, written, len(plan.shards) - written)
 
