@@ -334,6 +334,10 @@ class TripletIterableDataset(IterableDataset):
         storage_options: dict | None = None,
     ):
         self.reader = ShardReader(source, split, columns, storage_options=storage_options)
+        if (repair_audio or (repair_audio is None and split == "train")) and columns is not None \
+                and "sources" not in columns and "sources" in self.reader.schema.names:
+            # a multi-source row is re-paired source by source: read its sources too
+            self.reader = ShardReader(source, split, [*columns, "sources"], storage_options=storage_options)
         self.split = split
         self.even_ranks = even_ranks
         self.seed = seed
@@ -434,10 +438,37 @@ class TripletIterableDataset(IterableDataset):
         yield from buffer
 
     def _finish(self, row: dict) -> dict:
-        if self.pool is not None:
+        if self.pool is not None and len(row.get("sources") or ()) > 1:
+            row = repair_mix(row, self.pool, self.seed, self.epoch)
+        elif self.pool is not None:
             clip = self.pool.draw(row["category"], self.seed, self.epoch, row["id"])
             if clip is not None:
                 row = {**row, **{k: clip[k] for k in _AUDIO_FIELDS if k in row or k == "audio"}}
         if self.decode:
             row = decode_sample(row, self.mask_dtype)
         return self.transform(row) if self.transform else row
+
+
+def repair_mix(row: dict, pool: AudioPool, seed: int, epoch: int) -> dict:
+    """A multi-source row with each source's clip replaced by a pool clip of *the same category*
+    (drawn from (seed, epoch, row id, source index)) and the windows re-mixed with the row's gains
+    (:func:`avsynth.media.mix.mix`); the category set, gains and mask are kept. A category the pool
+    lacks keeps the row as stored."""
+    from avsynth.media.audio import encode_audio
+    from avsynth.media.mix import mix
+
+    sources = row["sources"]
+    clips = [pool.draw(src["category"], seed, epoch, f"{row['id']}#{i}") for i, src in enumerate(sources)]
+    if any(c is None for c in clips):
+        return row
+    decoded = [decode_audio(c["audio"]["bytes"]) for c in clips]
+    sr = decoded[0][1]
+    if any(r != sr for _, r in decoded):
+        return row
+    wave = mix([w for w, _ in decoded], [src["gain_db"] for src in sources])
+    new_sources = [{**src, "audio_id": c["audio_id"], "offset": c["audio_offset_s"]} for src, c in zip(sources, clips)]
+    out = {**row, "audio": {"bytes": encode_audio(wave, sr, fmt="wav"), "path": f"{row['id']}.wav"},
+           "sources": new_sources}
+    if "audio_id" in row:
+        out["audio_id"] = "+".join(c["audio_id"] for c in clips)
+    return out
