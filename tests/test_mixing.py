@@ -324,3 +324,31 @@ def test_bad_extended_options_are_one_line_errors(demo_corpus, tmp_path):
         build(options(tmp_path / "b", demo_corpus, sources_per_row=2, mask_mode="category"), progress=False)
     with pytest.raises(BuildError, match="avsbench"):
         build(options(tmp_path / "c", demo_corpus, semantic=True, semantic_classes="avsbench"), progress=False)
+
+
+def test_stats_and_contact_sheet_show_mixes_and_negatives(extended, tmp_path):
+    from avsynth.shards.stats import sheet_items, write_stats
+
+    out, result = extended
+    stats = write_stats(out, tmp_path / "stats", audio_limit=4).stats
+    comp = result.record.extra["composition"]
+    for split in ("train", "validation", "test"):
+        assert stats["composition"][split] == {"single": 0, "mixed": comp[split]["mixed_rows"],
+                                               "negative": comp[split]["negative_rows"]}
+    captions = [item.caption for item in sheet_items(out, n=8)]
+    assert sum(c.startswith("off-screen: ") for c in captions) == 4
+    assert sum(" + " in c for c in captions) == 4
+    for item in sheet_items(out, n=8):
+        assert (item.mask.any()) != item.caption.startswith("off-screen: ")
+
+
+def test_decoded_samples_carry_the_semantic_mask(extended):
+    from avsynth.shards.reader import TripletDataset
+
+    out, _ = extended
+    ds = TripletDataset(out, "test")
+    for i in range(len(ds)):
+        sample = ds[i]
+        assert sample["semantic_mask"].dtype.is_floating_point is False
+        assert bool(((sample["semantic_mask"] > 0) == sample["mask"]).all())
+        assert bool(sample["mask"].any()) != sample["negative"]

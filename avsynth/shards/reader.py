@@ -8,7 +8,9 @@
   rows can be re-paired every epoch with another clip of their category from the audio pool.
 
 A decoded sample is a dict: ``image`` uint8 tensor [3, H, W], ``mask`` bool (or float) tensor
-[H, W], ``audio`` float32 tensor [T] with ``sample_rate``, plus the scalar columns as Python values.
+[H, W], ``audio`` float32 tensor [T] with ``sample_rate``, plus the scalar columns as Python values
+(and, from ``--semantic`` builds, ``semantic_mask`` uint8 [H, W]). Multi-source rows are re-paired
+source by source (:func:`repair_mix`), so a row keeps its category set and gains.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from avsynth.errors import AvsynthError, SourceError
 from avsynth.media.audio import decode_audio
-from avsynth.media.mask import decode_png, resize_nearest
+from avsynth.media.mask import decode_label_png, decode_png, resize_nearest
 from avsynth.shards.record import RECORD_NAME, BuildRecord, load_record_json
 from avsynth.shards.schema import DATA_DIR
 
@@ -195,6 +197,8 @@ def decode_sample(row: dict, mask_dtype: torch.dtype = torch.bool) -> dict:
         out["image"] = decode_image(row["image"]["bytes"])
     if row.get("mask") is not None:
         out["mask"] = torch.from_numpy(decode_png(row["mask"]["bytes"])).to(mask_dtype)
+    if row.get("semantic_mask") is not None:  # uint8 class ids [H, W], 0 = background
+        out["semantic_mask"] = torch.from_numpy(decode_label_png(row["semantic_mask"]["bytes"]))
     if row.get("audio") is not None:
         wave, sr = decode_audio(row["audio"]["bytes"])
         out["audio"] = torch.from_numpy(wave)
