@@ -5,7 +5,6 @@ files themselves; and the default build pinned byte for byte to the output of be
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from pathlib import Path
 
@@ -244,7 +243,7 @@ def test_datasets_and_card_show_the_new_columns(extended):
     import datasets
 
     out, _ = extended
-    ds = datasets.load_dataset(str(out), split="test")
+    ds = datasets.load_dataset("parquet", data_files=str(out / "data" / "test-*.parquet"), split="train")
     assert isinstance(ds.features["semantic_mask"], datasets.Image)
     assert ds.features["negative"] == datasets.Value("bool")
     assert set(ds[0]["sources"][0]) == {"category", "category_id", "audio_id", "offset", "gain_db"}
@@ -352,3 +351,21 @@ def test_decoded_samples_carry_the_semantic_mask(extended):
         assert sample["semantic_mask"].dtype.is_floating_point is False
         assert bool(((sample["semantic_mask"] > 0) == sample["mask"]).all())
         assert bool(sample["mask"].any()) != sample["negative"]
+
+
+def test_extended_build_resumes_to_the_same_bytes_and_refuses_other_options(extended, demo_corpus, tmp_path):
+    import shutil
+
+    out, result = extended
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    lost = "data/train-00001-of-00003.parquet"
+    (copy / lost).unlink()
+    (copy / ".avsynth" / "shards" / lost.replace("/", "__").replace(".parquet", ".json")).unlink()
+    (copy / "manifest.json").unlink()
+    kw = dict(sources_per_row=2, negatives=0.2, semantic=True)
+    again = build(options(copy, demo_corpus, resume=True, **kw), progress=False)
+    assert again.shards_written == 1
+    assert [e.sha256 for e in again.record.shards] == [e.sha256 for e in result.record.shards]
+    with pytest.raises(BuildError, match="differs in: arguments"):
+        build(options(copy, demo_corpus, resume=True, **{**kw, "negatives": 0.3}), progress=False)

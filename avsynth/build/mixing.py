@@ -51,11 +51,14 @@ def semantic_class_ids(manifest: Manifest, space: str, avss_classes: list[str] |
     return {c.name: avss_classes.index(c.avsbench) for c in manifest.categories}
 
 
-def extended_row(item: RowSpec, opts, skips: SkipCounter, cache: dict) -> dict | None:
-    """The row of ``item`` with the extended columns; bad inputs are counted in ``skips``."""
+def extended_row(item: RowSpec, opts, skips: SkipCounter, cache: dict, *, base_row) -> dict | None:
+    """The row of ``item`` with the extended columns; bad inputs are counted in ``skips``.
+
+    ``base_row(item, opts, skips, cache)`` makes the single-source columns of a positive row
+    (:func:`avsynth.build.rows.triplet_row`, passed in by its caller).
+    """
     import numpy as np
 
-    from avsynth.build.rows import _audio_bytes, triplet_row
     from avsynth.media.audio import encode_audio, load_window
     from avsynth.media.image import read_image
     from avsynth.media.mask import encode_label_png, encode_png, rasterize
@@ -64,7 +67,7 @@ def extended_row(item: RowSpec, opts, skips: SkipCounter, cache: dict) -> dict |
     if item.negative:
         row = _negative_base(item, opts, skips, cache, read_image, encode_png)
     else:
-        row = triplet_row(item, opts, skips, cache)
+        row = base_row(item, opts, skips, cache)
     if row is None:
         return None
     sources = item.sources
@@ -84,7 +87,8 @@ def extended_row(item: RowSpec, opts, skips: SkipCounter, cache: dict) -> dict |
                                    + [f"audio: {s.clip.license}" for s in sources])
     elif item.negative:
         try:
-            audio = _audio_bytes(item.clip, item.audio_offset_s, item.audio_seconds, opts)
+            wave = load_window(item.clip.path, item.audio_offset_s, item.audio_seconds, target_sr=opts.sample_rate)
+            audio = encode_audio(wave, opts.sample_rate, fmt=opts.audio_format)
         except SourceError as err:
             skips.skip("unreadable audio file", str(err))
             return None

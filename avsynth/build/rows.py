@@ -44,9 +44,11 @@ def produce_rows(spec: ShardSpec, opts: WorkerOptions, skips: SkipCounter):
         return
     image_cache: dict[Path, object] = {}
     if opts.extended or opts.semantic:
+        from functools import partial
+
         from avsynth.build.mixing import extended_row
 
-        make_row = extended_row
+        make_row = partial(extended_row, base_row=triplet_row)
     else:
         make_row = triplet_row
     for item in spec.items:
