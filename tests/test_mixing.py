@@ -369,3 +369,16 @@ def test_extended_build_resumes_to_the_same_bytes_and_refuses_other_options(exte
     assert [e.sha256 for e in again.record.shards] == [e.sha256 for e in result.record.shards]
     with pytest.raises(BuildError, match="differs in: arguments"):
         build(options(copy, demo_corpus, resume=True, **{**kw, "negatives": 0.3}), progress=False)
+
+
+def test_demo_corpus_exercises_mixes_negatives_and_several_sources(demo_corpus, lvis):
+    """The demo has what these options need: images with several manifest categories, LVIS-format
+    verified negatives and not-exhaustive lists, and MS3 videos with two sounding objects."""
+    images, anns, manifest_of = lvis
+    several = [i for i, a in anns.items() if len({manifest_of.get(x["category_id"]) for x in a} - {None}) >= 2]
+    assert len(several) > len(anns) // 2
+    assert sum(bool(img["neg_category_ids"]) for img in images.values()) > len(images) // 2
+    assert any(img["not_exhaustive_category_ids"] for img in images.values())
+    with open(Path(demo_corpus.avsbench_root) / "metadata.csv", newline="") as fh:
+        ms3 = [r for r in csv.DictReader(fh) if r["label"] == "v1m"]
+    assert ms3 and all(len(r["a_obj"].split("_")) == 2 for r in ms3)
