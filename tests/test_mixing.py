@@ -382,3 +382,25 @@ def test_demo_corpus_exercises_mixes_negatives_and_several_sources(demo_corpus, 
     with open(Path(demo_corpus.avsbench_root) / "metadata.csv", newline="") as fh:
         ms3 = [r for r in csv.DictReader(fh) if r["label"] == "v1m"]
     assert ms3 and all(len(r["a_obj"].split("_")) == 2 for r in ms3)
+
+
+def test_cli_flags_give_the_same_bytes_and_refuse_bad_values(extended, demo_corpus, tmp_path):
+    import subprocess
+    import sys
+
+    def cli(out: Path, extra: list[str]) -> subprocess.CompletedProcess:
+        d = demo_corpus
+        args = [sys.executable, "-m", "avsynth", "build", "--out", str(out), "--quiet", "--workers", "1",
+                "--rows-per-shard", "25", "--num-train", "60", "--num-val", "12", "--num-test", "12",
+                "--coco-root", str(d.coco_root), "--vggsound-csv", str(d.vggsound_csv),
+                "--vggsound-audio", str(d.vggsound_audio), "--openimages-root", str(d.openimages_root),
+                "--lvis-json", str(d.lvis_train_json), "--lvis-json", str(d.lvis_val_json), *extra]
+        return subprocess.run(args, capture_output=True, text=True, timeout=300)
+
+    out, result = extended
+    ok = cli(tmp_path / "o", ["--sources-per-row", "2", "--negatives", "0.2", "--semantic"])
+    assert ok.returncode == 0, ok.stderr
+    rec = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert [e["sha256"] for e in rec["shards"]] == [e.sha256 for e in result.record.shards]
+    bad = cli(tmp_path / "b", ["--negatives", "1.5"])
+    assert bad.returncode == 2 and "--negatives" in bad.stderr and "Traceback" not in bad.stderr
