@@ -182,6 +182,30 @@ def build(
         False, "--pad-short-audio", help="Keep clips shorter than --clip-seconds, zero-padded "
         "(listed in manifest.json → audio_checks.padded_rows); default: a counted skip."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    sources_per_row: int = typer.Option(
+        1, "--sources-per-row", min=1,
+        help="K sounding sources per row: images with instances of >= K categories, K seeded "
+        "categories, one clip each, mixed (RMS-normalised, seeded gains); mask = their union. "
+        "1 = single-source rows (unchanged output).",
+    ),
+    negatives: float = typer.Option(
+        0.0, "--negatives", min=0.0, max=0.9, callback=_finite,
+        help="Fraction of each split made of off-screen rows: a clip of a category verified ABSENT "
+        "from the image (LVIS neg_category_ids; Open Images human-verified negatives), empty mask.",
+    ),
+    openimages_image_labels: list[Path] = typer.Option(
+        [], "--openimages-image-labels",
+        help="Open Images {split}-annotations-human-imagelabels[-boxable].csv (repeatable): "
+        "verified negatives for --negatives.",
+    ),
+    semantic: bool = typer.Option(
+        False, "--semantic", help="Add a semantic_mask column (8-bit class ids, 0 = background)."
+    ),
+    semantic_classes: str = typer.Option(
+        "manifest", "--semantic-classes",
+        help="Class space of --semantic: manifest (category_id + 1) or avsbench (the 71 AVSS classes, "
+        "via each manifest entry's avsbench field).",
+    ),
 ) -> None:
     """Build Parquet shards of (image, audio, mask) triplets from LVIS / Open Images + VGGSound.
 
@@ -201,6 +225,7 @@ def build(
         sources=SourcePaths(
             lvis_json=list(lvis_json), coco_root=coco_root, openimages_root=openimages_root,
             vggsound_csv=vggsound_csv, vggsound_audio=vggsound_audio,
+            openimages_image_labels=list(openimages_image_labels),
         ),
         sizes={"train": num_train, "validation": num_val, "test": num_test},
         seed=seed,
@@ -215,6 +240,10 @@ def build(
         rows_per_shard=rows_per_shard,
         resume=resume,
         pad_short_audio=pad_short_audio,
+        sources_per_row=sources_per_row,
+        negatives=negatives,
+        semantic=semantic,
+        semantic_classes=semantic_classes,
     )
     t0 = time.perf_counter()
     with _interruptible(out):

@@ -51,7 +51,14 @@ def media_files(plan: Plan) -> dict[str, list[int]]:
     for spec in plan.shards:
         for item in spec.items:
             paths.add(str(item.clip.path))
-            for inst in getattr(item, "instances", ()):
+            instances = list(getattr(item, "instances", ()))
+            for src in getattr(item, "sources", ()):  # mixed rows: every source's clip and masks
+                paths.add(str(src.clip.path))
+                instances.extend(src.instances)
+            image = getattr(item, "image", None)  # off-screen rows: the image without instances
+            if image is not None:
+                paths.add(str(image.image_path))
+            for inst in instances:
                 paths.add(str(inst.image_path))
                 if inst.mask.png is not None:
                     paths.add(str(inst.mask.png))

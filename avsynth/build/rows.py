@@ -31,6 +31,9 @@ class WorkerOptions:
     sample_rate: int = 16_000
     mask_mode: str = "instance"
     pad_short_audio: bool = False  # zero-pad a clip shorter than the window (else: counted skip)
+    extended: bool = False  # rows carry `sources` and `negative` (see avsynth.build.mixing)
+    semantic: bool = False  # rows carry `semantic_mask`
+    semantic_ids: tuple = ()  # ((category, class id), ...) for the semantic mask
 
 
 def produce_rows(spec: ShardSpec, opts: WorkerOptions, skips: SkipCounter,
@@ -45,8 +48,15 @@ def produce_rows(spec: ShardSpec, opts: WorkerOptions, skips: SkipCounter,
                 yield row
         return
     image_cache: dict[Path, object] = {}
+    from functools import partial
+
+    make_row = partial(triplet_row, notes=notes)
+    if opts.extended or opts.semantic:
+        from avsynth.build.mixing import extended_row
+
+        make_row = partial(extended_row, base_row=make_row)
     for item in spec.items:
-        row = triplet_row(item, opts, skips, image_cache, notes)
+        row = make_row(item, opts, skips, image_cache)
         if row is not None:
             yield row
 
@@ -171,7 +181,7 @@ def write_spec(spec: ShardSpec, opts: WorkerOptions, path: Path) -> ShardResult:
     from avsynth.shards.writer import write_shard
 
     skips, notes = SkipCounter(), SkipCounter(max_examples=1 << 30)  # notes: every row, by id
-    schema = arrow_schema() if spec.kind == "rows" else POOL_SCHEMA
+    schema = arrow_schema(opts.extended, opts.semantic) if spec.kind == "rows" else POOL_SCHEMA
     rec = write_shard(produce_rows(spec, opts, skips, notes), path, schema=schema)
     return ShardResult(spec.relpath, spec.split, spec.kind, spec.index, spec.num_shards,
                        rec.rows, rec.sha256, rec.bytes, skips.as_dict(), audio=notes.as_dict())

@@ -58,6 +58,14 @@ class BuildOptions:
     resume: bool = False
     pad_short_audio: bool = False
     demo_cache: Path | None = None
+    sources_per_row: int = 1  # K > 1: K categories per row, their clips mixed (avsynth.build.mixing)
+    negatives: float = 0.0  # fraction of off-screen rows (verified negatives only)
+    semantic: bool = False  # add the semantic_mask column
+    semantic_classes: str = "manifest"  # "manifest" | "avsbench"
+
+    @property
+    def extended(self) -> bool:
+        return self.sources_per_row > 1 or self.negatives > 0 or self.semantic
 
 
 @dataclass
@@ -130,7 +138,19 @@ def _plan_arguments(opts: BuildOptions, manifest: Manifest) -> dict:
         "max_per_category": opts.max_per_category,
         "rows_per_shard": opts.rows_per_shard,
         "pad_short_audio": opts.pad_short_audio,
+        **_extended_arguments(opts),
     }
+
+
+def _extended_arguments(opts: BuildOptions) -> dict:
+    """The options of multi-source / negative / semantic builds (absent with the defaults, so a
+    default build's record and resume identity are those of before these options existed)."""
+    if not opts.extended:
+        return {}
+    out = {"sources_per_row": opts.sources_per_row, "negatives": opts.negatives, "semantic": opts.semantic}
+    if opts.semantic:
+        out["semantic_classes"] = opts.semantic_classes
+    return out
 
 
 def check_out_dir(out: Path, resume: bool, identity: dict, media: dict | None = None) -> None:
@@ -211,6 +231,13 @@ def build(
         raise BuildError("--rows-per-shard must be at least 1")
     if not 0 <= opts.min_mask_area < 1:
         raise BuildError("--min-mask-area is a fraction of the image in [0, 1)")
+    if opts.sources_per_row < 1:
+        raise BuildError("--sources-per-row must be at least 1")
+    if not 0 <= opts.negatives < 1:
+        raise BuildError("--negatives is the fraction of off-screen rows per split, in [0, 1)")
+    if opts.sources_per_row > 1 and opts.mask_mode != "instance":
+        raise BuildError("--sources-per-row > 1 makes one row per image (the union of the chosen categories); "
+                         "leave --mask-mode at its default")
 
     manifest = select_categories(opts.categories)
     if opts.sources.empty:
@@ -218,7 +245,13 @@ def build(
             "[bold yellow]No source roots given: building from the bundled DEMO corpus "
             "(procedural objects and sounds, not real data).[/]"
         )
-    src = load_sources(opts.sources, manifest, demo_cache=opts.demo_cache)
+    semantic_ids: tuple = ()
+    if opts.semantic:
+        from avsynth.build.mixing import semantic_class_ids
+
+        semantic_ids = tuple(sorted(semantic_class_ids(manifest, opts.semantic_classes).items()))
+    src = load_sources(opts.sources, manifest, demo_cache=opts.demo_cache,
+                       want_labels=opts.sources_per_row > 1 or opts.negatives > 0)
     plan = make_plan(
         src.instances,
         src.clips,
@@ -227,7 +260,9 @@ def build(
             seed=opts.seed, sizes=dict(opts.sizes), mask_mode=opts.mask_mode,
             min_mask_area=opts.min_mask_area, max_per_category=opts.max_per_category,
             clip_seconds=opts.clip_seconds, rows_per_shard=opts.rows_per_shard,
+            sources_per_row=opts.sources_per_row, negatives=opts.negatives,
         ),
+        image_labels=src.image_labels,
     )
     media = media_files(plan)
     identity = {
@@ -242,15 +277,16 @@ def build(
         check_out_dir(out, opts.resume, identity, media)  # again, now that it is ours
         write_media(out, media)
         wopts = WorkerOptions(audio_format=opts.audio_format, mask_mode=opts.mask_mode,
-                              pad_short_audio=opts.pad_short_audio)
+                              pad_short_audio=opts.pad_short_audio, extended=opts.extended,
+                              semantic=opts.semantic, semantic_ids=semantic_ids)
         results, written = run_plan(
             plan, out, identity, wopts, resume=opts.resume, engine=opts.engine,
             workers=opts.workers, ray_address=opts.ray_address, progress=progress,
         )
-        return _finish_build(opts, manifest, src, plan, results, out, written)
+        return _finish_build(opts, manifest, src, plan, results, out, written, semantic_ids)
 
 
-def _finish_build(opts, manifest, src, plan, results, out, written) -> BuildResult:
+def _finish_build(opts, manifest, src, plan, results, out, written, semantic_ids) -> BuildResult:
     arguments = {
         **_plan_arguments(opts, manifest),
         "sources": {
@@ -260,12 +296,16 @@ def _finish_build(opts, manifest, src, plan, results, out, written) -> BuildResu
             "openimages_root": _str(src.paths.openimages_root),
             "vggsound_csv": _str(src.paths.vggsound_csv),
             "vggsound_audio": _str(src.paths.vggsound_audio),
+            **({"openimages_image_labels": [str(p) for p in src.paths.openimages_image_labels]}
+               if src.paths.openimages_image_labels else {}),
         },
     }
     record = build_record(
         plan, results, out=out, arguments=arguments, fingerprints=src.fingerprints,
         skips=src.skips, audio_missing=src.audio_missing_by_label,
     )
+    if semantic_ids:
+        record.extra["semantic_classes"] = dict(semantic_ids)  # category -> id in semantic_mask
     finish(out, record)
     return BuildResult(out, record, src.used_demo, written, len(plan.shards) - written)
 
@@ -421,6 +461,7 @@ def build_record(
         mask_mode=opts.mask_mode,
         audio_checks=audio_checks_entry(
             notes, arguments.get("pad_short_audio", False), padded),
+        extra=_composition(plan, Path(out), shard_list),
     )
 
 
@@ -432,6 +473,25 @@ def audio_checks_entry(notes: SkipCounter, pad_short: bool, padded: list[str]) -
 
     return {"min_rms_dbfs": MIN_RMS_DBFS, "pad_short_audio": bool(pad_short),
             "notes": notes.as_dict(), "padded_rows": sorted(padded)}
+
+
+def _composition(plan: Plan, out: Path, shards: Sequence[ShardEntry]) -> dict:
+    """Extended builds: mixed and negative rows per split, planned and written (``composition``)."""
+    if not plan.composition:
+        return {}
+    import pyarrow.parquet as pq
+
+    written: dict[str, dict[str, int]] = {}
+    for s in shards:
+        t = pq.read_table(out / s.path, columns=["sources", "negative"])
+        d = written.setdefault(s.split, {"rows": 0, "mixed_rows": 0, "negative_rows": 0})
+        d["rows"] += t.num_rows
+        d["mixed_rows"] += sum(1 for v in t.column("sources").to_pylist() if len(v) > 1)
+        d["negative_rows"] += sum(1 for v in t.column("negative").to_pylist() if v)
+    return {"composition": {
+        split: {"planned": plan.composition[split], **written.get(split, {})}
+        for split in plan.composition
+    }}
 
 
 def _count_written(out: Path, shards: Sequence[ShardEntry]) -> dict[str, dict[str, int]]:

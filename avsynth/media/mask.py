@@ -178,3 +178,25 @@ def union(masks: Iterable[np.ndarray]) -> np.ndarray:
         if m.shape != shape:
             raise ValueError(f"mask shapes differ: {shape} vs {m.shape}")
     return np.logical_or.reduce([np.asarray(m, dtype=bool) for m in masks])
+
+
+def encode_label_png(labels: np.ndarray) -> bytes:
+    """Encode a class-id map (uint8 [H, W], 0 = background) as an 8-bit grayscale PNG."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.size == 0 or labels.dtype != np.uint8:
+        raise ValueError(f"labels must be a non-empty 2-D uint8 array, got {labels.dtype} {labels.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(labels, mode="L").save(buf, format="PNG", optimize=False, compress_level=PNG_COMPRESS_LEVEL)
+    return buf.getvalue()
+
+
+def decode_label_png(data: bytes, path: Path | str | None = None) -> np.ndarray:
+    """The uint8 class-id map of an 8-bit grayscale (or palette) PNG; SourceError if it does not decode."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise SourceError(path, f"not a decodable label image ({err})") from err
+    if img.mode not in ("L", "P"):
+        raise SourceError(path, f"a semantic mask is an 8-bit grayscale PNG, found mode {img.mode}")
+    return np.asarray(img, dtype=np.uint8).copy()

@@ -8,7 +8,9 @@
   rows can be re-paired every epoch with another clip of their category from the audio pool.
 
 A decoded sample is a dict: ``image`` uint8 tensor [3, H, W], ``mask`` bool (or float) tensor
-[H, W], ``audio`` float32 tensor [T] with ``sample_rate``, plus the scalar columns as Python values.
+[H, W], ``audio`` float32 tensor [T] with ``sample_rate``, plus the scalar columns as Python values
+(and, from ``--semantic`` builds, ``semantic_mask`` uint8 [H, W]). Multi-source rows are re-paired
+source by source (:func:`repair_mix`), so a row keeps its category set and gains.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from avsynth.errors import AvsynthError, SourceError
 from avsynth.media.audio import decode_audio
-from avsynth.media.mask import decode_png, resize_nearest
+from avsynth.media.mask import decode_label_png, decode_png, resize_nearest
 from avsynth.shards.record import RECORD_NAME, BuildRecord, load_record_json
 from avsynth.shards.schema import DATA_DIR
 
@@ -233,6 +235,8 @@ def decode_sample(row: dict, mask_dtype: torch.dtype = torch.bool) -> dict:
         out["image"] = decode_image(row["image"]["bytes"])
     if row.get("mask") is not None:
         out["mask"] = torch.from_numpy(decode_png(row["mask"]["bytes"])).to(mask_dtype)
+    if row.get("semantic_mask") is not None:  # uint8 class ids [H, W], 0 = background
+        out["semantic_mask"] = torch.from_numpy(decode_label_png(row["semantic_mask"]["bytes"]))
     if row.get("audio") is not None:
         wave, sr = decode_audio(row["audio"]["bytes"])
         out["audio"] = torch.from_numpy(wave)
@@ -372,6 +376,10 @@ class TripletIterableDataset(IterableDataset):
         storage_options: dict | None = None,
     ):
         self.reader = ShardReader(source, split, columns, storage_options=storage_options)
+        if (repair_audio or (repair_audio is None and split == "train")) and columns is not None \
+                and "sources" not in columns and "sources" in self.reader.schema.names:
+            # a multi-source row is re-paired source by source: read its sources too
+            self.reader = ShardReader(source, split, [*columns, "sources"], storage_options=storage_options)
         self.split = split
         self.even_ranks = even_ranks
         self.seed = seed
@@ -472,10 +480,37 @@ class TripletIterableDataset(IterableDataset):
         yield from buffer
 
     def _finish(self, row: dict) -> dict:
-        if self.pool is not None:
+        if self.pool is not None and len(row.get("sources") or ()) > 1:
+            row = repair_mix(row, self.pool, self.seed, self.epoch)
+        elif self.pool is not None:
             clip = self.pool.draw(row["category"], self.seed, self.epoch, row["id"])
             if clip is not None:
                 row = {**row, **{k: clip[k] for k in _AUDIO_FIELDS if k in row or k == "audio"}}
         if self.decode:
             row = decode_sample(row, self.mask_dtype)
         return self.transform(row) if self.transform else row
+
+
+def repair_mix(row: dict, pool: AudioPool, seed: int, epoch: int) -> dict:
+    """A multi-source row with each source's clip replaced by a pool clip of *the same category*
+    (drawn from (seed, epoch, row id, source index)) and the windows re-mixed with the row's gains
+    (:func:`avsynth.media.mix.mix`); the category set, gains and mask are kept. A category the pool
+    lacks keeps the row as stored."""
+    from avsynth.media.audio import encode_audio
+    from avsynth.media.mix import mix
+
+    sources = row["sources"]
+    clips = [pool.draw(src["category"], seed, epoch, f"{row['id']}#{i}") for i, src in enumerate(sources)]
+    if any(c is None for c in clips):
+        return row
+    decoded = [decode_audio(c["audio"]["bytes"]) for c in clips]
+    sr = decoded[0][1]
+    if any(r != sr for _, r in decoded):
+        return row
+    wave = mix([w for w, _ in decoded], [src["gain_db"] for src in sources])
+    new_sources = [{**src, "audio_id": c["audio_id"], "offset": c["audio_offset_s"]} for src, c in zip(sources, clips)]
+    out = {**row, "audio": {"bytes": encode_audio(wave, sr, fmt="wav"), "path": f"{row['id']}.wav"},
+           "sources": new_sources}
+    if "audio_id" in row:
+        out["audio_id"] = "+".join(c["audio_id"] for c in clips)
+    return out
