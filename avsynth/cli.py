@@ -74,12 +74,9 @@ def _version(value: bool) -> None:
 
 
 def _alias(value, old_value, old_name: str):
-    """``value``, or the value given under a hidden old spelling of the flag (still accepted)."""
-    if old_value is not None:
-        console.print(f"[yellow]note:[/] {old_name} is now spelled differently (see --help); "
-                      "the old spelling still works", highlight=False)
-        return old_value
-    return value
+    """``value``, or the value given under a hidden old spelling of the flag (``old_name``, still
+    accepted silently: scripts keep working and stderr keeps its one-line error contract)."""
+    return old_value if old_value is not None else value
 
 
 # Flag names mean one thing in every command: --num-proc = processes preparing data (as in
