@@ -1,0 +1,289 @@
+"""Tests for bugs that once went unnoticed by the whole suite (issue 17): each was planted in the
+code, shown to pass every other test, and is caught here. The expected values are stated from the
+fixture's construction, never computed by the code under test."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from avsynth.errors import SourceError
+from avsynth.media.mask import decode_png
+from avsynth.plan import RowSpec
+from avsynth.sources import avs_synthetic as A
+from avsynth.sources.records import AudioClip, ImageInstance, MaskRef, SkipCounter
+
+# ---------------------------------------------------------------------------------- unpickler
+
+
+def _p0_string(s: str) -> bytes:
+    return b"V" + s.encode() + b"\n"
+
+
+def _p0_global(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _p0_call(callee: bytes, *args: bytes) -> bytes:
+    """Protocol-0 bytes that call ``callee`` (a pushed object) with ``args`` (pushed objects)."""
+    return callee + b"(" + b"".join(args) + b"tR"
+
+
+def _hostile_pickles(marker: Path) -> dict[str, bytes]:
+    """Pickles that would create ``marker`` if the unpickler let the named global through."""
+    code = f"open({str(marker)!r}, 'w').close()"
+    touch = f"touch {marker}"
+    imp = _p0_call(_p0_global("builtins", "__import__"), _p0_string("os"))
+    system = _p0_call(_p0_global("builtins", "getattr"), imp, _p0_string("system"))
+
+    class Reduce:
+        def __init__(self, fn, args):
+            self.fn, self.args = fn, args
+
+        def __reduce__(self):
+            return self.fn, self.args
+
+    out = {
+        "eval (protocol 0, bytes by hand)": _p0_call(_p0_global("builtins", "eval"), _p0_string(code)) + b".",
+        "exec (protocol 0, bytes by hand)": _p0_call(_p0_global("builtins", "exec"), _p0_string(code)) + b".",
+        "getattr(__import__('os'), 'system')(...)": _p0_call(system, _p0_string(touch)) + b".",
+        "__import__ under the Python 2 name __builtin__": _p0_call(
+            _p0_call(_p0_global("__builtin__", "getattr"),
+                     _p0_call(_p0_global("__builtin__", "__import__"), _p0_string("os")),
+                     _p0_string("system")),
+            _p0_string(touch)) + b".",
+    }
+    for proto in range(pickle.HIGHEST_PROTOCOL + 1):
+        out[f"eval protocol {proto}"] = pickle.dumps({1: Reduce(eval, (code,))}, protocol=proto)
+        out[f"exec protocol {proto}"] = pickle.dumps({1: Reduce(exec, (code,))}, protocol=proto)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(_hostile_pickles(Path("/x"))))
+def test_unpickler_refuses_eval_exec_getattr_import(tmp_path, name):
+    marker = tmp_path / "pwned"
+    path = tmp_path / A.POOL_FILE
+    path.write_bytes(_hostile_pickles(marker)[name])
+    with pytest.raises(SourceError, match=r"refusing to unpickle (builtins|__builtin__)\.(eval|exec|getattr|__import__)") as info:
+        A.safe_unpickle(path)
+    assert A.POOL_FILE in str(info.value)
+    assert not marker.exists()
+
+
+def test_unpickler_allows_exactly_the_builtin_containers_and_scalars(tmp_path):
+    """The allow-list, stated here: containers and scalars pass, every other builtin is refused."""
+    allowed = {"list", "dict", "set", "frozenset", "tuple", "str", "bytes", "int", "float", "bool",
+               "complex"}
+    path = tmp_path / "p.pkl"
+    import builtins
+
+    for name in sorted(dir(builtins)):
+        obj = getattr(builtins, name)
+        if not callable(obj) or name.startswith("_") and name != "__import__":
+            continue
+        path.write_bytes(_p0_global("builtins", name) + b".")
+        if name in allowed:
+            assert A.safe_unpickle(path) is obj, name
+        else:
+            with pytest.raises(SourceError, match=f"refusing to unpickle builtins.{name}"):
+                A.safe_unpickle(path)
+    # an allowed name from another module is refused too (the module is part of the check)
+    path.write_bytes(_p0_global("os", "int") + b".")
+    with pytest.raises(SourceError, match="refusing to unpickle os.int"):
+        A.safe_unpickle(path)
+
+
+# ------------------------------------------------------------------------------ a built row
+
+
+W, H = 40, 30
+
+
+def _png(path: Path, box: tuple[int, int, int, int]) -> Path:
+    """A W x H mask PNG with the rectangle rows y0:y1, columns x0:x1 set."""
+    x0, y0, x1, y1 = box
+    m = np.zeros((H, W), np.uint8)
+    m[y0:y1, x0:x1] = 255
+    Image.fromarray(m, "L").save(path)
+    return path
+
+
+@pytest.fixture()
+def two_dogs(tmp_path, real_dir) -> RowSpec:
+    """One real JPEG (resized to W x H) with two disjoint dog instances, paired with the real clip."""
+    image = tmp_path / "img.jpg"
+    with Image.open(real_dir / "images" / "dog.jpg") as im:
+        im.convert("RGB").resize((W, H)).save(image, quality=90)
+    boxes = [(2, 3, 12, 9), (20, 15, 35, 28)]  # 10*6 + 15*13 = 255 pixels, disjoint
+    insts = tuple(
+        ImageInstance(source="openimages", image_id="im1", annotation_id=f"a{k}", category="dog",
+                      source_label="Dog", image_path=image, width=W, height=H,
+                      mask=MaskRef(png=_png(tmp_path / f"m{k}.png", b)), bbox=(0, 0, 1, 1),
+                      area=1.0, license="CC BY 2.0")
+        for k, b in enumerate(boxes)
+    )
+    clip = AudioClip("vggsound", "FwVYUHKoLtQ_000034", "playing violin, fiddle", "train",
+                     real_dir / "vggsound" / "FwVYUHKoLtQ_000034.wav", license="CC BY 4.0")
+    return RowSpec(id="train-im1-c0", split="train", category="dog", category_id=0,
+                   instances=insts, clip=clip, audio_offset_s=1.0, audio_seconds=1.0)
+
+
+def test_category_mode_row_mask_is_the_union_of_its_instances(two_dogs):
+    from avsynth.build.rows import WorkerOptions, triplet_row
+
+    row = triplet_row(two_dogs, WorkerOptions(mask_mode="category"), SkipCounter(), {})
+    expected = np.zeros((H, W), bool)
+    expected[3:9, 2:12] = True
+    expected[15:28, 20:35] = True
+    assert np.array_equal(decode_png(row["mask"]["bytes"]), expected)
+    assert row["mask_area"] == pytest.approx(255 / (W * H))
+    assert row["bbox"] == pytest.approx([2 / W, 3 / H, 33 / W, 25 / H])
+    assert row["annotation_id"] == "a0+a1"
+
+
+def test_row_license_names_image_and_audio_licences(two_dogs):
+    from avsynth.build.rows import WorkerOptions, triplet_row
+
+    row = triplet_row(two_dogs, WorkerOptions(), SkipCounter(), {})
+    assert row["license"] == "CC BY 2.0; audio: CC BY 4.0"
+
+
+# ---------------------------------------------------------------------------------- row groups
+
+
+def test_triplet_shards_have_about_100_rows_per_row_group(tmp_path):
+    """README: "triplets, ~100 rows per row group" — 250 rows give groups of 100, 100, 50."""
+    from avsynth.shards.schema import ROW_SCHEMA
+    from avsynth.shards.writer import write_shard
+    from tests.test_shards import make_row
+
+    rec = write_shard((make_row(i, "train") for i in range(250)),
+                      tmp_path / "train-00000-of-00001.parquet", schema=ROW_SCHEMA)
+    md = pq.ParquetFile(rec.path).metadata
+    assert [md.row_group(g).num_rows for g in range(md.num_row_groups)] == [100, 100, 50]
+
+
+# ------------------------------------------------------------------------------------ verify
+
+
+def test_verify_reports_an_audio_clip_in_two_splits(tmp_path):
+    from avsynth.io import sha256_file
+    from avsynth.shards.schema import ROW_SCHEMA
+    from avsynth.shards.verify import verify_dir
+    from avsynth.shards.writer import write_shard
+    from tests.test_shards import make_row, make_shard_dir
+
+    root = make_shard_dir(tmp_path / "ds", splits={"train": (3, 1), "validation": (2, 1)},
+                          pool_per_category=0)
+    assert verify_dir(root).ok
+    # validation row 4 gets train row 0's clip; its image stays its own
+    rows = [make_row(3, "validation"), make_row(4, "validation")]
+    rows[1]["audio_id"] = "trainclip0"
+    path = root / "data" / "validation-00000-of-00001.parquet"
+    path.unlink()
+    write_shard(rows, path, schema=ROW_SCHEMA)
+    record = json.loads((root / "manifest.json").read_text())
+    for entry in record["shards"]:
+        if entry["path"] == "data/validation-00000-of-00001.parquet":
+            entry.update(sha256=sha256_file(path), bytes=path.stat().st_size)
+    (root / "manifest.json").write_text(json.dumps(record))
+    problems = [str(p) for p in verify_dir(root).problems]
+    assert len(problems) == 1, problems
+    assert "audio clip vggsound:trainclip0 is in both 'train' and 'validation'" in problems[0]
+
+
+# -------------------------------------------------------------------------- SAMA-AVS adapters
+
+
+def test_sama_audio_token_is_added_before_each_block(one_torch_thread):
+    """The official encoder (anno-free-AVS, models/mmseg/models/sam/image_encoder.py) does
+    ``x = prompt[i].reshape(B, 1, 1, -1) + x; x = blk(x)``: block i sees its audio token added to
+    its input, and the neck sees the last block's output unchanged. Checked by recording each
+    block's input and output with hooks."""
+    from avsynth.modeling import build_model, load_config
+
+    torch.manual_seed(0)
+    model = build_model(load_config("sama-avs-tiny")).eval()
+    enc = model.sam.image_encoder
+    g = torch.Generator().manual_seed(1)
+    images, audio = torch.randn(2, 3, 64, 64, generator=g), torch.randn(2, 128, generator=g)
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    hooks = [b.register_forward_hook(lambda m, i, o: seen.append((i[0].detach(), o.detach())))
+             for b in enc.blocks]
+    neck_in: list[torch.Tensor] = []
+    hooks.append(enc.neck.register_forward_pre_hook(lambda m, i: neck_in.append(i[0].detach())))
+    with torch.no_grad():
+        model.encode_image(images, audio)
+        tokens = enc.patch_embed(images) + enc.pos_embed
+        ad = model.adapters
+        token = [ad.shared_up(torch.nn.functional.gelu(ad.down[i](audio)))[:, None, None, :]
+                 for i in range(len(enc.blocks))]
+    for h in hooks:
+        h.remove()
+    assert len(seen) == len(enc.blocks) >= 2
+    previous = tokens
+    for i, (block_in, block_out) in enumerate(seen):
+        torch.testing.assert_close(block_in, previous + token[i], rtol=0, atol=1e-6)
+        previous = block_out
+    torch.testing.assert_close(neck_in[0], seen[-1][1].permute(0, 3, 1, 2), rtol=0, atol=0)
+    assert token[0].abs().max() > 1e-3  # the audio token is not zero: the check can fail
+
+
+# ----------------------------------------------------------------------------------- resume
+
+
+def test_resume_checks_a_shard_written_but_not_recorded(tmp_path, demo_corpus):
+    """The crash window resume exists for: a shard renamed into place, its record not yet written.
+    Resume must regenerate it to compare digests: an intact file is kept (and recorded), a damaged
+    one is refused."""
+    import shutil
+
+    from avsynth.build import build
+    from avsynth.errors import BuildError
+    from tests.test_build import digest_tree, options
+
+    small = {"train": 30, "validation": 10, "test": 10}
+    ref = tmp_path / "ref"
+    build(options(ref, demo_corpus, categories="dog,cat", sizes=small, rows_per_shard=10),
+          progress=False)
+    rel = sorted((ref / "data").glob("train-*.parquet"))[-1].relative_to(ref).as_posix()
+    record = ref / ".avsynth" / "shards" / rel.replace("/", "__").replace(".parquet", ".json")
+    assert (ref / rel).exists() and record.exists()
+    want = hashlib_sha256(ref / rel)
+
+    intact = tmp_path / "intact"
+    shutil.copytree(ref, intact)
+    (intact / "manifest.json").unlink()
+    (intact / record.relative_to(ref)).unlink()
+    before = (intact / rel).stat().st_mtime_ns
+    result = build(options(intact, demo_corpus, categories="dog,cat", sizes=small,
+                           rows_per_shard=10, resume=True), progress=False)
+    assert result.shards_written == 0
+    assert (intact / rel).stat().st_mtime_ns == before  # kept, not rewritten
+    assert json.loads((intact / record.relative_to(ref)).read_text())["sha256"] == want
+    assert digest_tree(intact) == digest_tree(ref)
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(ref, damaged)
+    (damaged / "manifest.json").unlink()
+    (damaged / record.relative_to(ref)).unlink()
+    data = bytearray((damaged / rel).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (damaged / rel).write_bytes(bytes(data))
+    with pytest.raises(BuildError, match=f"{Path(rel).name}: an existing shard differs"):
+        build(options(damaged, demo_corpus, categories="dog,cat", sizes=small, rows_per_shard=10,
+                      resume=True), progress=False)
+
+
+def hashlib_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
