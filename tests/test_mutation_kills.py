@@ -287,3 +287,83 @@ def hashlib_sha256(path: Path) -> str:
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
+
+
+# ------------------------------------------------------------- media/mask: mutmut survivors
+
+
+def test_rasterize_refuses_a_zero_side_and_names_it():
+    from avsynth.media.mask import rasterize
+
+    ref = MaskRef(polygons=((0.0, 0.0, 3.0, 0.0, 3.0, 3.0),))
+    for w, h in ((0, 5), (5, 0), (0, 0)):
+        with pytest.raises(ValueError, match=f"bad mask size {w}x{h}"):
+            rasterize(ref, w, h)
+
+
+def test_degenerate_polygons_give_an_empty_bool_mask():
+    from avsynth.media.mask import rasterize
+
+    out = rasterize(MaskRef(polygons=((0.0, 0.0, 3.0, 3.0),)), 4, 3)  # 2 points: no area
+    assert out.dtype == np.bool_ and out.shape == (3, 4) and not out.any()
+
+
+def test_mask_errors_name_the_file_and_the_problem(tmp_path):
+    import zipfile
+
+    from avsynth.media.mask import _from_rle, decode_png, read_png_mask
+
+    with pytest.raises(SourceError) as info:
+        _from_rle("!!not-rle", 3, 4)
+    assert str(info.value).startswith("malformed RLE mask of size 3x4: ")
+    archive = tmp_path / "masks.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("bad.png", b"not a png")
+    with pytest.raises(SourceError) as info:
+        read_png_mask(archive, "missing.png")
+    assert str(info.value) == f"{archive}: zip archive has no member 'missing.png'"
+    with pytest.raises(SourceError) as info:
+        read_png_mask(archive, "bad.png")
+    assert str(info.value).startswith(f"{archive}!bad.png: not a decodable mask image (")
+    with pytest.raises(SourceError) as info:
+        read_png_mask(tmp_path / "absent.png")
+    assert str(info.value).startswith(f"{tmp_path / 'absent.png'}: cannot read mask: ")
+    with pytest.raises(SourceError) as info:
+        decode_png(b"junk", "x.png")
+    assert str(info.value).startswith("x.png: not a decodable mask image (")
+
+
+def _png_bytes(img: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_decode_png_ignores_alpha_and_reads_colour_or_index():
+    """Foreground = a non-zero colour (or palette index); the alpha channel is not the mask."""
+    from avsynth.media.mask import decode_png
+
+    rgba = Image.new("RGBA", (3, 1))
+    rgba.putdata([(0, 0, 0, 255), (9, 0, 0, 0), (0, 0, 200, 128)])
+    assert decode_png(_png_bytes(rgba)).tolist() == [[False, True, True]]
+    la = Image.new("LA", (3, 1))
+    la.putdata([(0, 255), (7, 0), (0, 0)])
+    assert decode_png(_png_bytes(la)).tolist() == [[False, True, False]]
+    p = Image.new("P", (3, 1))
+    p.putpalette([0, 0, 0, 255, 255, 255, 0, 0, 0])  # index 2 is black: the index counts
+    p.putdata([0, 1, 2])
+    assert decode_png(_png_bytes(p)).tolist() == [[False, True, True]]
+
+
+def test_mask_encode_and_union_refuse_bad_input_with_a_message():
+    from avsynth.media.mask import encode_png, union
+
+    for bad in (np.ones(5, bool), np.ones((0, 3), bool), np.ones((2, 2, 2), bool)):
+        with pytest.raises(ValueError, match="mask must be a non-empty 2-D array"):
+            encode_png(bad)
+    with pytest.raises(ValueError, match="^union of no masks$"):
+        union([])
+    with pytest.raises(ValueError, match=r"mask shapes differ: \(2, 2\) vs \(2, 3\)"):
+        union([np.ones((2, 2), bool), np.ones((2, 3), bool)])
