@@ -367,3 +367,41 @@ def test_mask_encode_and_union_refuse_bad_input_with_a_message():
         union([])
     with pytest.raises(ValueError, match=r"mask shapes differ: \(2, 2\) vs \(2, 3\)"):
         union([np.ones((2, 2), bool), np.ones((2, 3), bool)])
+
+
+# ------------------------------------------------------------------- plan: mutmut survivors
+
+
+def test_unbalanced_quotas_are_proportional_with_largest_remainders():
+    """PlanOptions(balance=False): quotas in proportion to what each category has, the leftover
+    rows to the largest remainders (ties by name), hand-computed."""
+    from avsynth.plan import _proportional
+
+    assert _proportional({"a": 10, "b": 30}, 20, None) == {"a": 5, "b": 15}
+    assert _proportional({"a": 1, "b": 2}, 2, None) == {"a": 1, "b": 1}  # remainders 2/3 vs 1/3
+    assert _proportional({"a": 1, "b": 1, "c": 1}, 2, None) == {"a": 1, "b": 1, "c": 0}
+    assert _proportional({"a": 3, "b": 7}, 5, None) == {"a": 2, "b": 3}  # 1.5 / 3.5: equal remainders, a first
+    assert _proportional({"a": 10, "b": 30}, 100, 5) == {"a": 5, "b": 5}  # capped, all fit
+    assert _proportional({"a": 4, "b": 6}, 10, None) == {"a": 4, "b": 6}  # exactly enough
+    assert _proportional({"a": 0, "b": 9}, 3, None) == {"a": 0, "b": 3}
+    assert _proportional({"a": 10, "b": 30}, 8, 4) == {"a": 4, "b": 4}
+
+
+def test_plan_from_rows_keeps_the_given_assignment():
+    from avsynth.plan import PlanOptions, PoolSpec, plan_from_rows
+
+    clip = AudioClip("avs-synthetic", "c", "dog barking", "train", Path("/a.wav"))
+    inst = ImageInstance(source="avs-synthetic", image_id="1", annotation_id="1", category="dog",
+                         source_label="dog", image_path=Path("/i.jpg"), width=4, height=4,
+                         mask=MaskRef(png=Path("/m.png")), bbox=(0, 0, 1, 1), area=1.0)
+    row = lambda i, s: RowSpec(f"{s}{i}", s, "dog", 0, (inst,), clip, 0.0, 1.0)  # noqa: E731
+    rows = {"train": [row(i, "train") for i in range(5)], "validation": [row(0, "validation")],
+            "test": []}
+    pool = [PoolSpec("dog", 0, clip, 0.0, 1.0)] * 3
+    plan = plan_from_rows(rows, pool, [{"name": "dog", "category_id": 0}], PlanOptions(rows_per_shard=2))
+    assert plan.requested == plan.targets == {"train": 5, "validation": 1, "test": 0}
+    assert plan.shortfall == {} and plan.filtered == {} and plan.available == {}
+    assert [(s.kind, s.split, s.index, s.num_shards, len(s.items)) for s in plan.shards] == [
+        ("rows", "train", 0, 3, 2), ("rows", "train", 1, 3, 2), ("rows", "train", 2, 3, 1),
+        ("rows", "validation", 0, 1, 1), ("pool", "train", 0, 2, 2), ("pool", "train", 1, 2, 1)]
+    assert plan.rows is rows and plan.pool is pool
