@@ -10,7 +10,8 @@
 # avsynth/MODULE.py with that module's tests, runs `mutmut run`, and prints one JSON line:
 # {"module", "killed", "survived", "no_tests", "timeout", "suspicious", "total", "score"} plus the
 # survivors (`mutmut results`). Re-running with the same MUTATION_WORKDIR continues where it
-# stopped. The tests find ../shared through AVSYNTH_SHARED (default: the one beside the repo).
+# stopped; with RETEST_SURVIVORS=1 it re-runs only the mutants that were not killed (after new
+# tests were added). The tests find ../shared through AVSYNTH_SHARED (default: the one beside the repo).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -72,7 +73,11 @@ export AVSYNTH_SHARED=${AVSYNTH_SHARED:-$(cd "$repo/.." && pwd)/shared}
 unset PYTHONPATH
 cd "$work"
 echo "mutating avsynth/$mod.py in $work with: $tests" >&2
-mutmut run --max-children "$children" >&2 || true
+names=()
+if [[ -n ${RETEST_SURVIVORS:-} && -d mutants ]]; then  # after new tests: re-run only the survivors
+  mapfile -t names < <(mutmut results 2>/dev/null | grep -v ": killed$" | sed 's/^ *//; s/:.*//')
+fi
+mutmut run --max-children "$children" "${names[@]}" >&2 || true
 mutmut export-cicd-stats >&2
 python - "$mod" <<'PY'
 import json, sys

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -405,3 +406,111 @@ def test_plan_from_rows_keeps_the_given_assignment():
         ("rows", "train", 0, 3, 2), ("rows", "train", 1, 3, 2), ("rows", "train", 2, 3, 1),
         ("rows", "validation", 0, 1, 1), ("pool", "train", 0, 2, 2), ("pool", "train", 1, 2, 1)]
     assert plan.rows is rows and plan.pool is pool
+    assert plan.counts() == {
+        "train": {"rows": 5, "num_shards": 3, "per_category": {"dog": 5}},
+        "validation": {"rows": 1, "num_shards": 1, "per_category": {"dog": 1}},
+        "test": {"rows": 0, "num_shards": 0, "per_category": {}},
+    }
+
+
+def _inst(img: int, cat: str, ann: str = "", w: int = 50, h: int = 40, area: float = 100.0):
+    return ImageInstance(source="lvis", image_id=str(img), annotation_id=ann or f"{img}", category=cat,
+                         source_label=cat, image_path=Path(f"/x/{img}.jpg"), width=w, height=h,
+                         mask=MaskRef(polygons=((0.0, 0.0, 9.0, 0.0, 9.0, 9.0),)), bbox=(0, 0, 9, 9),
+                         area=area)
+
+
+def _clips(cat: str, n_train: int, n_test: int) -> list[AudioClip]:
+    return [AudioClip("vggsound", f"{cat}-{s}-{i}", f"{cat} sound", s, Path(f"/a/{cat}{s}{i}.wav"))
+            for s, n in (("train", n_train), ("test", n_test)) for i in range(n)]
+
+
+
+def _manifest():
+    from avsynth.manifest import Category, Manifest
+
+    return Manifest("m", (Category(name="dog", category_id=7, lvis=("dog",), vggsound=("dog sound",)),
+                          Category(name="cat", category_id=9, lvis=("cat",), vggsound=("cat sound",))))
+
+
+def test_plan_rows_carry_their_split_category_id_window_and_round_robin_clips():
+    from avsynth.plan import PlanOptions, make_plan, seeded_offset
+
+    insts = [_inst(i, "dog" if i % 2 else "cat") for i in range(40)]
+    clips = _clips("dog", 4, 6) + _clips("cat", 4, 6)
+    opts = PlanOptions(seed=4, sizes={"train": 20, "validation": 6, "test": 6}, clip_seconds=2.5)
+    plan = make_plan(insts, clips, _manifest(), opts)
+    for split, rows in plan.rows.items():
+        assert len(rows) == {"train": 20, "validation": 6, "test": 6}[split]
+        for r in rows:
+            assert r.split == split and r.category_id == {"dog": 7, "cat": 9}[r.category]
+            assert r.audio_seconds == 2.5
+            assert r.audio_offset_s == seeded_offset(r.clip.audio_id, 4, 2.5)
+        for cat in ("dog", "cat"):  # each clip of the pool used in turn: counts differ by <= 1
+            used = Counter(r.clip.audio_id for r in rows if r.category == cat)
+            pool = {c.audio_id for c in clips if c.label == f"{cat} sound"
+                    and c.split == ("train" if split == "train" else "test")}
+            n = sum(used.values())
+            k = len(pool) if split == "train" else 3  # 6 test clips: 3 for validation, 3 for test
+            assert max(used.values()) - min(used.values()) <= 1 and len(used) == min(n, k), (split, cat, used)
+    # what the sources offered, counted by hand: 20 dog and 20 cat images, one unit each
+    assert plan.available == {c: {"units": 20, "images": 20, "clips_train": 4, "clips_test": 6}
+                              for c in ("dog", "cat")}
+    # the 6 test clips of a category are dealt 3 / 3 to validation and test
+    for cat in ("dog", "cat"):
+        val = {r.clip.audio_id for r in plan.rows["validation"] if r.category == cat}
+        test = {r.clip.audio_id for r in plan.rows["test"] if r.category == cat}
+        assert len(val) == len(test) == 3 and not val & test
+
+
+def test_every_seeded_choice_moves_with_the_seed():
+    """--seed drives the image order, the validation/test division of the test clips and the
+    order of the train clips: each changes between seeds (over 6 seeds, at least 4 distinct)."""
+    from avsynth.plan import PlanOptions, make_plan
+
+    insts = [_inst(i, "dog" if i % 2 else "cat") for i in range(40)]
+    clips = _clips("dog", 8, 8) + _clips("cat", 8, 8)
+    test_images, val_clips, train_pairs = set(), set(), set()
+    for seed in range(6):
+        plan = make_plan(insts, clips, _manifest(),
+                         PlanOptions(seed=seed, sizes={"train": 4, "validation": 4, "test": 4}))
+        test_images.add(frozenset(r.instances[0].image_id for r in plan.rows["test"]))
+        val_clips.add(frozenset(r.clip.audio_id for r in plan.rows["validation"]))
+        train_pairs.add(frozenset((r.id, r.clip.audio_id) for r in plan.rows["train"]))
+    assert min(len(test_images), len(val_clips), len(train_pairs)) >= 4
+    # and the test images are not simply the first ones by key
+    assert frozenset({"0", "1", "10", "11"}) not in test_images
+
+
+def test_unbalanced_plan_and_caps_in_every_split():
+    from avsynth.plan import PlanOptions, make_plan
+
+    insts = [_inst(i, "dog" if i < 30 else "cat") for i in range(40)]  # 30 dog, 10 cat images
+    clips = _clips("dog", 2, 2) + _clips("cat", 2, 2)
+    plan = make_plan(insts, clips, _manifest(), PlanOptions(
+        seed=1, sizes={"train": 8, "test": 4}, balance=False))
+    count = {s: Counter(r.category for r in rows) for s, rows in plan.rows.items()}
+    assert plan.requested == {"train": 8, "validation": 0, "test": 4}
+    assert count["test"] == {"dog": 3, "cat": 1}  # 4 * 30/40, 4 * 10/40
+    assert count["train"] == {"dog": 6, "cat": 2}  # 8 * 27/36, 8 * 9/36
+    capped = make_plan(insts, clips, _manifest(), PlanOptions(
+        seed=1, sizes={"train": 8, "validation": 4, "test": 4}, max_per_category=1))
+    assert all(Counter(r.category for r in rows) == {"dog": 1, "cat": 1} for rows in capped.rows.values())
+    capped = make_plan(insts, clips, _manifest(), PlanOptions(
+        seed=1, sizes={"train": 8, "validation": 4, "test": 4}, max_per_category=1, balance=False))
+    assert all(Counter(r.category for r in rows) == {"dog": 1, "cat": 1} for rows in capped.rows.values())
+
+
+def test_units_skip_unknown_categories_and_keep_instances_apart():
+    from avsynth.plan import PlanOptions, make_units
+
+    insts = [_inst(1, "zebra", "z1"), _inst(1, "dog", "a"), _inst(1, "dog", "b"),
+             _inst(2, "cat", "c", w=1, h=1, area=1.0)]
+    units, _ = make_units(insts, _manifest(), PlanOptions(mask_mode="instance"))
+    assert [(u.key, u.category_id, len(u.instances)) for u in units] == [
+        ("lvis-1-a", 7, 1), ("lvis-1-b", 7, 1), ("lvis-2-c", 9, 1)]
+    units, filtered = make_units(insts, _manifest(), PlanOptions(min_mask_area=0.9))
+    assert [u.key for u in units] == ["lvis-2-c"]  # the 1x1 mask covers its whole 1x1 image
+    assert filtered == {"mask area below --min-mask-area": 2}
+    units, _ = make_units(insts, _manifest(), PlanOptions(mask_mode="category"))
+    assert [(u.key, len(u.instances)) for u in units] == [("lvis-1-c7", 2), ("lvis-2-c9", 1)]
