@@ -469,6 +469,25 @@ def bench_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: GPU if any)."),
     no_overlays: bool = typer.Option(False, "--no-overlays", help="Skip the best/worst overlay PNGs."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+    localization: Optional[str] = typer.Option(
+        None, "--localization", help="Sound-source localisation instead of AVSBench: vggss | flickr "
+        "(cIoU@0.5, AUC, mean cIoU as Chen et al. CVPR'21, beside whole-image / centre-box controls)."
+    ),
+    localization_root: Optional[Path] = typer.Option(
+        None, "--localization-root", help="Test data: ROOT/frames/{id}.jpg (or video/{id}.mp4) + "
+        "ROOT/audio/{id}.wav. Default: the DEMO set."
+    ),
+    localization_annotations: Optional[Path] = typer.Option(
+        None, "--localization-annotations", help="vggss.json, or Flickr-SoundNet's folder of {id}.xml "
+        "(default: ROOT/vggss.json, ROOT/Annotations)."
+    ),
+    localization_list: Optional[Path] = typer.Option(
+        None, "--localization-list", help="Test ids (vggss_test.csv / flickr_test.csv; default: ROOT's, "
+        "else every annotated sample)."
+    ),
+    localization_threshold: str = typer.Option(
+        "median", "--localization-threshold", help="Heatmap threshold: median (reference) or a number, e.g. 0.5."
+    ),
 ) -> None:
     """Benchmark a trained checkpoint on AVSBench with the official metrics.
 
@@ -483,6 +502,9 @@ def bench_cmd(
     says so. To try it end to end on the demo data:
     `avsynth build --out demo-shards && avsynth train --config sama-avs-tiny --data demo-shards
     --out run && avsynth bench --checkpoint run/best.pt --few-shot 0.5 --epochs 1`.
+
+    --localization vggss|flickr runs only the zero-shot localisation protocol (VGG-SS /
+    Flickr-SoundNet) and writes OUT/localization.md/.json, localization_curve.png, overlays/.
     """
     from avsynth.protocols import BenchConfig, EvalOptions, FineTuneOptions, run_bench
 
@@ -497,6 +519,18 @@ def bench_cmd(
         import torch
 
         torch.set_num_threads(threads)
+    if localization is not None:
+        from avsynth.protocols.localization import LocalizationConfig, run_localization
+
+        run, written = run_localization(LocalizationConfig(
+            checkpoint=checkpoint, out=out, dataset=localization.lower(), root=localization_root,
+            annotations=localization_annotations, test_list=localization_list, demo_dir=demo_dir, model=model,
+            config=config, threshold=localization_threshold, device=device, sam_checkpoint=sam_checkpoint,
+            vggish_checkpoint=vggish_checkpoint, examples=0 if no_overlays else 3,
+        ), log=lambda s: console.print(s, highlight=False))
+        typer.echo(f"report: {out / 'localization.md'} ({len(written)} files; threshold {run.threshold}"
+                   + ("; DEMO set" if run.demo else "") + ")")
+        return
     target = (zero_shot_target or "none").lower()
     if target not in ("avsbench", "none"):
         raise typer.BadParameter("--zero-shot takes avsbench or none", param_hint="--zero-shot")

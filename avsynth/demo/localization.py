@@ -56,7 +56,7 @@ class LocalizationDemoSize:
     vggss_side: int = 224
     flickr_side: int = 256
     seconds: float = 10.0
-    radius_frac: tuple[float, float] = (0.2, 0.34)
+    radius_frac: tuple[float, float] = (0.24, 0.38)
 
 
 def localization_root(corpus: DemoCorpus) -> Path:
