@@ -608,15 +608,18 @@ def demo_cmd(
     ),
 ) -> None:
     """Write the demo corpora: LVIS-format JSON + COCO JPEGs, Open Images segmentation layout,
-    VGGSound CSV + 10 s WAV clips, an AVSBench-semantic tree and an AVS-Synthetic release tree,
-    generated from SEED. Each category has its own procedural object and sound; every image also
+    VGGSound CSV + 10 s WAV clips, an AVSBench-semantic tree, an AVS-Synthetic release tree and
+    (under localization/) VGG-SS- and Flickr-SoundNet-format localisation sets, generated from SEED. Each category has its own procedural object and sound; every image also
     shows objects of other categories, so only a model that listens finds the sounding one."""
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
+    import json
+
     from avsynth.demo import directory_bytes, write_demo
+    from avsynth.demo.localization import ensure_localization_demo
 
     t0 = time.perf_counter()
     with Progress(
@@ -632,6 +635,7 @@ def demo_cmd(
 
         corpus = write_demo(out, seed=seed, manifest=manifest, scale=scale, workers=workers,
                             progress=progress)  # fmt: skip
+        loc = json.loads((ensure_localization_demo(corpus) / "localization.json").read_text())["counts"]
     seconds = time.perf_counter() - t0
     counts = corpus.info["counts"]
     table = Table(title=f"avsynth demo -> {corpus.root}", show_header=True)
@@ -652,6 +656,9 @@ def demo_cmd(
     asy = counts["avs_synthetic"]
     table.add_row("AVS-Synthetic", f"{asy['images']} images, {asy['rows']} instances, "
                   f"{asy['audios']} audios")  # fmt: skip
+    table.add_row("VGG-SS / Flickr-SoundNet", f"localization/: {loc['vggss']['with_files']} / "
+                  f"{loc['flickr']['with_files']} samples with boxes ({loc['vggss']['missing']} / "
+                  f"{loc['flickr']['missing']} listed without files)")  # fmt: skip
     Console().print(table)
     size_mb = directory_bytes(corpus.root) / 1e6
     Console().print(

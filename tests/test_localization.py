@@ -302,7 +302,7 @@ def loc_demo(tmp_path_factory):
     return corpus, save_checkpoint(build_model(cfg), root / "model.pt", cfg)
 
 
-def test_demo_localization_sets_are_in_the_real_layouts(loc_demo):
+def test_demo_localization_sets_are_in_the_real_layouts(loc_demo, tmp_path):
     corpus, _ = loc_demo
     loc = Path(corpus.root) / "localization"
     v = open_vggss(loc / "vggss")
@@ -316,8 +316,15 @@ def test_demo_localization_sets_are_in_the_real_layouts(loc_demo):
             assert im.size == (224, 224)
         gt = vggss_gt_map(it.boxes)
         assert 0.05 < gt.mean() < 0.9  # the sounding object's box, a sizeable part of the frame
-    before = sorted(p.name for p in Path(corpus.root).iterdir())
-    assert "localization" in before and (Path(corpus.root) / "demo.json").is_file()
+    # a pure function of (seed, categories, size): written again, the same bytes
+    from avsynth.demo.localization import LocalizationDemoSize, write_localization_demo
+
+    again = tmp_path / "again"
+    write_localization_demo(again, list(corpus.categories), seed=corpus.seed,
+                            size=LocalizationDemoSize(per_category=2, seconds=2.0))
+    for rel in ("vggss/vggss.json", f"vggss/frames/{v.items[3].id}.jpg", f"flickr/audio/{f.items[5].id}.wav",
+                f"flickr/Annotations/{f.items[5].id}.xml", "flickr/flickr_test.csv"):
+        assert (again / rel).read_bytes() == (loc / rel).read_bytes(), rel
 
 
 @pytest.mark.usefixtures("one_torch_thread")
@@ -371,3 +378,25 @@ def test_bench_localization_errors_are_one_line(loc_demo, tmp_path):
     r = CliRunner().invoke(app, ["bench", "--checkpoint", str(ckpt), "--localization", "vggss",
                                  "--localization-root", str(empty), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "none of the 1 listed vggss samples" in r.output
+
+
+# --------------------------------------------------------------------------- the reference's own output
+
+
+def test_matches_the_reference_fixture(labels_dir):
+    """The reference's testset_gt / cal_CIOU / final / cal_AUC, run on the real vggss.json and on
+    Flickr XML files (see tests/data/official/lvs_localization/README.md)."""
+    d = Path(__file__).parent / "data" / "official" / "lvs_localization"
+    fx = np.load(d / "fixture.npz")
+    ann = read_vggss_json(labels_dir / "vggss" / "vggss.json")
+    assert len(fx["vggss_ids"]) == 24 and sum(bool(ann[str(i)][1] and min(min(b) for b in ann[str(i)][1]) < 0)
+                                              for i in fx["vggss_ids"]) == 12
+    ours = [vggss_gt_map(ann[str(i)][1]) for i in fx["vggss_ids"]]
+    ours += [flickr_gt_map(read_flickr_xml(d / "xml" / f"{i}.xml")) for i in fx["flickr_ids"]]
+    np.testing.assert_array_equal(np.stack(ours), np.concatenate([fx["vggss_maps"], fx["flickr_maps"]]))
+    preds = np.unpackbits(fx["preds"], axis=-1).astype(float)
+    values = [ciou(p, g) for p, g in zip(preds, ours)]
+    np.testing.assert_allclose(values, fx["cious"], rtol=0, atol=1e-12)
+    s = summarize(values)
+    assert s["cIoU@0.5"] == pytest.approx(float(fx["final"]), abs=1e-12)
+    assert s["AUC"] == pytest.approx(float(fx["auc"]), abs=1e-12)
