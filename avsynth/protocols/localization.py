@@ -196,15 +196,14 @@ def run_localization(cfg: LocalizationConfig, log: Callable[[str], None] = lambd
     metrics = {"model": LocalizationMetric(cfg.threshold)}
     metrics.update({c: LocalizationMetric("given") for c in CONTROLS})
     controls = {"whole image": whole_image(), "centre box": centre_box()}
-    per_sample = []
     for it, _frame, heat in heatmaps(predictor, lset.items, cfg.batch_size):
         gt = gt_map(cfg.dataset, it.boxes)
         metrics["model"].update([heat], [gt])
         for name, pred in controls.items():
             metrics[name].update([pred], [gt])
-        per_sample.append({"id": it.id, "category": it.category,
-                           "ciou": float(metrics["model"].per_sample()[-1]),
-                           **{name: float(metrics[name].per_sample()[-1]) for name in CONTROLS}})
+    values = {name: m.per_sample().tolist() for name, m in metrics.items()}
+    per_sample = [{"id": it.id, "category": it.category, "ciou": values["model"][k],
+                   **{name: values[name][k] for name in CONTROLS}} for k, it in enumerate(lset.items)]
     results = {name: m.compute() for name, m in metrics.items()}
     for name, r in results.items():
         log(f"{cfg.dataset} {name}: cIoU@0.5 {100 * r['cIoU@0.5']:.2f}  AUC {r['AUC']:.3f}  "
