@@ -189,8 +189,10 @@ def run_localization(cfg: LocalizationConfig, log: Callable[[str], None] = lambd
     if lset.skips.total:
         log(f"{lset.skips.total} of {lset.listed} listed samples not evaluated: {dict(lset.skips.counts)}")
     if lset.corrupt_entries:
-        log(f"{len(lset.corrupt_entries)} evaluated entries carry a corrupt (negative) coordinate; "
-            "clamped with max(x, 0) as the reference does")
+        evaluated = {it.id for it in lset.items}
+        log(f"{len(lset.corrupt_entries)} listed entries carry a corrupt (negative) coordinate "
+            f"({sum(i in evaluated for i in lset.corrupt_entries)} of them evaluated); clamped with max(x, 0) "
+            "as the reference does")
     model = load_model(cfg.checkpoint, config)
     predictor = AVPredictor(model, device=resolve_device(cfg.device), vggish=build_vggish_for(config))
     metrics = {"model": LocalizationMetric(cfg.threshold)}

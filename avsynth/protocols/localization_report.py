@@ -56,8 +56,10 @@ def localization_markdown(run) -> str:
         f"Samples: {run.evaluated} evaluated of {run.listed} listed"
         + (f" ({sum(v['count'] for v in run.skipped.values())} without local files or annotation: "
            + ", ".join(f"{k}: {v['count']}" for k, v in run.skipped.items()) + ")" if run.skipped else "")
-        + (f"; {len(run.corrupt_entries)} with a corrupt coordinate ({run.corrupt_coordinates} coordinates, "
-           "clamped with max(x, 0) as the reference does)" if run.corrupt_entries else "") + ".",
+        + (f"; {len(run.corrupt_entries)} listed entries with a corrupt coordinate ({run.corrupt_coordinates} "
+           f"coordinates, clamped with max(x, 0) as the reference does; "
+           f"{sum(s['id'] in run.corrupt_entries for s in run.per_sample)} of them evaluated)"
+           if run.corrupt_entries else "") + ".",
         "",
         f"Protocol (Chen et al. CVPR'21, hche11/Localizing-Visual-Sounds-the-Hard-Way): heatmap = sigmoid of "
         f"the mask logits, resized to 224x224 (bilinear), min-max normalised, thresholded at the **{thr}**; "
