@@ -146,7 +146,7 @@ def overlay_image(ex: Example) -> Image.Image:
     sheet.paste(panels[1], (GT_SIZE + 4, 0))
     cat = f" ({ex.item.category})" if ex.item.category else ""
     c = "undefined" if math.isnan(ex.ciou) else f"{ex.ciou:.3f}"
-    return captioned(sheet, f"{ex.which}: {ex.item.id}{cat} cIoU {c} | white: prediction, green: GT",
+    return captioned(sheet, f"{ex.which}: {ex.item.id}{cat} cIoU {c} | white pred, green GT",
                      font_size=12)
 
 
