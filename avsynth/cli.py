@@ -542,6 +542,25 @@ def bench_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: GPU if any)."),
     no_overlays: bool = typer.Option(False, "--no-overlays", help="Skip the best/worst overlay PNGs."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+    localization: Optional[str] = typer.Option(
+        None, "--localization", help="Sound-source localisation instead of AVSBench: vggss | flickr "
+        "(cIoU@0.5, AUC, mean cIoU as Chen et al. CVPR'21, beside whole-image / centre-box controls)."
+    ),
+    localization_root: Optional[Path] = typer.Option(
+        None, "--localization-root", help="Test data: ROOT/frames/{id}.jpg (or video/{id}.mp4) + "
+        "ROOT/audio/{id}.wav. Default: the DEMO set."
+    ),
+    localization_annotations: Optional[Path] = typer.Option(
+        None, "--localization-annotations", help="vggss.json, or Flickr-SoundNet's folder of {id}.xml "
+        "(default: ROOT/vggss.json, ROOT/Annotations)."
+    ),
+    localization_list: Optional[Path] = typer.Option(
+        None, "--localization-list", help="Test ids (vggss_test.csv / flickr_test.csv; default: ROOT's, "
+        "else every annotated sample)."
+    ),
+    localization_threshold: str = typer.Option(
+        "median", "--localization-threshold", help="Heatmap threshold: median (reference) or a number, e.g. 0.5."
+    ),
 ) -> None:
     """Benchmark a trained checkpoint on AVSBench with the official metrics.
 
@@ -556,6 +575,9 @@ def bench_cmd(
     says so. To try it end to end on the demo data:
     `avsynth build --out demo-shards && avsynth train --config sama-avs-tiny --data demo-shards
     --out run && avsynth bench --checkpoint run/best.pt --few-shot 0.5 --epochs 1`.
+
+    --localization vggss|flickr runs only the zero-shot localisation protocol (VGG-SS /
+    Flickr-SoundNet) and writes OUT/localization.md/.json, localization_curve.png, overlays/.
     """
     from avsynth.protocols import BenchConfig, EvalOptions, FineTuneOptions, run_bench
 
@@ -570,6 +592,18 @@ def bench_cmd(
         import torch
 
         torch.set_num_threads(threads)
+    if localization is not None:
+        from avsynth.protocols.localization import LocalizationConfig, run_localization
+
+        run, written = run_localization(LocalizationConfig(
+            checkpoint=checkpoint, out=out, dataset=localization.lower(), root=localization_root,
+            annotations=localization_annotations, test_list=localization_list, demo_dir=demo_dir, model=model,
+            config=config, threshold=localization_threshold, device=device, sam_checkpoint=sam_checkpoint,
+            vggish_checkpoint=vggish_checkpoint, examples=0 if no_overlays else 3,
+        ), log=lambda s: console.print(s, highlight=False))
+        typer.echo(f"report: {out / 'localization.md'} ({len(written)} files; threshold {run.threshold}"
+                   + ("; DEMO set" if run.demo else "") + ")")
+        return
     target = (zero_shot_target or "none").lower()
     if target not in ("avsbench", "none"):
         raise typer.BadParameter("--zero-shot takes avsbench or none", param_hint="--zero-shot")
@@ -647,15 +681,18 @@ def demo_cmd(
     ),
 ) -> None:
     """Write the demo corpora: LVIS-format JSON + COCO JPEGs, Open Images segmentation layout,
-    VGGSound CSV + 10 s WAV clips, an AVSBench-semantic tree and an AVS-Synthetic release tree,
-    generated from SEED. Each category has its own procedural object and sound; every image also
+    VGGSound CSV + 10 s WAV clips, an AVSBench-semantic tree, an AVS-Synthetic release tree and
+    (under localization/) VGG-SS- and Flickr-SoundNet-format localisation sets, generated from SEED. Each category has its own procedural object and sound; every image also
     shows objects of other categories, so only a model that listens finds the sounding one."""
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
+    import json
+
     from avsynth.demo import directory_bytes, write_demo
+    from avsynth.demo.localization import ensure_localization_demo
 
     t0 = time.perf_counter()
     with Progress(
@@ -671,6 +708,7 @@ def demo_cmd(
 
         corpus = write_demo(out, seed=seed, manifest=manifest, scale=scale, workers=workers,
                             progress=progress)  # fmt: skip
+        loc = json.loads((ensure_localization_demo(corpus) / "localization.json").read_text())["counts"]
     seconds = time.perf_counter() - t0
     counts = corpus.info["counts"]
     table = Table(title=f"avsynth demo -> {corpus.root}", show_header=True)
@@ -691,6 +729,9 @@ def demo_cmd(
     asy = counts["avs_synthetic"]
     table.add_row("AVS-Synthetic", f"{asy['images']} images, {asy['rows']} instances, "
                   f"{asy['audios']} audios")  # fmt: skip
+    table.add_row("VGG-SS / Flickr-SoundNet", f"localization/: {loc['vggss']['with_files']} / "
+                  f"{loc['flickr']['with_files']} samples with boxes ({loc['vggss']['missing']} / "
+                  f"{loc['flickr']['missing']} listed without files)")  # fmt: skip
     Console().print(table)
     size_mb = directory_bytes(corpus.root) / 1e6
     Console().print(
