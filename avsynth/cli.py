@@ -325,7 +325,8 @@ def view_cmd(
 @friendly
 def train_cmd(
     model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="Model family: sama-avs, ap-sam or gavs (picks the paper config)."
+        None, "--model", "-m",
+        help="Model family: sama-avs, ap-sam, gavs, aavs or stepping-stones (picks the paper config)."
     ),
     config: Optional[str] = typer.Option(
         None, "--config", help="Model config: a models/*.yaml name (e.g. sama-avs-tiny) or a YAML path."
@@ -346,6 +347,9 @@ def train_cmd(
     ),
     sam_checkpoint: Optional[Path] = typer.Option(None, "--sam-checkpoint", help="Local sam_vit_*.pth."),
     vggish_checkpoint: Optional[Path] = typer.Option(None, "--vggish-checkpoint", help="Local VGGish .pth."),
+    mask2former_checkpoint: Optional[Path] = typer.Option(
+        None, "--mask2former-checkpoint",
+        help="AAVS / Stepping Stones: local Mask2Former directory (e.g. mask2former-swin-base-ade-semantic)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
     seed: int = typer.Option(0, "--seed", help="Seed of data order and audio re-pairing."),
     workers: int = typer.Option(2, "--workers", "-j", help="DataLoader worker processes per rank."),
@@ -395,7 +399,8 @@ def train_cmd(
         out=out, model=config, family=model, data=data, avsbench=bench, epochs=epochs,
         batch_size=batch_size, lr=lr, lr_min=lr_min, grad_accum=grad_accum, init=init,
         unfreeze=tuple(unfreeze) if unfreeze else None,
-        sam_checkpoint=sam_checkpoint, vggish_checkpoint=vggish_checkpoint, resume=resume, seed=seed,
+        sam_checkpoint=sam_checkpoint, vggish_checkpoint=vggish_checkpoint,
+        mask2former_checkpoint=mask2former_checkpoint, resume=resume, seed=seed,
         num_workers=workers, val_split=val_split, f_group=f_group, audio_mode=audio, cpu=cpu,
         progress=not quiet, stop_after_epochs=stop_after,
     ))

@@ -19,10 +19,11 @@ attached from outside, by hooks and added child modules, so the HF code is not c
 Parameter names follow the official ``.pth`` files (``model.*`` → ``m2f.*``) apart from the Swin
 renames of transformers 5; :func:`convert_official_aavs` maps an official state dict.
 
-The model's ``logits`` are the official binary post-processing at the input size S (masks upsampled
-bilinearly to S, ``scores[c] = Σ_q softmax(class_q)[c] · sigmoid(mask_q)``) as ``s_fg − s_bg``, so
-thresholding at 0 is the official argmax; :func:`aavs_f_scores` gives their F-score input
-``sigmoid(2·s_fg − s_bg)``.
+The model's ``logits`` are the official post-processing at the input size S (masks upsampled
+bilinearly to S, ``scores[c] = Σ_q softmax(class_q)[c] · sigmoid(mask_q)``): for the binary model
+``s_fg − s_bg`` [B, 1, S, S], so thresholding at 0 is the official argmax (:func:`aavs_f_scores`
+gives the AAVS code's F-score input ``sigmoid(2·s_fg − s_bg)``); for more labels the scores
+[B, L, S, S]. Images are resized straight to S x S ("square") and ImageNet-normalised.
 """
 
 from __future__ import annotations
@@ -32,16 +33,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from avsynth.modeling.base import AVSegmenter, SegmentationOutput
-from avsynth.modeling.transforms import ImageLike, PreprocessedBatch
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: Mask2Former architectures: the ADE20k Swin-B of the paper and a tiny CPU one (the fixtures' size).
 M2F_ARCHS: dict[str, dict[str, Any]] = {
@@ -99,6 +95,22 @@ def bottleneck(dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(dim, dim // 4), nn.ReLU(), nn.Linear(dim // 4, dim))
 
 
+def _swin_projections(block: nn.Module) -> list[tuple[nn.Module, nn.Linear]]:
+    """(owner, projection) of the attention output and the MLP output of a Swin block: the adapters
+    are children of the owner (transformers 5: ``attention.o_proj``, ``mlp.fc2``; 4.x:
+    ``attention.output.dense``, ``output.dense`` — the official names)."""
+    if hasattr(block.attention, "o_proj"):
+        return [(block.attention, block.attention.o_proj), (block.mlp, block.mlp.fc2)]
+    return [(block.attention.output, block.attention.output.dense), (block.output, block.output.dense)]
+
+
+def _current_swin_names() -> bool:
+    """Whether the installed transformers uses the renamed Swin modules (``q_proj``, ``mlp.fc1``)."""
+    from transformers.models.swin import modeling_swin
+
+    return hasattr(modeling_swin, "SwinMLP")
+
+
 def _replace_hook(adapter: nn.Module):
     return lambda module, args, output: adapter(args[0])
 
@@ -128,7 +140,9 @@ class Aavs(AVSegmenter):
     def __init__(self, m2f: nn.Module, audio_dim: int = 128, audio_hidden_dim: int = 512,
                  adapter_mode: str = "replace", image_size: int = 384,
                  trainable: Sequence[str] | None = None):
-        super().__init__(sam=None)
+        # "square": resize straight to S x S, normalise with the ImageNet mean / std (SAM's pixel
+        # mean / std are the same numbers x 255), as the official Mask2FormerImageProcessor does
+        super().__init__(sam=None, resize="square")
         if adapter_mode not in ("replace", "follow"):
             raise ValueError(f"adapter_mode must be 'replace' or 'follow', not {adapter_mode!r}")
         self.m2f = m2f
@@ -153,19 +167,24 @@ class Aavs(AVSegmenter):
             attn.avs_adapt = bottleneck(attn.out_proj.out_features)
             attn.out_proj.register_forward_hook(hook(attn.avs_adapt))
         for block in self.swin_blocks():
-            block.attention.swin_adapt_1 = bottleneck(block.attention.o_proj.out_features)
-            block.attention.o_proj.register_forward_hook(_residual_hook(block.attention.swin_adapt_1))
-            block.mlp.swin_adapt_3 = bottleneck(block.mlp.fc2.out_features)
-            block.mlp.fc2.register_forward_hook(_residual_hook(block.mlp.swin_adapt_3))
-            for p in (*block.attention.swin_adapt_1.parameters(), *block.mlp.swin_adapt_3.parameters()):
-                nn.init.zeros_(p)  # phase 1: the Swin adapters are the identity (official set_params)
+            for (owner, proj), name in zip(_swin_projections(block), ("swin_adapt_1", "swin_adapt_3")):
+                adapter = bottleneck(proj.out_features)
+                setattr(owner, name, adapter)
+                proj.register_forward_hook(_residual_hook(adapter))
+                for p in adapter.parameters():
+                    nn.init.zeros_(p)  # phase 1: the Swin adapters are the identity (official set_params)
         decoder.register_forward_pre_hook(self._decoder_pre_hook, with_kwargs=True)
         self.apply_freeze()
 
     # ---- structure --------------------------------------------------------------------------
     def swin_blocks(self) -> list[nn.Module]:
-        swin = self.m2f.model.pixel_level_module.encoder.swin
+        backbone = self.m2f.model.pixel_level_module.encoder
+        swin = getattr(backbone, "swin", backbone)  # transformers 5 nests the Swin model under .swin
         return [block for stage in swin.encoder.layers for block in stage.blocks]
+
+    def swin_adapters(self) -> list[nn.Module]:
+        return [getattr(owner, name) for block in self.swin_blocks()
+                for (owner, _), name in zip(_swin_projections(block), ("swin_adapt_1", "swin_adapt_3"))]
 
     @property
     def num_labels(self) -> int:
@@ -181,11 +200,10 @@ class Aavs(AVSegmenter):
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)
-            for block in self.swin_blocks():
-                for adapter in (block.attention.swin_adapt_1, block.mlp.swin_adapt_3):
-                    for m in adapter:
-                        if isinstance(m, nn.Linear):
-                            m.reset_parameters()
+            for adapter in self.swin_adapters():
+                for m in adapter:
+                    if isinstance(m, nn.Linear):
+                        m.reset_parameters()
         self.phase = 2
         self.apply_freeze()
 
@@ -228,18 +246,21 @@ class Aavs(AVSegmenter):
         logits = (scores[:, 1:2] - scores[:, 0:1]) if self.num_labels == 2 else scores
         aux = {"class_queries_logits": out.class_queries_logits,
                "masks_queries_logits": out.masks_queries_logits,
-               "scores": scores}
-        return SegmentationOutput(logits, scores.new_zeros(scores.shape[0], 1), aux | {"hf": out})
+               "aux_class_queries_logits": torch.stack([a["class_queries_logits"] for a in out.auxiliary_logits]),
+               "aux_masks_queries_logits": torch.stack([a["masks_queries_logits"] for a in out.auxiliary_logits])}
+        return SegmentationOutput(logits, scores.new_zeros(scores.shape[0], 1), aux)
 
     # ---- loss -------------------------------------------------------------------------------
     def loss_from_labels(self, outputs: SegmentationOutput, mask_labels: list[torch.Tensor],
                          class_labels: list[torch.Tensor]) -> torch.Tensor:
         """Mask2Former's loss (Hungarian matching, class 2 / mask 5 / dice 5, auxiliary layers) from
         per-frame binary masks [K_i, S, S] and their class ids [K_i]."""
-        out = outputs.aux["hf"]
+        aux = outputs.aux
+        layers = [{"class_queries_logits": c, "masks_queries_logits": m}
+                  for c, m in zip(aux["aux_class_queries_logits"], aux["aux_masks_queries_logits"])]
         loss_dict = self.m2f.get_loss_dict(
-            masks_queries_logits=out.masks_queries_logits, class_queries_logits=out.class_queries_logits,
-            mask_labels=mask_labels, class_labels=class_labels, auxiliary_predictions=out.auxiliary_logits)
+            masks_queries_logits=aux["masks_queries_logits"], class_queries_logits=aux["class_queries_logits"],
+            mask_labels=mask_labels, class_labels=class_labels, auxiliary_predictions=layers)
         return self.m2f.get_loss(loss_dict)
 
     def labels_from_maps(self, maps: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -265,7 +286,7 @@ class Aavs(AVSegmenter):
         masks, classes = self.labels_from_maps(gt_masks)
         return self.loss_from_labels(outputs, masks, classes)
 
-    # ---- images in / masks out --------------------------------------------------------------
+    # ---- geometry (preprocessing: the base class's "square" resize, ImageNet mean / std) -------
     @property
     def image_size(self) -> int:
         return self._image_size
@@ -273,28 +294,6 @@ class Aavs(AVSegmenter):
     @property
     def low_res_size(self) -> int:
         return self._image_size
-
-    def preprocess(self, images: Sequence[ImageLike], device: torch.device | str | None = None) -> PreprocessedBatch:
-        """uint8 H x W x 3 frames → [B, 3, S, S]: bilinear resize to S², /255, ImageNet mean / std (the
-        official ``Mask2FormerImageProcessor`` settings)."""
-        tensors, sizes = [], []
-        for image in images:
-            t = torch.as_tensor(np.asarray(image))
-            if t.dim() != 3 or t.shape[-1] != 3:
-                raise ValueError(f"expected an H x W x 3 image, got shape {tuple(t.shape)}")
-            sizes.append((int(t.shape[0]), int(t.shape[1])))
-            t = t.permute(2, 0, 1).float()[None].to(device)
-            t = F.interpolate(t, size=(self.image_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
-            tensors.append(t[0] / 255.0)
-        batch = torch.stack(tensors)
-        mean = batch.new_tensor(IMAGENET_MEAN)[:, None, None]
-        std = batch.new_tensor(IMAGENET_STD)[:, None, None]
-        return PreprocessedBatch((batch - mean) / std, sizes, [(self.image_size, self.image_size)] * len(sizes))
-
-    def postprocess(self, logits: torch.Tensor, input_size: tuple[int, int],
-                    original_size: tuple[int, int]) -> torch.Tensor:
-        """[1, C, S, S] → [1, C, H, W] (bilinear, as the official post-processing to the target size)."""
-        return F.interpolate(logits, size=tuple(original_size), mode="bilinear", align_corners=False)
 
 
 def aavs_f_scores(scores: torch.Tensor) -> torch.Tensor:
@@ -319,8 +318,11 @@ _SWIN = [
 
 
 def convert_mask2former_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A transformers-4.x Mask2Former state dict (Swin names of 4.x) → the current names. Buffers the
-    current Swin recomputes (``relative_position_index``) are dropped."""
+    """A transformers-4.x Mask2Former state dict (Swin names of 4.x) → the installed transformers'
+    names (unchanged on 4.x). Buffers the renamed Swin recomputes (``relative_position_index``) are
+    dropped."""
+    if not _current_swin_names():
+        return dict(state_dict)
     out: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
         if key.endswith("relative_position_index"):

@@ -5,7 +5,9 @@ Paper recipes (DESIGN §5): SAMA-AVS / AP-SAM AdamW 2e-4 → cosine to 1e-7, 80 
 GAVS AdamW 1e-3. Keys a config may set: ``optimizer`` (adamw), ``lr``, ``lr_schedule`` (cosine |
 constant), ``lr_min``, ``epochs``, ``batch_size``, ``weight_decay``, ``grad_accum``,
 ``max_grad_norm``, ``unfreeze`` (parameter-name prefixes trained in addition to the model's own
-choice, e.g. ``[sam.image_encoder.]`` for a tiny config whose SAM is random, not pre-trained).
+choice, e.g. ``[sam.image_encoder.]`` for a tiny config whose SAM is random, not pre-trained),
+``phase2_epoch`` / ``phase2_lr`` (AAVS / Stepping Stones: at that epoch the best weights are reloaded,
+the Swin adapters join, AdamW restarts at ``phase2_lr``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ FALLBACK = {
     "grad_accum": 1,
     "max_grad_norm": None,
     "unfreeze": (),
+    "phase2_epoch": None,
+    "phase2_lr": None,
 }
 
 
@@ -48,6 +52,8 @@ class Recipe:
     grad_accum: int
     max_grad_norm: float | None
     unfreeze: tuple[str, ...] = ()  # parameter-name prefixes trained besides the model's own
+    phase2_epoch: int | None = None  # AAVS: at this epoch (0-based) reload the best, start phase 2
+    phase2_lr: float | None = None  # ... with this learning rate
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -72,7 +78,13 @@ def resolve_recipe(config_train: Mapping[str, Any], overrides: Mapping[str, Any]
         grad_accum=int(merged["grad_accum"]),
         max_grad_norm=None if merged["max_grad_norm"] is None else float(merged["max_grad_norm"]),
         unfreeze=_prefixes(merged["unfreeze"]),
+        phase2_epoch=None if merged["phase2_epoch"] is None else int(merged["phase2_epoch"]),
+        phase2_lr=None if merged["phase2_lr"] is None else float(merged["phase2_lr"]),
     )
+    if (r.phase2_epoch is None) != (r.phase2_lr is None):
+        raise AvsynthError("phase2_epoch and phase2_lr go together (the AAVS two-phase recipe)")
+    if r.phase2_epoch is not None and not 0 < r.phase2_epoch < r.epochs:
+        raise AvsynthError(f"phase2_epoch must lie in 1..epochs-1, got {r.phase2_epoch} of {r.epochs}")
     if r.optimizer != "adamw":
         raise AvsynthError(f"optimizer {r.optimizer!r} is not supported (adamw)")
     if r.lr_schedule not in ("cosine", "constant"):
