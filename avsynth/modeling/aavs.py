@@ -378,6 +378,34 @@ def load_mask2former_pretrained(m2f: nn.Module, path: str | Path) -> tuple[list[
     return sorted(set(own) - set(fitting)), sorted(set(state) - set(fitting))
 
 
+
+
+def load_official_aavs(model: Aavs, path: str | Path) -> list[str]:
+    """Load a released AAVS / Stepping Stones ``.pth`` (``torch.save(model.state_dict())`` of the
+    official code) into ``model`` through :func:`convert_official_aavs`. Every official tensor must
+    fit; returns this model's keys the file does not hold (transformers 5's unused Swin
+    ``layernorm``)."""
+    from avsynth.errors import SourceError
+
+    p = Path(path)
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file
+        raise SourceError(p, f"not a loadable state dict (torch.load weights_only=True): {err}") from err
+    if not isinstance(state, Mapping):
+        raise SourceError(p, "not a state dict")
+    try:
+        converted = convert_official_aavs(state)
+    except KeyError as err:
+        raise SourceError(p, str(err.args[0])) from err
+    own = model.state_dict()
+    bad = sorted(k for k, v in converted.items() if k not in own or own[k].shape != v.shape)
+    if bad:
+        raise SourceError(p, f"{len(bad)} tensors do not fit {type(model).__name__} (first: {bad[0]})")
+    model.load_state_dict(converted, strict=False)
+    return sorted(set(own) - set(converted))
+
+
 __all__ = [
     "Aavs",
     "M2F_ARCHS",
@@ -386,6 +414,7 @@ __all__ = [
     "convert_mask2former_keys",
     "convert_official_aavs",
     "load_mask2former_pretrained",
+    "load_official_aavs",
     "mask2former_config",
     "read_mask2former_weights",
 ]

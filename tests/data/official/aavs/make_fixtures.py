@@ -68,9 +68,15 @@ record = {"variant": variant, "state_dict": {k: v.clone() for k, v in model.stat
           "pixel_values": pixel_values, "audio": audio, "gt": gt.to(torch.uint8), "loss_seed": 1234}
 if variant == "avss":
     # stage-1 masks at 224² in the official pipeline; here 28² with hard 0/1 and soft values (all three bands)
+    # frame 0: just above the silence bound (0.41-0.44) over hard 0; frame 1: just below the audio
+    # bound (0.56-0.59) over hard 1; frame 2: uniform noise over 0 / 1 bands
     boost = torch.rand(FRAMES, 28, 28, generator=g)
-    boost[:, :10] = 1.0
-    boost[:, 20:] = 0.0
+    boost[0] = 0.41 + 0.03 * boost[0]
+    boost[0, 14:] = 0.0
+    boost[1] = 0.56 + 0.03 * boost[1]
+    boost[1, 14:] = 1.0
+    boost[2, :10] = 1.0
+    boost[2, 20:] = 0.0
     record["stage1_mask"] = boost
     inputs["audio_boost_mask"] = boost
 
