@@ -474,6 +474,15 @@ def bench_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: GPU if any)."),
     no_overlays: bool = typer.Option(False, "--no-overlays", help="Skip the best/worst overlay PNGs."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+    task: str = typer.Option(
+        "binary", "--task", help="binary (S4 / MS3 protocols) or avss (71 classes; AAVS / Stepping Stones)."
+    ),
+    stage1_masks: Optional[Path] = typer.Option(
+        None, "--stage1-masks", help="--task avss: the stage-1 mask PNGs (MASKS/<v1s|v1m|v2>/<uid>/<i>.png)."
+    ),
+    stage1_checkpoint: Optional[Path] = typer.Option(
+        None, "--stage1-checkpoint", help="--task avss: predict the missing stage-1 masks with this checkpoint."
+    ),
 ) -> None:
     """Benchmark a trained checkpoint on AVSBench with the official metrics.
 
@@ -502,6 +511,24 @@ def bench_cmd(
         import torch
 
         torch.set_num_threads(threads)
+    if task == "avss":
+        from avsynth.protocols.avss import AVSSBenchConfig, run_avss_bench
+
+        if avsbench is None:
+            from avsynth.demo import DemoCorpus, ensure_demo
+
+            avsbench = Path((DemoCorpus.load(demo_dir) if demo_dir is not None else ensure_demo()).avsbench_root)
+            console.print(f"DEMO AVSBench tree: {avsbench}", highlight=False)
+        report = run_avss_bench(AVSSBenchConfig(
+            checkpoint=checkpoint, avsbench=avsbench, out=out, stage1_masks=stage1_masks,
+            stage1_checkpoint=stage1_checkpoint, split=split, device=device, vggish_checkpoint=vggish_checkpoint))
+        for name, r in report["protocols"].items():
+            typer.echo(f"{name}: mIoU {r['miou']:.4f} F {r['fscore']:.4f} (no background: mIoU "
+                       f"{r['miou_no_bg']:.4f}); {r['frames']} frames")
+        typer.echo(f"report: {out / 'avss_results.md'}")
+        return
+    if task != "binary":
+        raise typer.BadParameter("--task takes binary or avss", param_hint="--task")
     target = (zero_shot_target or "none").lower()
     if target not in ("avsbench", "none"):
         raise typer.BadParameter("--zero-shot takes avsbench or none", param_hint="--zero-shot")

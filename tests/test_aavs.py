@@ -212,9 +212,99 @@ def test_two_phase_training_on_shards(tmp_path):
     assert result.completed and len(result.history) == 2
     events = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     phase2 = [e for e in events if e["event"] == "phase2"]
-    assert len(phase2) == 1 and phase2[0]["epoch"] == 2 and phase2[0]["lr"] == 1e-4
+    assert len(phase2) == 1 and phase2[0]["epoch"] == 2 and phase2[0]["lr"] == 5e-4  # aavs-tiny.yaml
     start = next(e for e in events if e["event"] == "start")
     assert phase2[0]["trainable_params"] - start["trainable_params"] == sum(
         p.numel() for a in build_model(load_config("aavs-tiny")).swin_adapters() for p in a.parameters())
     epochs = [e for e in events if e["event"] == "epoch"]
-    assert epochs[0]["lr"] == 1e-3 and epochs[1]["lr"] == 1e-4  # constant, no scheduler
+    assert epochs[0]["lr"] == 1e-3 and epochs[1]["lr"] == 5e-4  # constant, no scheduler
+
+
+# ---- the two-stage AVSS pipeline --------------------------------------------------------------------
+def test_stage1_masks_written_once_and_stage2_trains_on_them(demo_corpus, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from avsynth.modeling.checkpoint import save_checkpoint
+    from avsynth.modeling.predictor import AVPredictor
+    from avsynth.modeling.registry import build_vggish_for
+    from avsynth.sources.avsbench import audio_windows, load_audio, load_frame
+    from avsynth.training.avss import (
+        AVSSTrainConfig,
+        evaluate_avss,
+        load_avss_video,
+        mask_path,
+        read_stage1_masks,
+        train_avss,
+        write_stage1_masks,
+    )
+
+    root = Path(demo_corpus.avsbench_root)
+    from avsynth.sources.avsbench import AVSBenchSource
+
+    val = AVSBenchSource(root, subset="avss").videos("val")[:2]
+    stage1 = build_model(load_config("aavs-tiny"))
+    save_checkpoint(stage1, tmp_path / "stage1.pt")
+    masks = tmp_path / "masks"
+    assert write_stage1_masks(tmp_path / "stage1.pt", val, masks) == {"written": 2, "kept": 0}
+    assert write_stage1_masks(tmp_path / "stage1.pt", val, masks) == {"written": 0, "kept": 2}
+    v = val[0]
+    png = np.asarray(Image.open(mask_path(masks, v, 0)))
+    assert png.shape == (224, 224) and set(np.unique(png)) <= {0, 255}
+    # the PNG is the predictor's mask of that frame (official layout MASKS/<label>/<uid>/<i>.png)
+    assert mask_path(masks, v, 0) == masks / v.label / v.uid / "0.png"
+    vggish = build_vggish_for(stage1.config)
+    audio = vggish.embed_windows(audio_windows(load_audio(v.audio_path), v.num_frames), 16000)
+    logits = AVPredictor(stage1.eval()).predict([load_frame(p, 224) for p in v.frame_paths], audio)
+    assert np.array_equal(png > 0, (logits[0] > 0).numpy())
+    assert torch.equal(read_stage1_masks(masks, v, [0])[0], torch.from_numpy(png / 255.0).float())
+    mask_path(masks, v, 1).unlink()
+    with pytest.raises(SourceError, match=f"{v.uid}/1.png"):
+        read_stage1_masks(masks, v, [0, 1])
+    write_stage1_masks(tmp_path / "stage1.pt", val, masks)  # restores the missing one
+
+    result = train_avss(AVSSTrainConfig(root=root, out=tmp_path / "s2", model="stepping-stones-tiny",
+                                        stage1_masks=masks, epochs=2, seed=0, device="cpu", max_videos=2,
+                                        val_videos=2))
+    assert [h["phase"] for h in result["history"]] == [1, 2]
+    assert [h["lr"] for h in result["history"]] == [1e-3, 5e-4]
+    assert (tmp_path / "s2" / "best.pt").is_file() and 0.0 <= result["best_miou"] <= 1.0
+    model = build_model(load_config("stepping-stones-tiny"))
+    data = [load_avss_video(x, vggish, train=False) for x in val]
+    frames = sum(len(d.frame_ids) for d in data)
+    assert evaluate_avss(model, data, masks)["frames"] == frames
+    padded = evaluate_avss(model, data, masks, pad_to=10)
+    assert padded["frames"] == 10 * len(data)
+    assert {"miou_no_bg", "miou_official_no_bg", "fscore"} <= set(padded)
+
+
+@pytest.mark.slow
+def test_bench_avss_and_aavs_in_the_binary_protocols(demo_corpus, tmp_path):
+    from typer.testing import CliRunner
+
+    from avsynth.cli import app
+    from avsynth.modeling.checkpoint import save_checkpoint
+
+    root = str(demo_corpus.avsbench_root)
+    save_checkpoint(build_model(load_config("aavs-tiny")), tmp_path / "s1.pt")
+    save_checkpoint(build_model(load_config("stepping-stones-tiny")), tmp_path / "s2.pt")
+    runner = CliRunner()
+    res = runner.invoke(app, ["bench", "--task", "avss", "--checkpoint", str(tmp_path / "s2.pt"), "--avsbench", root,
+                              "--stage1-masks", str(tmp_path / "masks"), "--stage1-checkpoint", str(tmp_path / "s1.pt"),
+                              "--out", str(tmp_path / "rep"), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "rep" / "avss_results.json").read_text())
+    official, ours = report["protocols"]["official"], report["protocols"]["stepping_stones"]
+    assert official["frames"] == 10 * report["videos"]  # v1s / v1m padded to 10 (no v2 in the demo tree)
+    assert ours["frames"] == 5 * report["videos"] and report["stage1_masks_written"]["written"] == report["videos"]
+    assert "stepping_stones" in (tmp_path / "rep" / "avss_results.md").read_text()
+    # the binary AAVS in the S4 protocol (AVPredictor + the official metric)
+    res = runner.invoke(app, ["bench", "--checkpoint", str(tmp_path / "s1.pt"), "--avsbench", root,
+                              "--subsets", "s4", "--out", str(tmp_path / "bin"), "--device", "cpu", "--no-overlays"])
+    assert res.exit_code == 0, res.output
+    results = json.loads((tmp_path / "bin" / "results.json").read_text())
+    assert "aavs-tiny" in json.dumps(results) and "miou" in json.dumps(results)
+    # a binary model is refused by --task avss with a one-line error (exit 2)
+    res = runner.invoke(app, ["bench", "--task", "avss", "--checkpoint", str(tmp_path / "s1.pt"), "--avsbench", root,
+                              "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "binary model" in res.output
