@@ -374,8 +374,18 @@ def train_cmd(
         None, "--val-uids-file", help="AVSBench: validate on these videos (default: the val split)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    stage1_masks: Optional[Path] = typer.Option(
+        None, "--stage1-masks", help="Stepping Stones (--subset avss): the stage-1 mask PNGs (MASKS/<label>/<uid>/<i>.png)."
+    ),
+    stage1_checkpoint: Optional[Path] = typer.Option(
+        None, "--stage1-checkpoint", help="Stepping Stones: predict the missing stage-1 masks with this checkpoint."
+    ),
 ) -> None:
-    """Train SAMA-AVS / AP-SAM / GAVS on shards, or fine-tune on AVSBench (--avsbench).
+    """Train SAMA-AVS / AP-SAM / GAVS / AAVS on shards, or fine-tune on AVSBench (--avsbench).
+
+    A 71-label AVSS model (stepping-stones-*, or an AAVS config with labels: avss) trains with
+    --avsbench ROOT --subset avss one video per step (avsynth.training.avss); Stepping Stones reads
+    the stage-1 PNGs of --stage1-masks (written once by --stage1-checkpoint).
 
     Single process: `avsynth train ...`; several GPUs or nodes: `accelerate launch --multi_gpu
     --num_processes N -m avsynth train ...` or `torchrun --nproc_per_node N -m avsynth train ...`
@@ -388,6 +398,18 @@ def train_cmd(
         import torch
 
         torch.set_num_threads(threads)
+    if stage1_masks is not None or (config or "").startswith("stepping-stones") or model == "stepping-stones":
+        from avsynth.training.avss import AVSSTrainConfig, train_avss
+
+        if avsbench is None:
+            raise typer.BadParameter("AVSS training reads AVSBench: give --avsbench ROOT", param_hint="--avsbench")
+        res = train_avss(AVSSTrainConfig(
+            root=avsbench, out=out, model=config or "stepping-stones-swin-b", stage1_masks=stage1_masks,
+            stage1_checkpoint=stage1_checkpoint, subset=subset, epochs=epochs, lr=lr, seed=seed,
+            mask2former_checkpoint=mask2former_checkpoint, vggish_checkpoint=vggish_checkpoint,
+            device="cpu" if cpu else None))
+        typer.echo(f"best validation AVSS mIoU {res['best_miou']:.4f} (epoch {res['best_epoch']}); run: {out}")
+        return
     bench = None
     if avsbench is not None:
         bench = AVSBenchSource(

@@ -56,11 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--part", choices=("all", "s4", "avss"), default="all", help="Run one half only.")
     ap.add_argument("--work", type=Path, default=None, help="Working folder (default: a temporary one).")
+    ap.add_argument("--demo", type=Path, default=None,
+                    help="An existing `avsynth demo` folder (default scale, seed 0) instead of writing one.")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-aavs-"))
-    demo = write_demo(work / f"demo-{args.part}", seed=0, scale="default", workers=2)
-    root = Path(demo.avsbench_root)
+    if args.demo is not None:
+        root = args.demo / "avsbench"
+    else:
+        root = Path(write_demo(work / f"demo-{args.part}", seed=0, scale="default", workers=2).avsbench_root)
     for audio in ("real", "zero", "shuffle") if args.part in ("all", "s4") else ():
         r = run_trainer(work / f"s4-{audio}", root, "s4", args.s4_epochs, audio, args.seed)
         emit(task="s4", model="aavs-tiny", audio=audio, epochs=args.s4_epochs, seed=args.seed, **r)

@@ -41,7 +41,13 @@ from avsynth.evaluation.metrics import AVSSMetric
 from avsynth.io import atomic_write_text
 from avsynth.modeling.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from avsynth.modeling.predictor import AVPredictor, resolve_device
-from avsynth.modeling.registry import build_model, build_vggish_for, load_config, validate_config
+from avsynth.modeling.registry import (
+    build_model,
+    build_vggish_for,
+    load_config,
+    validate_config,
+    with_weight_paths,
+)
 from avsynth.modeling.stepping_stones import SteppingStones
 from avsynth.modeling.vggish import VGGishEmbedder
 from avsynth.sources.avsbench import (
@@ -190,6 +196,9 @@ class AVSSTrainConfig:
     out: Path
     model: str | Path | dict = "stepping-stones-swin-b"
     stage1_masks: Path | None = None  # where the stage-1 PNGs are (needed by a Stepping Stones model)
+    stage1_checkpoint: Path | None = None  # predicts the missing PNGs of the validation videos first
+    mask2former_checkpoint: Path | None = None
+    vggish_checkpoint: Path | None = None
     subset: str = "avss"
     epochs: int | None = None
     lr: float | None = None
@@ -203,6 +212,8 @@ def train_avss(cfg: AVSSTrainConfig) -> dict:
     """Train and validate (see the module docstring); returns and writes ``OUT/result.json``."""
     model_cfg = (validate_config(cfg.model, str(cfg.model.get("name", "<config>"))) if isinstance(cfg.model, dict)
                  else load_config(cfg.model))
+    model_cfg = with_weight_paths(model_cfg, vggish_checkpoint=cfg.vggish_checkpoint,
+                                  mask2former_checkpoint=cfg.mask2former_checkpoint)
     if model_cfg["family"] not in ("aavs", "stepping_stones"):
         raise AvsynthError(f"{model_cfg['name']}: AVSS training takes an aavs / stepping_stones config")
     recipe = resolve_recipe(model_cfg.get("train", {}), {"epochs": cfg.epochs, "lr": cfg.lr})
@@ -222,6 +233,8 @@ def train_avss(cfg: AVSSTrainConfig) -> dict:
     source = AVSBenchSource(Path(cfg.root), subset=cfg.subset)
     train_videos = source.videos("train")[: cfg.max_videos]
     val_videos = source.videos("val")[: cfg.val_videos]
+    if stepping and cfg.stage1_checkpoint is not None:
+        write_stage1_masks(cfg.stage1_checkpoint, val_videos, cfg.stage1_masks, device=str(device))
     train_data = [load_avss_video(v, vggish, train=True) for v in train_videos]
     val_data = [load_avss_video(v, vggish, train=False) for v in val_videos]
     out = Path(cfg.out)
