@@ -9,6 +9,8 @@ choice, e.g. ``[sam.image_encoder.]`` for a tiny config whose SAM is random, not
 ``phase2_divisor`` / ``phase2_lr`` (AAVS / Stepping Stones: at epoch ``epochs // phase2_divisor``, as
 the official ``idx_ep == epochs // 2`` (AVS) / ``// 3`` (AVSS), the best weights are reloaded, the
 Swin adapters join and AdamW restarts at ``phase2_lr``).
+``batch_by`` (``frame``: batches of ``batch_size`` frames; ``video``: one AVSBench video's frames
+per step, as the public GAVS code trains; shard rows are single images, so shards keep ``frame``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ FALLBACK = {
     "unfreeze": (),
     "phase2_divisor": None,
     "phase2_lr": None,
+    "batch_by": "frame",
 }
+BATCH_BY = ("frame", "video")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Recipe:
     unfreeze: tuple[str, ...] = ()  # parameter-name prefixes trained besides the model's own
     phase2_epoch: int | None = None  # AAVS: at epoch (0-based) epochs // phase2_divisor reload the best, start phase 2
     phase2_lr: float | None = None  # ... with this learning rate
+    batch_by: str = "frame"  # frame | video (one AVSBench video per step)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -81,6 +86,7 @@ def resolve_recipe(config_train: Mapping[str, Any], overrides: Mapping[str, Any]
         unfreeze=_prefixes(merged["unfreeze"]),
         phase2_epoch=None if merged["phase2_divisor"] is None else int(merged["epochs"]) // int(merged["phase2_divisor"]),
         phase2_lr=None if merged["phase2_lr"] is None else float(merged["phase2_lr"]),
+        batch_by=str(merged["batch_by"]).lower(),
     )
     if (r.phase2_epoch is None) != (r.phase2_lr is None):
         raise AvsynthError("phase2_divisor and phase2_lr go together (the AAVS two-phase recipe)")
@@ -91,6 +97,8 @@ def resolve_recipe(config_train: Mapping[str, Any], overrides: Mapping[str, Any]
         raise AvsynthError(f"optimizer {r.optimizer!r} is not supported (adamw)")
     if r.lr_schedule not in ("cosine", "constant"):
         raise AvsynthError(f"lr_schedule must be cosine or constant, got {r.lr_schedule!r}")
+    if r.batch_by not in BATCH_BY:
+        raise AvsynthError(f"batch_by must be one of {', '.join(BATCH_BY)}, got {r.batch_by!r}")
     if r.epochs < 1 or r.batch_size < 1 or r.grad_accum < 1:
         raise AvsynthError("epochs, batch size and gradient accumulation must be >= 1")
     if not 0 < r.lr or r.lr_min < 0 or r.lr_min > r.lr:
