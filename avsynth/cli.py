@@ -601,8 +601,8 @@ def models_cmd(
             typer.echo(json.dumps({**r.__dict__, "trainable_percent": round(r.trainable_percent, 4)}))
         return
     table = Table(title="avsynth model configs")
-    for col in ("config", "family", "SAM", "trainable", "total", "trainable %", "VGGish (frozen)"):
-        table.add_column(col, justify="right" if col not in ("config", "family", "SAM") else "left")
+    for col in ("config", "family", "backbone", "trainable", "total", "trainable %", "VGGish (frozen)"):
+        table.add_column(col, justify="right" if col not in ("config", "family", "backbone") else "left")
     for r in rows:
         table.add_row(
             r.name, r.family, r.sam_arch, f"{r.trainable:,}", f"{r.total:,}",

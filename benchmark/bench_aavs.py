@@ -36,10 +36,11 @@ def emit(**fields) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def run_trainer(out: Path, root: Path, subset: str, epochs: int, audio: str, seed: int) -> dict:
+def run_trainer(out: Path, root: Path, subset: str, epochs: int, audio: str, seed: int,
+                lr: float | None = None) -> dict:
     t0 = time.perf_counter()
     r = train(TrainConfig(out=out, model="aavs-tiny", avsbench=AVSBenchSource(root, subset=subset), epochs=epochs,
-                          audio_mode=audio, seed=seed, num_workers=0, progress=False, cpu=True))
+                          audio_mode=audio, seed=seed, num_workers=0, progress=False, cpu=True, lr=lr))
     steps = sum(h["steps"] for h in r.history)
     train_s = sum(h["seconds"] for h in r.history)
     best = max(r.history, key=lambda h: h["val_miou"])
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--s4-epochs", type=int, default=12)
     ap.add_argument("--avss-epochs", type=int, default=12)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=None, help="S4 phase-1 learning rate (default: aavs-tiny's 1e-3).")
+    ap.add_argument("--avss-lr", type=float, default=None, help="AVSS stage-2 / one-stage learning rate.")
+    ap.add_argument("--s4-audio", default="real,zero,shuffle", help="S4 runs: comma list of real, zero, shuffle.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--part", choices=("all", "s4", "avss"), default="all", help="Run one half only.")
     ap.add_argument("--work", type=Path, default=None, help="Working folder (default: a temporary one).")
@@ -65,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         root = args.demo / "avsbench"
     else:
         root = Path(write_demo(work / f"demo-{args.part}", seed=0, scale="default", workers=2).avsbench_root)
-    for audio in ("real", "zero", "shuffle") if args.part in ("all", "s4") else ():
-        r = run_trainer(work / f"s4-{audio}", root, "s4", args.s4_epochs, audio, args.seed)
-        emit(task="s4", model="aavs-tiny", audio=audio, epochs=args.s4_epochs, seed=args.seed, **r)
+    for audio in args.s4_audio.split(",") if args.part in ("all", "s4") else ():
+        r = run_trainer(work / f"s4-{audio}", root, "s4", args.s4_epochs, audio, args.seed, args.lr)
+        emit(task="s4", model="aavs-tiny", audio=audio, epochs=args.s4_epochs, lr=args.lr, seed=args.seed, **r)
     if args.part == "s4":
         return 0
     # AVSS stage 1: the binary AAVS on the AVSS videos, then its masks of the val videos, written once
-    s1 = run_trainer(work / "avss-stage1", root, "avss", args.avss_epochs, "real", args.seed)
+    s1 = run_trainer(work / "avss-stage1", root, "avss", args.avss_epochs, "real", args.seed, args.lr)
     emit(task="avss-stage1", model="aavs-tiny", epochs=args.avss_epochs, seed=args.seed, **s1)
     val = AVSBenchSource(root, subset="avss").videos("val")
     masks = work / "stage1-masks"
@@ -86,11 +90,11 @@ def main(argv: list[str] | None = None) -> int:
                       ("aavs-avss71-tiny (one-stage)", one_stage)):
         t0 = time.perf_counter()
         r = train_avss(AVSSTrainConfig(root=root, out=work / name.split()[0], model=cfg, stage1_masks=masks,
-                                       epochs=args.avss_epochs, seed=args.seed, device="cpu"))
+                                       epochs=args.avss_epochs, lr=args.avss_lr, seed=args.seed, device="cpu"))
         best = max(r["history"], key=lambda h: h["val_miou"])
         steps = sum(r["train_videos"] for _ in r["history"])
         train_s = sum(h["seconds"] for h in r["history"])
-        emit(task="avss", model=name, epochs=args.avss_epochs, seed=args.seed, best_miou=r["best_miou"],
+        emit(task="avss", model=name, epochs=args.avss_epochs, lr=args.avss_lr, seed=args.seed, best_miou=r["best_miou"],
              best_miou_no_bg=best["val_miou_no_bg"], best_fscore=best["val_fscore"], best_epoch=r["best_epoch"],
              train_videos=r["train_videos"], val_videos=r["val_videos"], s_per_step=round(train_s / steps, 3),
              wall_s=round(time.perf_counter() - t0, 1))
