@@ -269,6 +269,8 @@ def test_stage1_masks_written_once_and_stage2_trains_on_them(demo_corpus, tmp_pa
     assert [h["phase"] for h in result["history"]] == [1, 2]
     assert [h["lr"] for h in result["history"]] == [1e-3, 5e-4]
     assert (tmp_path / "s2" / "best.pt").is_file() and 0.0 <= result["best_miou"] <= 1.0
+    lines = (tmp_path / "s2" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
     model = build_model(load_config("stepping-stones-tiny"))
     data = [load_avss_video(x, vggish, train=False) for x in val]
     frames = sum(len(d.frame_ids) for d in data)

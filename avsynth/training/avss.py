@@ -12,7 +12,8 @@ Stage 1 is an AAVS binary model trained by the ordinary trainer on the AVSS vide
    video per step with the config's recipe (AdamW, constant learning rate, phase 2 at
    ``epochs // phase2_divisor``: best weights reloaded, Swin adapters drawn and trained, new AdamW at
    ``phase2_lr``). Training conditions on the ground truth (``mask != 0``), validation on the stage-1
-   PNGs; the best validation mIoU (AVSS, with background) is kept in ``OUT/best.pt``.
+   PNGs; the best validation mIoU (AVSS, with background) is kept in ``OUT/best.pt``, one line per
+   epoch in ``OUT/log.jsonl``, the run in ``OUT/result.json``.
 3. :func:`evaluate_avss` scores a model with :class:`~avsynth.evaluation.metrics.AVSSMetric`:
    ``miou`` / ``fscore`` (all 71 classes), ``*_no_bg`` (the Stepping Stones code's ``[1:]``),
    ``*_official_no_bg`` (the AVSBench code's ``[:-1]``); frames ``pad_to=None`` scores the annotated
@@ -282,6 +283,8 @@ def train_avss(cfg: AVSSTrainConfig) -> dict:
                   "train_loss": float(np.mean(losses)), "seconds": seconds,
                   "steps_per_s": len(losses) / max(seconds, 1e-9), **{f"val_{k}": v for k, v in metrics.items()}}
         history.append(record)
+        with open(out / "log.jsonl", "a") as fh:  # one line per epoch, readable while the run goes on
+            fh.write(json.dumps(record) + "\n")
         log.info("epoch %d: loss %.4f val mIoU %.4f", epoch + 1, record["train_loss"], metrics["miou"])
         if metrics["miou"] > best:
             best, best_epoch = metrics["miou"], epoch + 1
