@@ -10,6 +10,8 @@ A manifest is YAML with one entry per category::
         openimages: [Dog]               # Open Images V7 boxable display names (or MIDs)
         vggsound: [dog barking, ...]    # VGGSound labels
         notes: ...                      # optional, free text
+        avsbench: dog                   # optional: the AVSBench-semantic (AVSS) class, for
+                                        #   `avsynth build --semantic --semantic-classes avsbench`
 
 Every category needs at least one ``vggsound`` label and at least one ``lvis`` or ``openimages``
 name. A label of a source belongs to at most one category (a VGGSound clip, an LVIS or an Open
@@ -34,7 +36,7 @@ from avsynth.resources import data_dir, resolve
 
 DEFAULT_MANIFEST = "avs-synthetic-46"
 _SOURCES = ("lvis", "openimages", "vggsound")
-_CATEGORY_KEYS = frozenset({"name", *_SOURCES, "notes"})
+_CATEGORY_KEYS = frozenset({"name", *_SOURCES, "notes", "avsbench"})
 _TOP_KEYS = frozenset({"name", "description", "categories", "notes"})
 _INT = re.compile(r"^[+-]?\d+$")
 
@@ -47,6 +49,7 @@ class Category:
     openimages: tuple[str, ...] = ()
     vggsound: tuple[str, ...] = ()
     notes: str = ""
+    avsbench: str = ""  # the AVSBench-semantic class name, when AVSBench has the category
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,11 @@ def load_manifest(name_or_path: str | Path = DEFAULT_MANIFEST) -> Manifest:
         notes = entry.get("notes")
         if notes is not None and not isinstance(notes, str):
             raise ManifestError(f"{where}: 'notes' must be a string")
-        cats.append(Category(name=name, category_id=i, notes=(notes or "").strip(), **fields))
+        avsbench = entry.get("avsbench")
+        if avsbench is not None and (not isinstance(avsbench, str) or not avsbench.strip()):
+            raise ManifestError(f"{where}: 'avsbench' must be a non-empty string (an AVSS class name)")
+        cats.append(Category(name=name, category_id=i, notes=(notes or "").strip(),
+                             avsbench=(avsbench or "").strip(), **fields))
     if not cats:
         raise ManifestError(f"{path}: manifest has no categories")
     return Manifest(

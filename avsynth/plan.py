@@ -25,7 +25,7 @@ from typing import Iterable, Literal, Sequence
 
 from avsynth.manifest import Manifest
 from avsynth.shards.schema import SPLITS, shard_relpath
-from avsynth.sources.records import AudioClip, ImageInstance
+from avsynth.sources.records import AudioClip, ImageInstance, ImageLabels
 
 DEFAULT_SIZES = {"train": 52_609, "validation": 5_000, "test": 5_000}
 VGGSOUND_SPLIT = {"train": "train", "validation": "test", "test": "test"}
@@ -59,6 +59,8 @@ class PlanOptions:
     clip_seconds: float = 3.0
     rows_per_shard: int = 1000
     balance: bool = True
+    sources_per_row: int = 1  # K > 1: one row per image with K categories, their K clips mixed
+    negatives: float = 0.0  # fraction of each split made of off-screen (verified-negative) rows
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Unit:
     category_id: int
     image_key: str  # "{source}:{image_id}"
     instances: tuple[ImageInstance, ...]
+    mix: tuple = ()  # K > 1: ((category, category_id, instances), ...) in the seeded order
 
     @property
     def first(self) -> ImageInstance:
@@ -88,6 +91,21 @@ class RowSpec:
     clip: AudioClip
     audio_offset_s: float
     audio_seconds: float
+    sources: tuple = ()  # SourceSpec per sounding source (extended builds); () = single source
+    negative: bool = False  # off-screen row: the audio's category is verified absent
+    image: ImageLabels | None = None  # the image of a negative row (which has no instances)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One sound of a row: its category, clip, window start and mix gain, and its instances."""
+
+    category: str
+    category_id: int
+    clip: AudioClip
+    audio_offset_s: float
+    gain_db: float
+    instances: tuple[ImageInstance, ...]  # () for the sound of a negative row
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,7 @@ class Plan:
     available: dict[str, dict[str, int]]  # category -> {"units", "images", "clips_train", "clips_test"}
     shortfall: dict[str, dict[str, int]]  # split -> category -> rows missing vs the requested share
     filtered: dict[str, int]  # reason -> count (units dropped by the plan's own rules)
+    composition: dict = field(default_factory=dict)  # extended builds: mixes / negatives per split
 
     def counts(self) -> dict[str, dict]:
         out = {}
@@ -216,10 +235,20 @@ def make_plan(
     clips: Iterable[AudioClip],
     manifest: Manifest,
     options: PlanOptions = PlanOptions(),
+    image_labels: Iterable[ImageLabels] = (),
 ) -> Plan:
-    """Join instances and clips into a deterministic, sharded plan."""
+    """Join instances and clips into a deterministic, sharded plan.
+
+    ``image_labels``: the sources' verified negatives and not-exhaustive categories per image,
+    used by ``sources_per_row`` > 1 and ``negatives`` > 0 (see :func:`make_mix_units`,
+    :func:`plan_negatives`).
+    """
     seed = options.seed
-    units, filtered = make_units(instances, manifest, options)
+    labels = {lab.image_key: lab for lab in image_labels}
+    if options.sources_per_row > 1:
+        units, filtered = make_mix_units(instances, manifest, options, labels)
+    else:
+        units, filtered = make_units(instances, manifest, options)
     cat_names = [c.name for c in manifest.categories]
     label_to_cat = manifest.by_source_label("vggsound")
 
@@ -321,6 +350,14 @@ def make_plan(
         per_cat_index = defaultdict(int)
         specs = []
         for u in sorted(assigned[split], key=lambda u: u.key):
+            if u.mix:
+                spec = _mixed_row(u, split, audio[split], per_cat_index, options)
+                if spec is None:
+                    filtered["a chosen category has no audio in the split"] = filtered.get(
+                        "a chosen category has no audio in the split", 0) + 1
+                else:
+                    specs.append(spec)
+                continue
             pool = audio[split][u.category]
             k = per_cat_index[u.category]
             per_cat_index[u.category] += 1
@@ -337,11 +374,29 @@ def make_plan(
                     audio_seconds=float(options.clip_seconds),
                 )
             )
-        specs.sort(key=lambda r: (stable_hash("row", seed, r.id), r.id))
+        if options.negatives > 0 or options.sources_per_row > 1:
+            specs = [_as_extended(r) for r in specs]
         rows[split] = specs
+    composition: dict = {}
+    if options.negatives > 0:
+        composition = plan_negatives(rows, labels.values(), audio, per_split_index(rows), ids_of(manifest),
+                                     options)
+    for split in SPLITS:
+        rows[split].sort(key=lambda r: (stable_hash("row", seed, r.id), r.id))
+    if options.negatives > 0 or options.sources_per_row > 1:
+        composition = {
+            split: {
+                "rows": len(rows[split]),
+                "mixed_rows": sum(1 for r in rows[split] if len(r.sources) > 1),
+                "negative_rows": sum(1 for r in rows[split] if r.negative),
+                **composition.get(split, {}),
+            }
+            for split in SPLITS
+        }
 
     # The train audio pool: every train clip of every category present in train.
-    train_cats = sorted({r.category for r in rows["train"]}, key=cat_names.index)
+    train_cats = sorted({r.category for r in rows["train"]} | {src.category for r in rows["train"] for src in r.sources},
+                        key=cat_names.index)
     ids = {c.name: c.category_id for c in manifest.categories}
     pool = [
         PoolSpec(
@@ -369,7 +424,7 @@ def make_plan(
 
     categories = [{"name": c.name, "category_id": c.category_id} for c in manifest.categories]
     return Plan(options, categories, rows, pool, shards, requested, targets, available,
-                shortfall, filtered)
+                shortfall, filtered, composition)
 
 
 def _proportional(capacity: dict[str, int], total: int, cap: int | None) -> dict[str, int]:
@@ -416,3 +471,160 @@ def plan_from_rows(
         shards=make_shards(rows, pool, options.rows_per_shard),
         requested=counts, targets=dict(counts), available={}, shortfall={}, filtered={},
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-source rows (--sources-per-row K) and off-screen negatives (--negatives FRACTION)
+
+SKIP_FEW_CATEGORIES = "image has fewer than --sources-per-row usable categories"
+GAIN_RANGE_DB = 6.0  # mix gains are drawn in [-6, 0] dB, in 0.1 dB steps
+
+
+def ids_of(manifest: Manifest) -> dict[str, int]:
+    return {c.name: c.category_id for c in manifest.categories}
+
+
+def make_mix_units(
+    instances: Iterable[ImageInstance], manifest: Manifest, options: PlanOptions,
+    labels: dict[str, ImageLabels],
+) -> tuple[list[Unit], dict[str, int]]:
+    """One candidate row per image holding instances of at least K manifest categories.
+
+    The K categories are a seeded choice among the image's categories, never one the source
+    marks not exhaustively annotated (LVIS ``not_exhaustive_category_ids``); the row's mask is
+    the union of the chosen categories' instances. The unit's ``category`` is the first chosen.
+    """
+    k = options.sources_per_row
+    ids = ids_of(manifest)
+    filtered: dict[str, int] = defaultdict(int)
+    per_image: dict[str, dict[str, list[ImageInstance]]] = defaultdict(lambda: defaultdict(list))
+    for inst in instances:
+        if inst.category in ids:
+            per_image[f"{inst.source}:{inst.image_id}"][inst.category].append(inst)
+    units = []
+    for image_key in sorted(per_image):
+        lab = labels.get(image_key)
+        excluded = set(lab.not_exhaustive) if lab else set()
+        cats = sorted(c for c in per_image[image_key] if c not in excluded)
+        if len(cats) < k:
+            filtered[SKIP_FEW_CATEGORIES] += 1
+            continue
+        chosen = sorted(cats, key=lambda c: (stable_hash("mixcat", options.seed, image_key, c), c))[:k]
+        mix = tuple(
+            (c, ids[c], tuple(sorted(per_image[image_key][c], key=lambda i: i.annotation_id))) for c in chosen
+        )
+        insts = tuple(i for _, _, group in mix for i in group)
+        first = insts[0]
+        frac = min(1.0, sum(i.area for i in insts) / max(1, first.width * first.height))
+        if frac < options.min_mask_area:
+            filtered["mask area below --min-mask-area"] += 1
+            continue
+        key = f"{first.source}-{first.image_id}-m" + "-".join(str(cid) for _, cid, _ in mix)
+        units.append(Unit(key, chosen[0], ids[chosen[0]], image_key, insts, mix))
+    units.sort(key=lambda u: u.key)
+    return units, dict(filtered)
+
+
+def mix_gain_db(seed: int, row_id: str, index: int) -> float:
+    """The seeded gain of source ``index`` of a mixed row, in [-GAIN_RANGE_DB, 0] dB."""
+    steps = int(round(GAIN_RANGE_DB * 10))
+    return -float(stable_hash("gain", seed, row_id, index) % (steps + 1)) / 10.0
+
+
+def _mixed_row(u: Unit, split: str, audio: dict[str, list[AudioClip]], per_cat_index: dict,
+               options: PlanOptions) -> RowSpec | None:
+    if any(not audio[c] for c, _, _ in u.mix):
+        return None
+    sources = []
+    for i, (cat, cid, insts) in enumerate(u.mix):
+        pool = audio[cat]
+        clip = pool[per_cat_index[cat] % len(pool)]
+        per_cat_index[cat] += 1
+        sources.append(SourceSpec(cat, cid, clip, seeded_offset(clip.audio_id, options.seed, options.clip_seconds),
+                                  mix_gain_db(options.seed, u.key, i), insts))
+    first = sources[0]
+    return RowSpec(
+        id=u.key, split=split, category=first.category, category_id=first.category_id,
+        instances=u.instances, clip=first.clip, audio_offset_s=first.audio_offset_s,
+        audio_seconds=float(options.clip_seconds), sources=tuple(sources),
+    )
+
+
+def _as_extended(r: RowSpec) -> RowSpec:
+    """A single-source row of an extended build: its one source listed, gain 0 dB."""
+    if r.sources:
+        return r
+    src = SourceSpec(r.category, r.category_id, r.clip, r.audio_offset_s, 0.0, r.instances)
+    return RowSpec(r.id, r.split, r.category, r.category_id, r.instances, r.clip, r.audio_offset_s,
+                   r.audio_seconds, (src,))
+
+
+def per_split_index(rows: dict[str, list[RowSpec]]) -> dict[str, dict[str, int]]:
+    """How many clips of each category a split's rows already drew (negatives continue from there)."""
+    out: dict[str, dict[str, int]] = {}
+    for split in SPLITS:
+        d: dict[str, int] = defaultdict(int)
+        for r in rows[split]:
+            for src in r.sources or ():
+                d[src.category] += 1
+        out[split] = d
+    return out
+
+
+def negative_count(positives: int, fraction: float) -> int:
+    """Negatives to add so that they make ``fraction`` of a split: round(f / (1 - f) * positives)."""
+    if not 0 <= fraction < 1:
+        raise ValueError("negatives fraction must be in [0, 1)")
+    return int(round(fraction / (1.0 - fraction) * positives))
+
+
+def plan_negatives(
+    rows: dict[str, list[RowSpec]], labels: Iterable[ImageLabels], audio: dict[str, dict[str, list[AudioClip]]],
+    index: dict[str, dict[str, int]], ids: dict[str, int], options: PlanOptions,
+) -> dict[str, dict]:
+    """Add off-screen rows to each split (in place); return requested / made counts per split.
+
+    A negative row shows an image and plays a clip of a category the source *verified absent*
+    from it (``ImageLabels.negatives``), with an empty mask. An image keeps its split: one already
+    used by a split's rows gives negatives to that split only; an unused image is given to a split
+    by a seeded draw weighted by the splits' sizes. At most one negative per image; the category
+    is a seeded choice among its verified negatives that have audio in the split.
+    """
+    seed = options.seed
+    image_split = {f"{i.source}:{i.image_id}": split for split in SPLITS for r in rows[split] for i in r.instances}
+    sizes = [max(0, len(rows[s])) for s in SPLITS]
+    total = sum(sizes)
+    out: dict[str, dict] = {}
+    candidates: dict[str, list[ImageLabels]] = {s: [] for s in SPLITS}
+    for lab in labels:
+        if not lab.negatives:
+            continue
+        split = image_split.get(lab.image_key)
+        if split is None:
+            if total == 0:
+                continue
+            x = stable_hash("negsplit", seed, lab.image_key) % total
+            split = SPLITS[0] if x < sizes[0] else SPLITS[1] if x < sizes[0] + sizes[1] else SPLITS[2]
+        candidates[split].append(lab)
+    for split in SPLITS:
+        want = negative_count(len(rows[split]), options.negatives)
+        made = 0
+        order = sorted(candidates[split], key=lambda lab: (stable_hash("neg", seed, lab.image_key), lab.image_key))
+        for lab in order:
+            if made >= want:
+                break
+            cats = [c for c in lab.negatives if c in ids and audio[split].get(c)]
+            if not cats:
+                continue
+            cat = min(cats, key=lambda c: (stable_hash("negcat", seed, lab.image_key, c), c))
+            pool = audio[split][cat]
+            clip = pool[index[split][cat] % len(pool)]
+            index[split][cat] += 1
+            offset = seeded_offset(clip.audio_id, seed, options.clip_seconds)
+            rid = f"{lab.source}-{lab.image_id}-n{ids[cat]}"
+            src = SourceSpec(cat, ids[cat], clip, offset, 0.0, ())
+            rows[split].append(RowSpec(rid, split, cat, ids[cat], (), clip, offset, float(options.clip_seconds),
+                                       (src,), True, lab))
+            made += 1
+        out[split] = {"negatives_requested": want}
+    return out

@@ -8,7 +8,7 @@ from pathlib import Path
 from avsynth.errors import BuildError, SourceError
 from avsynth.io import sha256_file
 from avsynth.manifest import Manifest
-from avsynth.sources.records import AudioClip, ImageInstance, SkipCounter
+from avsynth.sources.records import AudioClip, ImageInstance, ImageLabels, SkipCounter
 
 
 @dataclass
@@ -21,6 +21,8 @@ class SourcePaths:
     openimages_splits: list[str] = field(default_factory=lambda: ["train", "validation", "test"])
     vggsound_csv: Path | None = None
     vggsound_audio: Path | None = None
+    # Open Images human-verified image-level label files (verified negatives for --negatives)
+    openimages_image_labels: list[Path] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -36,6 +38,7 @@ class LoadedSources:
     audio_missing_by_label: dict[str, int]
     used_demo: bool
     paths: SourcePaths
+    image_labels: list[ImageLabels] = field(default_factory=list)  # with want_labels only
 
 
 def file_fingerprint(path: Path) -> dict:
@@ -44,9 +47,13 @@ def file_fingerprint(path: Path) -> dict:
 
 
 def load_sources(
-    paths: SourcePaths, manifest: Manifest, *, demo_cache: Path | None = None
+    paths: SourcePaths, manifest: Manifest, *, demo_cache: Path | None = None, want_labels: bool = False,
 ) -> LoadedSources:
-    """Read every given source (or the demo corpus when none is given) into records."""
+    """Read every given source (or the demo corpus when none is given) into records.
+
+    ``want_labels``: also read the images' verified negatives and not-exhaustive categories
+    (LVIS; Open Images ``openimages_image_labels`` files) for mixes and negatives.
+    """
     used_demo = paths.empty
     if used_demo:
         from avsynth.demo import ensure_demo
@@ -58,6 +65,7 @@ def load_sources(
             openimages_root=Path(demo.openimages_root),
             vggsound_csv=Path(demo.vggsound_csv),
             vggsound_audio=Path(demo.vggsound_audio),
+            openimages_image_labels=list(paths.openimages_image_labels),
         )
     if not paths.vggsound_csv or not paths.vggsound_audio:
         raise BuildError("audio is required: give --vggsound-csv and --vggsound-audio")
@@ -68,6 +76,7 @@ def load_sources(
 
     skips = SkipCounter()
     instances: list[ImageInstance] = []
+    labels: list[ImageLabels] | None = [] if want_labels else None
     fingerprints: dict = {}
     if paths.lvis_json:
         from avsynth.sources.lvis import read_lvis
@@ -75,7 +84,7 @@ def load_sources(
         for p in paths.lvis_json:
             if not Path(p).is_file():
                 raise SourceError(p, "LVIS annotation file not found")
-        instances += read_lvis(list(paths.lvis_json), paths.coco_root, manifest, skips)
+        instances += read_lvis(list(paths.lvis_json), paths.coco_root, manifest, skips, image_labels=labels)
         fingerprints["lvis"] = [file_fingerprint(Path(p)) for p in paths.lvis_json]
     if paths.openimages_root:
         from avsynth.sources.openimages import read_openimages
@@ -91,6 +100,18 @@ def load_sources(
             raise SourceError(root, "no {split}-annotations-object-segmentation.csv found")
         fingerprints["openimages"] = fps
 
+    if paths.openimages_image_labels:
+        from avsynth.sources.openimages import read_openimages_negatives
+
+        if not paths.openimages_root:
+            raise BuildError("--openimages-image-labels needs --openimages-root (the images and class names)")
+        for p in paths.openimages_image_labels:
+            if not Path(p).is_file():
+                raise SourceError(p, "Open Images image-level label file not found")
+            if labels is not None:
+                labels += read_openimages_negatives(Path(p), Path(paths.openimages_root), manifest, skips)
+        fingerprints["openimages_image_labels"] = [file_fingerprint(Path(p)) for p in paths.openimages_image_labels]
+
     from avsynth.sources.vggsound import read_vggsound
 
     index = read_vggsound(Path(paths.vggsound_csv), Path(paths.vggsound_audio), manifest, skips)
@@ -99,5 +120,5 @@ def load_sources(
     fingerprints["audio_clips_resolved"] = len(index.clips)
     return LoadedSources(
         instances, list(index.clips), fingerprints, skips, dict(index.missing_by_label),
-        used_demo, paths,
+        used_demo, paths, labels or [],
     )

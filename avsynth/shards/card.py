@@ -17,7 +17,7 @@ import yaml
 
 from avsynth.io import atomic_write_text
 from avsynth.shards.record import BuildRecord
-from avsynth.shards.schema import SPLITS, hf_features_dict
+from avsynth.shards.schema import SPLITS, hf_features_dict, row_layout
 
 CARD_NAME = "README.md"
 DEFAULT_PRETTY_NAME = "avsynth audio-visual segmentation triplets"
@@ -105,6 +105,12 @@ COLUMN_DOCS: dict[str, str] = {
     "audio_offset_s": "start of the window in the source clip (seconds)",
     "audio_seconds": "window length (seconds)",
     "license": "licence terms of this row's sources",
+    "sources": "every sounding source: category, category_id, audio_id, offset (s), gain_db of the "
+               "mix (multi-source rows: RMS-normalised windows, seeded gains; else 0 dB). "
+               "`category` is the first source's",
+    "negative": "off-screen row: the clip's category is verified absent from the image "
+                "(LVIS neg_category_ids / Open Images human-verified negative); the mask is empty",
+    "semantic_mask": "8-bit class ids of the sounding instances, 0 = background (see the class table)",
 }
 
 
@@ -161,7 +167,7 @@ def card_metadata(record: BuildRecord | Mapping) -> dict[str, Any]:
 
     record = BuildRecord.coerce(record)
     splits = record.present_splits()
-    features = datasets.Features.from_dict(hf_features_dict())
+    features = datasets.Features.from_dict(hf_features_dict(*row_layout(record.arguments)))
     split_dict = datasets.SplitDict()
     for split in splits:
         split_dict.add(
@@ -262,10 +268,39 @@ def _counts_section(record: BuildRecord) -> str:
     )
 
 
-def _schema_section() -> str:
-    feats = hf_features_dict()
+def _composition_section(record: BuildRecord) -> list[str]:
+    """Extended builds: the mixed / negative row counts and the semantic class table."""
+    comp = record.extra.get("composition")
+    if not isinstance(comp, dict):
+        return []
+    args = record.arguments
+    rows = [[s, (comp.get(s) or {}).get("rows", 0), (comp.get(s) or {}).get("mixed_rows", 0),
+             (comp.get(s) or {}).get("negative_rows", 0)] for s in SPLITS if s in comp]
+    parts = [
+        "## Mixes and off-screen rows",
+        f"Built with `--sources-per-row {args.get('sources_per_row', 1)}` and `--negatives "
+        f"{args.get('negatives', 0)}`. A multi-source row shows an image holding instances of K "
+        "categories (never one the source marks not exhaustively annotated); its audio mixes one "
+        "clip per category (each window RMS-normalised to -20 dBFS, then a seeded gain in [-6, 0] dB; "
+        "the sum is scaled down if it peaks above 0.99) and its mask is the union of their instances. "
+        "An off-screen (negative) row plays a clip of a category that the image source *verified* "
+        "absent (LVIS `neg_category_ids`; Open Images human-verified negative labels) and has an "
+        "empty mask; unannotated categories are never used, as LVIS is federated.",
+        _table(["split", "rows", "multi-source rows", "negative rows"], rows),
+    ]
+    table = record.extra.get("semantic_classes")
+    if isinstance(table, dict) and table:
+        parts += [f"### Semantic class ids ({args.get('semantic_classes', 'manifest')})",
+                  _table(["category", "id in semantic_mask"], sorted(table.items(), key=lambda kv: kv[1]))]
+    return ["\n\n".join(parts)]
 
-    def kind(f: dict) -> str:
+
+def _schema_section(extended: bool = False, semantic: bool = False) -> str:
+    feats = hf_features_dict(extended, semantic)
+
+    def kind(f) -> str:
+        if isinstance(f, list):
+            return f"list<struct<{', '.join(f[0])}>>"
         t = f.get("_type")
         if t == "Value":
             return f["dtype"]
@@ -387,7 +422,8 @@ def render_card(record: BuildRecord | Mapping, examples: list[Path] | None = Non
         sections.append(_examples_section(list(examples)))
     sections += [
         _counts_section(record),
-        _schema_section(),
+        _schema_section(*row_layout(record.arguments)),
+        *_composition_section(record),
         _build_section(record),
         _skipped_section(record),
         _shortfall_section(record),

@@ -8,7 +8,9 @@
   rows can be re-paired every epoch with another clip of their category from the audio pool.
 
 A decoded sample is a dict: ``image`` uint8 tensor [3, H, W], ``mask`` bool (or float) tensor
-[H, W], ``audio`` float32 tensor [T] with ``sample_rate``, plus the scalar columns as Python values.
+[H, W], ``audio`` float32 tensor [T] with ``sample_rate``, plus the scalar columns as Python values
+(and, from ``--semantic`` builds, ``semantic_mask`` uint8 [H, W]). Multi-source rows are re-paired
+source by source (:func:`repair_mix`), so a row keeps its category set and gains.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from avsynth.errors import AvsynthError, SourceError
 from avsynth.media.audio import decode_audio
-from avsynth.media.mask import decode_png, resize_nearest
+from avsynth.media.mask import decode_label_png, decode_png, resize_nearest
 from avsynth.shards.record import RECORD_NAME, BuildRecord, load_record_json
 from avsynth.shards.schema import DATA_DIR
 
@@ -44,16 +46,38 @@ def _open_fs(source: str | Path, storage_options: dict | None) -> tuple[fsspec.A
     return fs, root.rstrip("/")
 
 
-def _list_shards(fs: fsspec.AbstractFileSystem, root: str, folder: str, split: str) -> list[str]:
-    """Shard paths of a split: from manifest.json when present, else by file-name pattern."""
+def _list_shards(fs: fsspec.AbstractFileSystem, root: str, folder: str, split: str
+                 ) -> tuple[list[str], dict[str, str]]:
+    """Shard paths of a split and their sha256 by path: from manifest.json when present, else by
+    file-name pattern (no digests)."""
     record_path = f"{root}/{RECORD_NAME}"
     if fs.exists(record_path):
         with fs.open(record_path, "rb") as f:
             record = BuildRecord.from_dict(load_record_json(f))
         listed = record.shards if folder == DATA_DIR else record.audio_pool
-        rels = [e.path for e in listed if Path(e.path).name.startswith(f"{split}-")]
-        return [f"{root}/{rel}" for rel in sorted(rels)]
-    return sorted(fs.glob(f"{root}/{folder}/{split}-*.parquet"))
+        chosen = sorted((e for e in listed if Path(e.path).name.startswith(f"{split}-")),
+                        key=lambda e: e.path)
+        return [f"{root}/{e.path}" for e in chosen], {f"{root}/{e.path}": e.sha256 for e in chosen
+                                                      if e.sha256}
+    return sorted(fs.glob(f"{root}/{folder}/{split}-*.parquet")), {}
+
+
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) checked in this process
+
+
+def verify_checksum(path: str, expected: str) -> None:
+    """Check a local shard's sha256 against its build record, once per file per process (again
+    only if the file's size or mtime changes). AvsynthError naming the shard on a mismatch."""
+    from avsynth.io import sha256_file
+
+    st = Path(path).stat()
+    key = (str(path), int(st.st_size), int(st.st_mtime_ns))
+    if key in _VERIFIED:
+        return
+    if sha256_file(Path(path)) != expected:
+        raise AvsynthError(f"{path}: shard does not match the sha256 in its manifest.json (it was "
+                           "changed or damaged after the build); rebuild or re-download it")
+    _VERIFIED.add(key)
 
 
 @dataclass(frozen=True)
@@ -69,23 +93,32 @@ class RowGroupRef:
 class _FileCache:
     """Lazily opened ``pq.ParquetFile`` handles (dropped on pickling, so workers reopen)."""
 
-    def __init__(self, fs: fsspec.AbstractFileSystem, paths: Sequence[str]):
+    def __init__(self, fs: fsspec.AbstractFileSystem, paths: Sequence[str],
+                 digests: dict[str, str] | None = None):
         self.fs = fs
         self.paths = list(paths)
+        self.digests = dict(digests or {})
         self._open: dict[int, pq.ParquetFile] = {}
 
     def get(self, i: int) -> pq.ParquetFile:
         pf = self._open.get(i)
         if pf is None:
-            if isinstance(self.fs, LocalFileSystem):
-                pf = pq.ParquetFile(self.paths[i])
-            else:
-                pf = pq.ParquetFile(self.fs.open(self.paths[i], "rb"))
+            path = self.paths[i]
+            try:
+                if isinstance(self.fs, LocalFileSystem):
+                    if path in self.digests:
+                        verify_checksum(path, self.digests[path])
+                    pf = pq.ParquetFile(path)
+                else:
+                    pf = pq.ParquetFile(self.fs.open(path, "rb"))
+            except (pa.ArrowException, OSError) as err:
+                text = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+                raise AvsynthError(f"{path}: not a readable Parquet shard ({text})") from None
             self._open[i] = pf
         return pf
 
     def __getstate__(self) -> dict:
-        return {"fs": self.fs, "paths": self.paths, "_open": {}}
+        return {"fs": self.fs, "paths": self.paths, "digests": self.digests, "_open": {}}
 
 
 class ShardReader:
@@ -107,11 +140,18 @@ class ShardReader:
         self.source = str(source)
         self.split = split
         self.columns = list(columns) if columns is not None else None
-        self.fs, self.root = _open_fs(source, storage_options)
-        paths = _list_shards(self.fs, self.root, folder, split)
+        try:
+            self.fs, self.root = _open_fs(source, storage_options)
+            paths, digests = _list_shards(self.fs, self.root, folder, split)
+        except AvsynthError:
+            raise
+        except Exception as err:  # fsspec backends (HTTP, S3, the Hub) raise their own errors
+            text = (str(err).strip().splitlines() or [type(err).__name__])[-1][:300]
+            raise AvsynthError(f"{source}: cannot list the shards ({type(err).__name__}: {text})"
+                               ) from None
         if not paths:
             raise AvsynthError(f"{source}: no {folder}/{split}-*.parquet shards")
-        self.files = _FileCache(self.fs, paths)
+        self.files = _FileCache(self.fs, paths, digests)
         self.row_groups: list[RowGroupRef] = []
         start = 0
         for i in range(len(paths)):
@@ -195,6 +235,8 @@ def decode_sample(row: dict, mask_dtype: torch.dtype = torch.bool) -> dict:
         out["image"] = decode_image(row["image"]["bytes"])
     if row.get("mask") is not None:
         out["mask"] = torch.from_numpy(decode_png(row["mask"]["bytes"])).to(mask_dtype)
+    if row.get("semantic_mask") is not None:  # uint8 class ids [H, W], 0 = background
+        out["semantic_mask"] = torch.from_numpy(decode_label_png(row["semantic_mask"]["bytes"]))
     if row.get("audio") is not None:
         wave, sr = decode_audio(row["audio"]["bytes"])
         out["audio"] = torch.from_numpy(wave)
@@ -334,6 +376,10 @@ class TripletIterableDataset(IterableDataset):
         storage_options: dict | None = None,
     ):
         self.reader = ShardReader(source, split, columns, storage_options=storage_options)
+        if (repair_audio or (repair_audio is None and split == "train")) and columns is not None \
+                and "sources" not in columns and "sources" in self.reader.schema.names:
+            # a multi-source row is re-paired source by source: read its sources too
+            self.reader = ShardReader(source, split, [*columns, "sources"], storage_options=storage_options)
         self.split = split
         self.even_ranks = even_ranks
         self.seed = seed
@@ -434,10 +480,37 @@ class TripletIterableDataset(IterableDataset):
         yield from buffer
 
     def _finish(self, row: dict) -> dict:
-        if self.pool is not None:
+        if self.pool is not None and len(row.get("sources") or ()) > 1:
+            row = repair_mix(row, self.pool, self.seed, self.epoch)
+        elif self.pool is not None:
             clip = self.pool.draw(row["category"], self.seed, self.epoch, row["id"])
             if clip is not None:
                 row = {**row, **{k: clip[k] for k in _AUDIO_FIELDS if k in row or k == "audio"}}
         if self.decode:
             row = decode_sample(row, self.mask_dtype)
         return self.transform(row) if self.transform else row
+
+
+def repair_mix(row: dict, pool: AudioPool, seed: int, epoch: int) -> dict:
+    """A multi-source row with each source's clip replaced by a pool clip of *the same category*
+    (drawn from (seed, epoch, row id, source index)) and the windows re-mixed with the row's gains
+    (:func:`avsynth.media.mix.mix`); the category set, gains and mask are kept. A category the pool
+    lacks keeps the row as stored."""
+    from avsynth.media.audio import encode_audio
+    from avsynth.media.mix import mix
+
+    sources = row["sources"]
+    clips = [pool.draw(src["category"], seed, epoch, f"{row['id']}#{i}") for i, src in enumerate(sources)]
+    if any(c is None for c in clips):
+        return row
+    decoded = [decode_audio(c["audio"]["bytes"]) for c in clips]
+    sr = decoded[0][1]
+    if any(r != sr for _, r in decoded):
+        return row
+    wave = mix([w for w, _ in decoded], [src["gain_db"] for src in sources])
+    new_sources = [{**src, "audio_id": c["audio_id"], "offset": c["audio_offset_s"]} for src, c in zip(sources, clips)]
+    out = {**row, "audio": {"bytes": encode_audio(wave, sr, fmt="wav"), "path": f"{row['id']}.wav"},
+           "sources": new_sources}
+    if "audio_id" in row:
+        out["audio_id"] = "+".join(c["audio_id"] for c in clips)
+    return out

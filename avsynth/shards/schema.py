@@ -62,6 +62,21 @@ _ROW_COLUMNS: list[tuple[str, pa.DataType, dict]] = [
     ("license", pa.string(), _STR),
 ]
 
+#: One sounding source of a row: its category, the clip, the window start and the mix gain.
+SOURCE_STRUCT = pa.struct([
+    pa.field("category", pa.string()), pa.field("category_id", pa.int32()),
+    pa.field("audio_id", pa.string()), pa.field("offset", pa.float32()), pa.field("gain_db", pa.float32()),
+])  # fmt: skip
+_SOURCE_FEATURE = {"category": _STR, "category_id": _I32, "audio_id": _STR, "offset": _F32, "gain_db": _F32}
+# Columns of multi-source / negative / semantic builds, after the single-source ones. ``sources``
+# uses the plain-list spelling of a list of structs, which datasets 2.x to 5.x all read.
+_EXTENDED_COLUMNS: list[tuple[str, pa.DataType, Any]] = [
+    ("sources", pa.list_(SOURCE_STRUCT), [_SOURCE_FEATURE]),
+    ("negative", pa.bool_(), {"dtype": "bool", "_type": "Value"}),
+]
+_SEMANTIC_COLUMNS: list[tuple[str, pa.DataType, Any]] = [("semantic_mask", MEDIA, _IMAGE)]
+EXTENDED_COLUMNS = tuple(n for n, _, _ in _EXTENDED_COLUMNS + _SEMANTIC_COLUMNS)
+
 _POOL_COLUMNS: list[tuple[str, pa.DataType, dict]] = [
     ("category", pa.string(), _STR),
     ("category_id", pa.int32(), _I32),
@@ -73,8 +88,8 @@ _POOL_COLUMNS: list[tuple[str, pa.DataType, dict]] = [
 ]
 
 
-def _features(columns: list[tuple[str, pa.DataType, dict]]) -> dict:
-    return {name: dict(feature) for name, _, feature in columns}
+def _features(columns: list[tuple[str, pa.DataType, Any]]) -> dict:
+    return {name: json.loads(json.dumps(feature)) for name, _, feature in columns}
 
 
 def _schema(columns: list[tuple[str, pa.DataType, dict]]) -> pa.Schema:
@@ -83,17 +98,44 @@ def _schema(columns: list[tuple[str, pa.DataType, dict]]) -> pa.Schema:
     return pa.schema(fields, metadata={HF_METADATA_KEY: meta.encode()})
 
 
-def hf_features_dict() -> dict:
-    """The ``datasets`` features of a triplet row as a JSON-able dict (``Features.to_dict()`` form)."""
-    return _features(_ROW_COLUMNS)
+def hf_features_dict(extended: bool = False, semantic: bool = False) -> dict:
+    """The ``datasets`` features of a triplet row as a JSON-able dict (``Features.to_dict()`` form);
+    ``extended`` / ``semantic`` as in :func:`arrow_schema`."""
+    return _features(_row_columns(extended, semantic))
 
 
-def arrow_schema() -> pa.Schema:
-    """The triplet-shard schema with the ``huggingface`` metadata."""
-    return ROW_SCHEMA
+def arrow_schema(extended: bool = False, semantic: bool = False) -> pa.Schema:
+    """The triplet-shard schema with the ``huggingface`` metadata.
+
+    The default is the single-source layout. ``extended`` (a build with ``--sources-per-row`` > 1,
+    ``--negatives`` or ``--semantic``) appends ``sources`` and ``negative``; ``semantic`` appends
+    ``semantic_mask`` as well (see :data:`EXTENDED_COLUMNS`).
+    """
+    if not extended and not semantic:
+        return ROW_SCHEMA
+    return EXTENDED_SCHEMA if not semantic else SEMANTIC_SCHEMA
+
+
+def row_layout(arguments: dict | None) -> tuple[bool, bool]:
+    """``(extended, semantic)`` of a build from its record's ``arguments``."""
+    arguments = arguments or {}
+    semantic = bool(arguments.get("semantic"))
+    extended = semantic or int(arguments.get("sources_per_row", 1) or 1) > 1 or float(arguments.get("negatives", 0) or 0) > 0
+    return extended, semantic
+
+
+def _row_columns(extended: bool, semantic: bool) -> list[tuple[str, pa.DataType, dict]]:
+    cols = list(_ROW_COLUMNS)
+    if extended or semantic:
+        cols += _EXTENDED_COLUMNS
+    if semantic:
+        cols += _SEMANTIC_COLUMNS
+    return cols
 
 
 ROW_SCHEMA = _schema(_ROW_COLUMNS)
+EXTENDED_SCHEMA = _schema(_row_columns(True, False))
+SEMANTIC_SCHEMA = _schema(_row_columns(True, True))
 POOL_SCHEMA = _schema(_POOL_COLUMNS)
 ROW_COLUMNS = tuple(name for name, _, _ in _ROW_COLUMNS)
 POOL_COLUMNS = tuple(name for name, _, _ in _POOL_COLUMNS)
@@ -140,6 +182,14 @@ def validate_row(row: dict[str, Any], schema: pa.Schema = ROW_SCHEMA) -> None:
         elif pa.types.is_float32(t):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{where} must be a finite number, got {value!r}")
+        elif pa.types.is_boolean(t):
+            if not isinstance(value, bool):
+                raise ValueError(f"{where} must be a bool, got {value!r}")
+        elif pa.types.is_list(t) and field.name == "sources":
+            if not isinstance(value, list) or not all(
+                isinstance(v, dict) and set(v) == set(SOURCE_STRUCT.names) for v in value
+            ):
+                raise ValueError(f"{where} must be a list of {{{', '.join(SOURCE_STRUCT.names)}}}")
         elif pa.types.is_fixed_size_list(t):
             vals = list(value)
             if len(vals) != t.list_size or not all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 + 1e-6 for v in vals):

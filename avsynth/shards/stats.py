@@ -22,30 +22,20 @@ from PIL import Image
 
 from avsynth.errors import AvsynthError
 from avsynth.media.audio import decode_audio
+from avsynth.media.checks import DBFS_FLOOR as _FLOOR, rms_dbfs  # the build's silence check's level
 from avsynth.media.mask import decode_png
 from avsynth.io import atomic_write_text
 from avsynth.shards.record import load_record_json, record_path
 from avsynth.shards.overlay import SheetItem, category_color, contact_sheet
 from avsynth.shards.schema import SPLITS
 
-DBFS_FLOOR = -120.0
+DBFS_FLOOR = _FLOOR
 AREA_BINS = np.linspace(0.0, 1.0, 21)
 DBFS_BINS = np.arange(-90.0, 0.0 + 1e-9, 3.0)
 STATS_JSON = "stats.json"
 AREA_PNG = "mask_area_hist.png"
 AUDIO_PNG = "audio_rms_dbfs_hist.png"
 SHEET_PNG = "contact_sheet.png"
-
-
-def rms_dbfs(wave: np.ndarray) -> float:
-    """RMS level of a float wave in [-1, 1] in dBFS, at least ``DBFS_FLOOR``."""
-    w = np.asarray(wave, dtype=np.float64)
-    if w.size == 0:
-        return DBFS_FLOOR
-    rms = float(np.sqrt(np.mean(w * w)))
-    if rms <= 0.0:
-        return DBFS_FLOOR
-    return max(DBFS_FLOOR, 20.0 * float(np.log10(rms)))
 
 
 def data_files(directory: Path) -> list[Path]:
@@ -126,7 +116,9 @@ def compute_stats(directory: Path, audio_limit: int | None = None, seed: int = 0
             index.append((k, start + j, split, cat))
     levels = _audio_levels(paths, index, audio_limit, seed)
     splits = [s for s in SPLITS if s in counts] + sorted(s for s in counts if s not in SPLITS)
+    composition = _composition(paths)
     return {
+        **({"composition": composition} if composition else {}),
         "directory": str(directory),
         "categories": [{"name": n, "category_id": i} for n, i in sorted(cat_ids.items(), key=lambda t: (t[1], t[0]))],
         "splits": splits,
@@ -162,6 +154,30 @@ def _audio_levels(
     return levels
 
 
+def _kinds(paths: list[Path]) -> dict[tuple[int, int], str]:
+    """(file, row) -> "single" | "mixed" | "negative" of extended builds (empty for others)."""
+    out: dict[tuple[int, int], str] = {}
+    if not paths or "sources" not in pq.read_schema(paths[0]).names:
+        return out
+    for k, start, cols in _batches(paths, ["sources", "negative"]):
+        for j, (src, neg) in enumerate(zip(cols["sources"], cols["negative"])):
+            out[(k, start + j)] = "negative" if neg else "mixed" if len(src) > 1 else "single"
+    return out
+
+
+def _composition(paths: list[Path]) -> dict:
+    """Extended builds: rows per split by kind (single-source, multi-source, off-screen negative)."""
+    kinds = _kinds(paths)
+    if not kinds:
+        return {}
+    out: dict[str, dict[str, int]] = {}
+    for k, start, cols in _batches(paths, ["split"]):
+        for j, split in enumerate(cols["split"]):
+            d = out.setdefault(split, {"single": 0, "mixed": 0, "negative": 0})
+            d[kinds[(k, start + j)]] += 1
+    return out
+
+
 def _pick_sheet_rows(index: list[tuple[int, int, str, str]], n: int, seed: int) -> list[tuple[int, int]]:
     """Up to ``n`` (file, row) picks, round-robin over categories (sorted), seeded within each."""
     by_cat: dict[str, list[tuple[int, int]]] = defaultdict(list)
@@ -189,22 +205,36 @@ def sheet_items(directory: Path, n: int = 16, seed: int = 0) -> list[SheetItem]:
         for k, start, cols in _batches(paths, ["split", "category"])
         for j, (split, cat) in enumerate(zip(cols["split"], cols["category"]))
     ]
-    picks = set(_pick_sheet_rows(index, n, seed))
+    kinds = _kinds(paths)
+    if kinds:  # extended builds: an equal share of the sheet for each kind of row present
+        present = sorted({kinds[(k, r)] for k, r, _, _ in index})
+        picks = set()
+        for i, kind in enumerate(present):
+            share = n // len(present) + (1 if i < n % len(present) else 0)
+            picks |= set(_pick_sheet_rows([t for t in index if kinds[(t[0], t[1])] == kind], share, seed))
+    else:
+        picks = set(_pick_sheet_rows(index, n, seed))
     items: dict[tuple[int, int], SheetItem] = {}
     for k, path in enumerate(paths):
         rows = sorted(r for kk, r in picks if kk == k)
         if not rows:
             continue
-        table = pq.read_table(path, columns=["image", "mask", "category", "category_id", "split"])
+        extra = ["sources", "negative"] if kinds else []
+        table = pq.read_table(path, columns=["image", "mask", "category", "category_id", "split", *extra])
         for r in rows:
             row = table.slice(r, 1).to_pylist()[0]
+            label = row["category"]
+            if kinds and row["negative"]:
+                label = f"off-screen: {label}"
+            elif kinds and len(row["sources"]) > 1:
+                label = " + ".join(x["category"] for x in row["sources"])
             try:
                 img = Image.open(io.BytesIO(row["image"]["bytes"]))
                 img.load()
             except OSError as err:
                 raise AvsynthError(f"{path} row {r}: image does not decode ({err})") from err
             mask = decode_png(row["mask"]["bytes"], f"{path} row {r}")
-            items[(k, r)] = SheetItem(img, mask, f"{row['category']} ({row['split']})", category_color(row["category_id"]))
+            items[(k, r)] = SheetItem(img, mask, f"{label} ({row['split']})", category_color(row["category_id"]))
     ordered = sorted(items.items(), key=lambda kv: (kv[1].caption, kv[0]))
     return [item for _, item in ordered]
 

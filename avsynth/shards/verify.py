@@ -17,17 +17,19 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from avsynth.errors import AvsynthError
 from avsynth.media.audio import decode_audio
 from avsynth.media.image import decode_image_size
-from avsynth.media.mask import decode_png, mask_stats
+from avsynth.media.mask import decode_label_png, decode_png, mask_stats
 from avsynth.io import TMP_PREFIX, sha256_file
 from avsynth.shards.record import RECORD_NAME, load_record_json, record_path
 from avsynth.shards.schema import (
-    DATA_DIR, FORMAT, POOL_DIR, POOL_SCHEMA, ROW_SCHEMA, SPLITS, parse_shard_name, schema_features,
+    DATA_DIR, FORMAT, POOL_DIR, POOL_SCHEMA, ROW_SCHEMA, SEMANTIC_SCHEMA, SPLITS, arrow_schema, parse_shard_name,
+    row_layout, schema_features,
 )
 _SCALARS = ["id", "split", "category", "category_id", "image_source", "image_id", "audio_source", "audio_id"]
 _AREA_TOL = 1e-4
@@ -98,14 +100,15 @@ def verify_dir(directory: Path | str, sample: int | None = None, seed: int = 0) 
     if record is None:
         _unlisted(directory, set(), report)
         return report
-    shards = _check_listing(directory, record, report)
+    row_schema = arrow_schema(*row_layout(record.get("arguments") if isinstance(record.get("arguments"), dict) else {}))
+    shards = _check_listing(directory, record, report, row_schema)
     _check_files(shards, report)
     _unlisted(directory, {s.rel for s in shards}, report)
-    data = [s for s in shards if s.schema is ROW_SCHEMA and s.readable]
+    data = [s for s in shards if s.schema is row_schema and s.readable]
     pool = [s for s in shards if s.schema is POOL_SCHEMA and s.readable]
     _check_split_totals(record, shards, report)
     _check_columns(data, record, report)
-    _decode_rows(data, sample, seed, report)
+    _decode_rows(data, sample, seed, report, _semantic_table(record) if row_schema is SEMANTIC_SCHEMA else None)
     _decode_pool(pool, sample, seed, report)
     return report
 
@@ -135,12 +138,12 @@ def _load_record(directory: Path, report: VerifyReport) -> dict | None:
     return record
 
 
-def _check_listing(directory: Path, record: dict, report: VerifyReport) -> list[_Shard]:
+def _check_listing(directory: Path, record: dict, report: VerifyReport, row_schema=ROW_SCHEMA) -> list[_Shard]:
     """Turn manifest entries into _Shard items, checking names, indices and completeness."""
     shards: list[_Shard] = []
     seen: set[str] = set()
     indices: dict[str, dict[int, int]] = defaultdict(dict)  # split -> index -> num_shards
-    entries = [(e, ROW_SCHEMA, DATA_DIR) for e in record.get("shards") or []]
+    entries = [(e, row_schema, DATA_DIR) for e in record.get("shards") or []]
     entries += [(e, POOL_SCHEMA, POOL_DIR) for e in record.get("audio_pool", []) or []]
     for entry, schema, folder in entries:
         rel = entry.get("path") if isinstance(entry, dict) else None
@@ -157,7 +160,7 @@ def _check_listing(directory: Path, record: dict, report: VerifyReport) -> list[
             split = None
         else:
             split, index, num = name
-            if schema is ROW_SCHEMA:
+            if schema is not POOL_SCHEMA:
                 _check_data_entry(rel, entry, name, report)
                 indices[split][index] = num
             elif split != "train":
@@ -243,7 +246,7 @@ def _check_split_totals(record: dict, shards: list[_Shard], report: VerifyReport
         return
     listed: dict[str, int] = defaultdict(int)
     for s in shards:
-        if s.schema is ROW_SCHEMA and s.split is not None:
+        if s.schema is not POOL_SCHEMA and s.split is not None:
             listed[s.split] += max(s.rows, 0)
     for split in sorted(set(splits) | set(listed)):
         expected = (splits.get(split) or {}).get("rows", 0) if isinstance(splits.get(split), dict) else None
@@ -258,9 +261,14 @@ def _check_columns(data: list[_Shard], record: dict, report: VerifyReport) -> No
     image_split: dict[tuple[str, str], str] = {}
     audio_split: dict[tuple[str, str], str] = {}
     per_category: dict[str, Counter] = defaultdict(Counter)
+    source_split: dict[str, str] = {}
     for s in data:
-        table = pq.read_table(s.path, columns=_SCALARS)
-        cols = {name: table.column(name).to_pylist() for name in _SCALARS}
+        extended = "sources" in s.schema.names
+        names = _SCALARS + (["sources", "negative", "mask_area"] if extended else [])
+        table = pq.read_table(s.path, columns=names)
+        cols = {name: table.column(name).to_pylist() for name in names}
+        if extended:
+            _check_sources(s, cols, categories, source_split, report)
         bad_split = [i for i, v in enumerate(cols["split"]) if v != s.split]
         if bad_split:
             report.add(s.rel, f"{len(bad_split)} rows have a split other than {s.split!r} (first: {cols['split'][bad_split[0]]!r})", bad_split[0])
@@ -285,6 +293,39 @@ def _check_columns(data: list[_Shard], record: dict, report: VerifyReport) -> No
         if isinstance(recorded, dict) and {k: v for k, v in recorded.items() if v} != dict(counts):
             diff = sorted(k for k in set(recorded) | set(counts) if recorded.get(k, 0) != counts.get(k, 0))
             report.add("manifest.json", f"split {split!r} per-category counts differ from the rows for {diff[:10]}")
+
+
+def _check_sources(s: _Shard, cols: dict, categories: dict, source_split: dict[str, str],
+                   report: VerifyReport) -> None:
+    """The ``sources`` / ``negative`` columns agree with the row and the manifest; the clips of every
+    source are split-disjoint; a negative row has one source and an empty mask, a positive row a mask."""
+    for i, srcs in enumerate(cols["sources"]):
+        cat, cid, neg = cols["category"][i], cols["category_id"][i], cols["negative"][i]
+        if not srcs:
+            report.add(s.rel, "row has no sources", i)
+            continue
+        if (srcs[0]["category"], srcs[0]["category_id"]) != (cat, cid):
+            report.add(s.rel, f"first source {srcs[0]['category']!r} differs from the row's category {cat!r}", i)
+        names = [x["category"] for x in srcs]
+        if len(set(names)) != len(names):
+            report.add(s.rel, f"a category is listed twice in sources {names}", i)
+        for x in srcs:
+            if categories and categories.get(x["category"], object()) != x["category_id"]:
+                report.add(s.rel, f"source category {x['category']!r} with id {x['category_id']} is not in manifest.json", i)
+            if source_split.setdefault(x["audio_id"], s.split) != s.split:
+                report.add(s.rel, f"source clip {x['audio_id']} is in both {source_split[x['audio_id']]!r} and {s.split!r}", i)
+        expected = "+".join(x["audio_id"] for x in srcs)
+        if cols["audio_id"][i] != expected:
+            report.add(s.rel, f"audio_id {cols['audio_id'][i]!r} differs from the sources' clips {expected!r}", i)
+        if neg and (len(srcs) != 1 or cols["mask_area"][i] != 0.0):
+            report.add(s.rel, "a negative row must have one source and an empty mask", i)
+        if not neg and cols["mask_area"][i] <= 0.0:
+            report.add(s.rel, "a positive row has an empty mask", i)
+
+
+def _semantic_table(record: dict) -> dict[str, int]:
+    table = record.get("semantic_classes")
+    return table if isinstance(table, dict) else {}
 
 
 def _sample(shards: list[_Shard], sample: int | None, seed: int) -> dict[int, list[int]]:
@@ -320,8 +361,11 @@ def _groups(pf: pq.ParquetFile, rows: list[int]) -> dict[int, list[tuple[int, in
     return out
 
 
-def _decode_rows(data: list[_Shard], sample: int | None, seed: int, report: VerifyReport) -> None:
+def _decode_rows(data: list[_Shard], sample: int | None, seed: int, report: VerifyReport,
+                 semantic: dict[str, int] | None = None) -> None:
     cols = ["id", "image", "mask", "audio", "width", "height", "mask_area", "bbox", "audio_seconds"]
+    if semantic is not None:
+        cols += ["semantic_mask", "sources", "negative"]
     for k, rows in _sample(data, sample, seed).items():
         s = data[k]
         try:
@@ -330,6 +374,8 @@ def _decode_rows(data: list[_Shard], sample: int | None, seed: int, report: Veri
                 batch = pf.read_row_group(g, columns=cols).to_pylist()
                 for r, j in picks:
                     _decode_row(s.rel, r, batch[j], report)
+                    if semantic is not None:
+                        _check_semantic(s.rel, r, batch[j], semantic, report)
                     report.counts["decoded_rows"] += 1
         except (pa.ArrowException, OSError) as err:
             report.add(s.rel, f"cannot read rows ({err})")
@@ -361,6 +407,25 @@ def _decode_row(rel: str, r: int, row: dict, report: VerifyReport) -> None:
     except (TypeError, KeyError):
         report.add(rel, "mask has no bytes", r)
     _check_audio(rel, r, row, report)
+
+
+def _check_semantic(rel: str, r: int, row: dict, table: dict[str, int], report: VerifyReport) -> None:
+    """semantic_mask > 0 is exactly the binary mask; its ids are those of the row's sources."""
+    try:
+        labels = decode_label_png(row["semantic_mask"]["bytes"])
+        mask = decode_png(row["mask"]["bytes"])
+    except AvsynthError as err:
+        report.add(rel, f"semantic_mask: {err}", r)
+        return
+    if labels.shape != mask.shape:
+        report.add(rel, f"semantic_mask is {labels.shape[1]}x{labels.shape[0]}, mask is {mask.shape[1]}x{mask.shape[0]}", r)
+        return
+    if not np.array_equal(labels > 0, mask):
+        report.add(rel, f"semantic_mask > 0 differs from the mask in {int(np.count_nonzero((labels > 0) != mask))} pixels", r)
+    allowed = {table.get(x["category"]) for x in row["sources"]} if not row["negative"] else set()
+    found = set(int(v) for v in np.unique(labels)) - {0}
+    if table and not found <= allowed:
+        report.add(rel, f"semantic_mask has class ids {sorted(found - allowed)} not of the row's sources", r)
 
 
 def _check_audio(rel: str, r: int, row: dict, report: VerifyReport) -> None:

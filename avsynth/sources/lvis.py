@@ -23,7 +23,7 @@ from pycocotools import mask as mask_utils
 from avsynth.errors import SourceError
 from avsynth.manifest import Category, Manifest
 from avsynth.sources._files import DirIndex, image_size
-from avsynth.sources.records import ImageInstance, MaskRef, Polygon, SkipCounter
+from avsynth.sources.records import ImageInstance, ImageLabels, MaskRef, Polygon, SkipCounter
 
 SOURCE = "lvis"
 ANNOTATION_LICENSE = "LVIS v1 annotations: CC BY 4.0"
@@ -234,6 +234,7 @@ def read_lvis(
     skips: SkipCounter,
     *,
     verify_images: bool = True,
+    image_labels: list[ImageLabels] | None = None,
 ) -> list[ImageInstance]:
     """Instances of the manifest's LVIS categories, sorted by (image id, annotation id).
 
@@ -241,6 +242,9 @@ def read_lvis(
     ``images_root``: the COCO images folder holding ``train2017/`` and ``val2017/``.
     ``verify_images`` reads each used image's header once (a corrupt file or one whose size
     differs from the JSON is skipped). Missing files and bad records are counted in ``skips``.
+    ``image_labels``: when a list is given, one :class:`ImageLabels` per image that lists a
+    manifest category in ``neg_category_ids`` or ``not_exhaustive_category_ids`` is appended to it
+    (sorted by image id; images whose file is missing are counted skips).
     """
     images_root = Path(images_root)
     if not images_root.is_dir():
@@ -252,6 +256,8 @@ def read_lvis(
     for json_path in _as_list(json_paths):
         api = load_lvis(json_path)
         present |= _collect(api, wanted, checker, skips, found)
+        if image_labels is not None:
+            image_labels.extend(_image_labels(api, wanted, checker, skips))
     for label in sorted(set(wanted) - present):
         skips.skip(SKIP_LABEL_ABSENT, label)
     return [found[k] for k in sorted(found, key=_id_key)]
@@ -335,3 +341,42 @@ def _instance(ann, img, category, label, checker, licenses, skips, example) -> I
         area=_area(ann, mask, height, width),
         license=f"image: {image_license}; {ANNOTATION_LICENSE}",
     )
+
+
+SKIP_LABELS_IMAGE = "lvis: image with verified labels unusable"
+
+
+def _image_labels(api: LVIS, wanted: dict[str, Category], checker: _ImageChecker,
+                  skips: SkipCounter) -> list[ImageLabels]:
+    """The verified negatives and not-exhaustive categories of each image, as manifest names."""
+    by_id: dict[object, str] = {}
+    for cat in api.cats.values():
+        if cat["name"] in wanted:
+            by_id[cat["id"]] = wanted[cat["name"]].name
+    if not by_id:
+        return []
+    licenses = _license_names(api.dataset)
+    out = []
+    for img in api.dataset["images"]:
+        def names(key: str) -> tuple[str, ...]:
+            ids = img.get(key)
+            ids = ids if isinstance(ids, list) else []
+            return tuple(sorted({by_id[i] for i in ids if isinstance(i, (int, str)) and i in by_id}))
+
+        neg, not_exh = names("neg_category_ids"), names("not_exhaustive_category_ids")
+        if not neg and not not_exh:
+            continue
+        rel = image_relpath(img)
+        width, height = _pixels(img.get("width")), _pixels(img.get("height"))
+        if rel is None or width is None or height is None:
+            skips.skip(SKIP_LABELS_IMAGE, f"image {img['id']}: no coco_url/file_name or size")
+            continue
+        path, reason = checker.check(rel, width, height)
+        if reason is not None:
+            skips.skip(SKIP_LABELS_IMAGE, f"{path}: {reason}")
+            continue
+        image_license = licenses.get(img.get("license"), DEFAULT_IMAGE_LICENSE)
+        out.append(ImageLabels(SOURCE, str(img["id"]), path, width, height, neg, not_exh,
+                               f"image: {image_license}; {ANNOTATION_LICENSE}"))
+    out.sort(key=lambda r: _id_key((r.image_id,)))
+    return out

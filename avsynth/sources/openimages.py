@@ -24,7 +24,7 @@ from pathlib import Path
 from avsynth.errors import SourceError
 from avsynth.manifest import Category, Manifest
 from avsynth.sources._files import DirIndex, csv_rows, decode_mask, image_size, mask_box_area
-from avsynth.sources.records import ImageInstance, MaskRef, SkipCounter
+from avsynth.sources.records import ImageInstance, ImageLabels, MaskRef, SkipCounter
 
 SOURCE = "openimages"
 CLASS_FILE = "oidv7-class-descriptions-boxable.csv"
@@ -299,3 +299,69 @@ class _RowReader:
             area=area,
             license=LICENSE,
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Human-verified image-level labels: the verified negatives
+
+IMAGE_LABEL_COLUMNS = ("ImageID", "Source", "LabelName", "Confidence")
+SKIP_LABEL_ROW = "openimages: malformed image-level label row"
+SKIP_LABEL_IMAGE = "openimages: image with a verified negative label missing or unreadable"
+_LABEL_FILE = re.compile(r"^(?P<split>train|validation|test)-annotations-human-imagelabels(-boxable)?\.csv$")
+
+
+def read_openimages_negatives(
+    labels_csv: Path, root: Path, manifest: Manifest, skips: SkipCounter
+) -> list[ImageLabels]:
+    """Verified-absent manifest categories per image from a human-verified image-level label file.
+
+    ``labels_csv`` is ``{split}-annotations-human-imagelabels[-boxable].csv`` (``ImageID, Source,
+    LabelName, Confidence``); every row of that file was checked by a person, and ``Confidence``
+    0 means the class was verified **absent**. Only those rows are read: a class that is simply
+    not listed is unknown, never a negative. Images are ``root/{split}/{ImageID}.jpg``.
+    """
+    labels_csv, root = Path(labels_csv), Path(root)
+    m = _LABEL_FILE.match(labels_csv.name)
+    if m is None:
+        raise SourceError(labels_csv, "expected {train,validation,test}-annotations-human-imagelabels[-boxable].csv")
+    classes = read_class_descriptions(root / CLASS_FILE)
+    by_name = {name: mid for mid, name in classes.items()}
+    selected: dict[str, str] = {}
+    for label, category in manifest.by_source_label(SOURCE).items():
+        mid = label if label in classes else by_name.get(label)
+        if mid is not None:
+            selected[mid] = category.name
+    rows = csv_rows(labels_csv, "Open Images image-level labels")
+    header = [h.strip() for h in next(rows, (0, []))[1]]
+    missing = [c for c in IMAGE_LABEL_COLUMNS if c not in header]
+    if missing:
+        raise SourceError(labels_csv, f"missing columns {missing} (header has {header[:8]})")
+    col = {name: i for i, name in enumerate(header)}
+    negatives: dict[str, set[str]] = {}
+    for line, fields in rows:
+        if not fields:
+            continue
+        if len(fields) != len(header):
+            skips.skip(SKIP_LABEL_ROW, f"{labels_csv.name}:{line}")
+            continue
+        mid, conf = fields[col["LabelName"]].strip(), fields[col["Confidence"]].strip()
+        if mid not in selected:
+            continue
+        try:
+            verified_absent = float(conf) == 0.0
+        except ValueError:
+            skips.skip(SKIP_LABEL_ROW, f"{labels_csv.name}:{line}")
+            continue
+        if verified_absent:
+            negatives.setdefault(fields[col["ImageID"]].strip(), set()).add(selected[mid])
+    images = DirIndex(root / m["split"]) if (root / m["split"]).is_dir() else None
+    out = []
+    for image_id in sorted(negatives):
+        path = root / m["split"] / f"{image_id}.jpg"
+        size = image_size(path) if images is not None and path.name in images else None
+        if size is None:
+            skips.skip(SKIP_LABEL_IMAGE, str(path))
+            continue
+        out.append(ImageLabels(SOURCE, image_id, path, size[0], size[1], tuple(sorted(negatives[image_id])),
+                               (), LICENSE))
+    return out

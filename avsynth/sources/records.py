@@ -55,6 +55,30 @@ class ImageInstance:
 
 
 @dataclass(frozen=True)
+class ImageLabels:
+    """What a source *verified* about the manifest categories of one image, beyond its instances.
+
+    ``negatives``: manifest categories verified absent (LVIS ``neg_category_ids``; Open Images
+    human-verified negative image-level labels). ``not_exhaustive``: categories whose instances
+    are not all annotated (LVIS ``not_exhaustive_category_ids``). Names are manifest names, sorted.
+    A category that is neither is *unknown* (LVIS is federated), never a negative.
+    """
+
+    source: str
+    image_id: str
+    image_path: Path
+    width: int
+    height: int
+    negatives: tuple[str, ...] = ()
+    not_exhaustive: tuple[str, ...] = ()
+    license: str = ""
+
+    @property
+    def image_key(self) -> str:
+        return f"{self.source}:{self.image_id}"
+
+
+@dataclass(frozen=True)
 class AudioClip:
     """One local audio clip of a VGGSound label (or an AVS-Synthetic audio file)."""
 
