@@ -398,7 +398,8 @@ def view_cmd(
 @friendly
 def train_cmd(
     model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="Model family: sama-avs, ap-sam or gavs (picks the paper config)."
+        None, "--model", "-m",
+        help="Model family: sama-avs, ap-sam, gavs, aavs or stepping-stones (picks the paper config)."
     ),
     config: Optional[str] = typer.Option(
         None, "--config", help="Model config: a models/*.yaml name (e.g. sama-avs-tiny) or a YAML path."
@@ -419,6 +420,9 @@ def train_cmd(
     ),
     sam_checkpoint: Optional[Path] = typer.Option(None, "--sam-checkpoint", help="Local sam_vit_*.pth."),
     vggish_checkpoint: Optional[Path] = typer.Option(None, "--vggish-checkpoint", help="Local VGGish .pth."),
+    mask2former_checkpoint: Optional[Path] = typer.Option(
+        None, "--mask2former-checkpoint",
+        help="AAVS / Stepping Stones: local Mask2Former directory (e.g. mask2former-swin-base-ade-semantic)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
     seed: int = typer.Option(0, "--seed", help="Seed of data order and audio re-pairing."),
     workers: int = typer.Option(2, "--workers", "-j", help="DataLoader worker processes per rank."),
@@ -443,8 +447,18 @@ def train_cmd(
         None, "--val-uids-file", help="AVSBench: validate on these videos (default: the val split)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    stage1_masks: Optional[Path] = typer.Option(
+        None, "--stage1-masks", help="Stepping Stones (--subset avss): the stage-1 mask PNGs (MASKS/<label>/<uid>/<i>.png)."
+    ),
+    stage1_checkpoint: Optional[Path] = typer.Option(
+        None, "--stage1-checkpoint", help="Stepping Stones: predict the missing stage-1 masks with this checkpoint."
+    ),
 ) -> None:
-    """Train SAMA-AVS / AP-SAM / GAVS on shards, or fine-tune on AVSBench (--avsbench).
+    """Train SAMA-AVS / AP-SAM / GAVS / AAVS on shards, or fine-tune on AVSBench (--avsbench).
+
+    A 71-label AVSS model (stepping-stones-*, or an AAVS config with labels: avss) trains with
+    --avsbench ROOT --subset avss one video per step (avsynth.training.avss); Stepping Stones reads
+    the stage-1 PNGs of --stage1-masks (written once by --stage1-checkpoint).
 
     Single process: `avsynth train ...`; several GPUs or nodes: `accelerate launch --multi_gpu
     --num_processes N -m avsynth train ...` or `torchrun --nproc_per_node N -m avsynth train ...`
@@ -457,6 +471,18 @@ def train_cmd(
         import torch
 
         torch.set_num_threads(threads)
+    if stage1_masks is not None or (config or "").startswith("stepping-stones") or model == "stepping-stones":
+        from avsynth.training.avss import AVSSTrainConfig, train_avss
+
+        if avsbench is None:
+            raise typer.BadParameter("AVSS training reads AVSBench: give --avsbench ROOT", param_hint="--avsbench")
+        res = train_avss(AVSSTrainConfig(
+            root=avsbench, out=out, model=config or "stepping-stones-swin-b", stage1_masks=stage1_masks,
+            stage1_checkpoint=stage1_checkpoint, subset=subset, epochs=epochs, lr=lr, seed=seed,
+            mask2former_checkpoint=mask2former_checkpoint, vggish_checkpoint=vggish_checkpoint,
+            device="cpu" if cpu else None))
+        typer.echo(f"best validation AVSS mIoU {res['best_miou']:.4f} (epoch {res['best_epoch']}); run: {out}")
+        return
     bench = None
     if avsbench is not None:
         bench = AVSBenchSource(
@@ -468,7 +494,8 @@ def train_cmd(
         out=out, model=config, family=model, data=data, avsbench=bench, epochs=epochs,
         batch_size=batch_size, lr=lr, lr_min=lr_min, grad_accum=grad_accum, init=init,
         unfreeze=tuple(unfreeze) if unfreeze else None,
-        sam_checkpoint=sam_checkpoint, vggish_checkpoint=vggish_checkpoint, resume=resume, seed=seed,
+        sam_checkpoint=sam_checkpoint, vggish_checkpoint=vggish_checkpoint,
+        mask2former_checkpoint=mask2former_checkpoint, resume=resume, seed=seed,
         num_workers=workers, val_split=val_split, f_group=f_group, audio_mode=audio, cpu=cpu,
         progress=not quiet, stop_after_epochs=stop_after,
     ))
@@ -561,6 +588,15 @@ def bench_cmd(
     localization_threshold: str = typer.Option(
         "median", "--localization-threshold", help="Heatmap threshold: median (reference) or a number, e.g. 0.5."
     ),
+    task: str = typer.Option(
+        "binary", "--task", help="binary (S4 / MS3 protocols) or avss (71 classes; AAVS / Stepping Stones)."
+    ),
+    stage1_masks: Optional[Path] = typer.Option(
+        None, "--stage1-masks", help="--task avss: the stage-1 mask PNGs (MASKS/<v1s|v1m|v2>/<uid>/<i>.png)."
+    ),
+    stage1_checkpoint: Optional[Path] = typer.Option(
+        None, "--stage1-checkpoint", help="--task avss: predict the missing stage-1 masks with this checkpoint."
+    ),
 ) -> None:
     """Benchmark a trained checkpoint on AVSBench with the official metrics.
 
@@ -604,6 +640,24 @@ def bench_cmd(
         typer.echo(f"report: {out / 'localization.md'} ({len(written)} files; threshold {run.threshold}"
                    + ("; DEMO set" if run.demo else "") + ")")
         return
+    if task == "avss":
+        from avsynth.protocols.avss import AVSSBenchConfig, run_avss_bench
+
+        if avsbench is None:
+            from avsynth.demo import DemoCorpus, ensure_demo
+
+            avsbench = Path((DemoCorpus.load(demo_dir) if demo_dir is not None else ensure_demo()).avsbench_root)
+            console.print(f"DEMO AVSBench tree: {avsbench}", highlight=False)
+        report = run_avss_bench(AVSSBenchConfig(
+            checkpoint=checkpoint, avsbench=avsbench, out=out, stage1_masks=stage1_masks,
+            stage1_checkpoint=stage1_checkpoint, split=split, device=device, vggish_checkpoint=vggish_checkpoint))
+        for name, r in report["protocols"].items():
+            typer.echo(f"{name}: mIoU {r['miou']:.4f} F {r['fscore']:.4f} (no background: mIoU "
+                       f"{r['miou_no_bg']:.4f}); {r['frames']} frames")
+        typer.echo(f"report: {out / 'avss_results.md'}")
+        return
+    if task != "binary":
+        raise typer.BadParameter("--task takes binary or avss", param_hint="--task")
     target = (zero_shot_target or "none").lower()
     if target not in ("avsbench", "none"):
         raise typer.BadParameter("--zero-shot takes avsbench or none", param_hint="--zero-shot")
@@ -654,8 +708,8 @@ def models_cmd(
             typer.echo(json.dumps({**r.__dict__, "trainable_percent": round(r.trainable_percent, 4)}))
         return
     table = Table(title="avsynth model configs")
-    for col in ("config", "family", "SAM", "trainable", "total", "trainable %", "VGGish (frozen)"):
-        table.add_column(col, justify="right" if col not in ("config", "family", "SAM") else "left")
+    for col in ("config", "family", "backbone", "trainable", "total", "trainable %", "VGGish (frozen)"):
+        table.add_column(col, justify="right" if col not in ("config", "family", "backbone") else "left")
     for r in rows:
         table.add_row(
             r.name, r.family, r.sam_arch, f"{r.trainable:,}", f"{r.total:,}",

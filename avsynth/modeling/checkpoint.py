@@ -19,7 +19,7 @@ import torch
 from avsynth.errors import SourceError
 from avsynth.io import atomic_open
 from avsynth.modeling.base import AVSegmenter
-from avsynth.modeling.registry import build_model, validate_config
+from avsynth.modeling.registry import build_model, pretrained_checkpoint, validate_config
 from avsynth.modeling.sam import CheckpointError, load_state_checked, read_state_dict
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,10 @@ def load_checkpoint(
     payload = read_checkpoint(path) if payload is None else payload
     cfg = validate_config(config, str(path)) if config is not None else payload["config"]
     partial = bool(payload["trainable_only"])
-    if partial and not cfg["sam"].get("checkpoint"):
+    if partial and not pretrained_checkpoint(cfg):
         raise CheckpointError(
-            f"{path}: stores only trainable weights but its config names no sam.checkpoint to "
-            "rebuild the frozen SAM from"
+            f"{path}: stores only trainable weights but its config names no sam.checkpoint / "
+            "mask2former.checkpoint to rebuild the frozen weights from"
         )
     model = build_model(cfg, load_weights=partial)
     report = load_state_checked(model, payload["state_dict"], path)

@@ -16,7 +16,7 @@ from avsynth.evaluation.metrics import F_GROUPS
 from avsynth.modeling.base import AVSegmenter
 from avsynth.modeling.checkpoint import load_checkpoint, read_checkpoint
 from avsynth.modeling.predictor import resolve_device
-from avsynth.modeling.registry import with_weight_paths
+from avsynth.modeling.registry import pretrained_checkpoint, with_weight_paths
 from avsynth.modeling.vggish import VGGishEmbedder
 from avsynth.protocols.results import BenchError
 from avsynth.sources.avsbench import OFFICIAL_SIZE, AVSBenchDataset, AVSBenchObjectDataset
@@ -71,7 +71,7 @@ def load_model(checkpoint: str | Path, config: dict, device: torch.device | None
     paths overridden); a partial checkpoint takes its frozen SAM from ``config``'s SAM path. Every
     stored key must fit the model (:func:`avsynth.modeling.checkpoint.load_checkpoint`)."""
     payload = read_checkpoint(checkpoint)
-    if payload["trainable_only"] and not config["sam"].get("checkpoint"):
+    if payload["trainable_only"] and not pretrained_checkpoint(config):
         raise BenchError(f"{checkpoint}: stores only the trained weights; give the SAM weights it was "
                          "trained from with --sam-checkpoint")
     return load_checkpoint(checkpoint, device=device, config=config, payload=payload)
