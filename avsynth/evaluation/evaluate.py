@@ -3,8 +3,9 @@
 
 A :class:`VideoSample` is one video ready for the model: uint8 frames, masks at the evaluation
 resolution, which frames are scored and one 128-d audio embedding per frame. Two adapters make
-them: :func:`avsbench_samples` (the videos of an AVSBench dataset; audio: one VGGish embedding per
-1-second window, frame i <-> second i, as the AVSBench loaders cut them) and
+them: :func:`avsbench_samples` (the videos of an AVSBench dataset; audio: frame i <- VGGish
+example i of the clip, as the official preprocessing cuts it, or the object release's precomputed
+``audio_log_mel`` examples when shipped; see ``avsynth.sources.avsbench.AUDIO_PREPROCESSING``) and
 :func:`shard_samples` (a shard split's rows as one-frame videos at native resolution; the row's
 own clip embedded whole, as the trainer's validation does). :func:`evaluate` runs the predictor
 over whole videos (``batch_frames`` frames a forward) and scores their scored frames in order.
@@ -66,7 +67,8 @@ def avsbench_samples(dataset: AVSBenchDataset | AVSBenchObjectDataset, vggish: V
             frames=[np.ascontiguousarray(f) for f in frames],
             masks=[m.numpy() for m in item["masks"]],
             scored=item["annotated"].tolist(),
-            audio=vggish.embed_windows(item["audio_windows"].numpy(), item["sample_rate"]),
+            audio=(vggish.embed_examples(item["audio_log_mel"]) if "audio_log_mel" in item
+                   else vggish.embed_windows(item["audio_windows"].numpy(), item["sample_rate"])),
         )
 
 
