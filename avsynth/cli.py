@@ -557,6 +557,40 @@ def models_cmd(
     Console(width=120).print(table)
 
 
+@app.command("convert-checkpoint", rich_help_panel="Train & evaluate")
+@friendly
+def convert_checkpoint_cmd(
+    src: Path = typer.Argument(..., help="A checkpoint released with a paper's code (as downloaded)."),
+    dst: Path = typer.Argument(..., help="The avsynth checkpoint to write (VGGish weights beside it, .vggish.pth)."),
+    source_format: Optional[str] = typer.Option(
+        None, "--from", help="The release's layout: sama-avs-official | gavs-official (default: detected)."
+    ),
+    config: Optional[str] = typer.Option(
+        None, "--config", help="Model config (name or YAML) replacing the one read from the release."
+    ),
+) -> None:
+    """Convert an official checkpoint into an avsynth one, with a report of every key.
+
+    Lists the official keys that fit no model parameter (unexpected: the conversion is refused)
+    and the model keys the release does not fill, each with the reason. `--checkpoint` (bench)
+    and `--init` (train) also read official files directly (layout detected).
+    """
+    from avsynth.modeling.checkpoint import convert_checkpoint_file
+    from avsynth.modeling.official import FORMATS
+    from avsynth.modeling.registry import load_config
+
+    if source_format is not None and source_format not in FORMATS:
+        raise typer.BadParameter(f"expected one of {', '.join(sorted(FORMATS))}, got {source_format!r}",
+                                 param_hint="--from")
+    cfg = load_config(config) if config is not None else None
+    out, vggish, report = convert_checkpoint_file(src, dst, source_format, cfg)
+    from avsynth.modeling.official import ConversionReport
+
+    for line in ConversionReport(**report).lines():
+        typer.echo(line)
+    typer.echo(f"wrote {out}" + (f" and {vggish}" if vggish else ""))
+
+
 # ---- section: demo (avsynth/demo) -------------------------------------------------------
 
 

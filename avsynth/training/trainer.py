@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from avsynth.errors import AvsynthError
 from avsynth.io import atomic_write_text
 from avsynth.modeling.base import SegmentationOutput
-from avsynth.modeling.checkpoint import read_checkpoint, save_checkpoint
+from avsynth.modeling.checkpoint import explained_missing, read_checkpoint, save_checkpoint
 from avsynth.modeling.predictor import AVPredictor
 from avsynth.modeling.registry import MODEL_NAMES, build_model, load_config, validate_config, with_weight_paths
 from avsynth.modeling.sam import load_state_checked
@@ -319,7 +319,8 @@ class Trainer:
                     f"{payload['config']['sam'].get('checkpoint')!r})")
             report = load_state_checked(model, payload["state_dict"], self.config.init)
             trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-            missing = [k for k in report.missing if k in trainable or not payload["trainable_only"]]
+            missing = [k for k in report.missing if (k in trainable or not payload["trainable_only"])
+                       and k not in explained_missing(payload)]
             if missing or report.unexpected:
                 raise TrainError(f"--init {self.config.init} does not fit {self.model_config['name']}: "
                                  f"{report.summary()}")
