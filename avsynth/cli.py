@@ -469,6 +469,15 @@ def bench_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: GPU if any)."),
     no_overlays: bool = typer.Option(False, "--no-overlays", help="Skip the best/worst overlay PNGs."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+    eval_variant: str = typer.Option(
+        "avsbench", "--eval-variant",
+        help="Scoring: avsbench (official: 224², sigmoid>0.5, F per batch of 4) | sama-avs (1024², "
+             "nearest-upsampled GT, F on raw logits, per video) | gavs (native, sigmoid>0.4, per video). "
+             "Any but avsbench sets --resolution and --f-group.",
+    ),
+    no_controls: bool = typer.Option(
+        False, "--no-controls", help="Skip the controls (audio zeroed, audio shuffled, predict nothing / everything)."
+    ),
 ) -> None:
     """Benchmark a trained checkpoint on AVSBench with the official metrics.
 
@@ -509,15 +518,16 @@ def bench_cmd(
         k_shots=_csv_list(few_shot_k, int, "--few-shot-k"), avs_v3=avs_v3,
         seen_epochs=avs_v3_seen_epochs, synthetic=synthetic,
         eval=EvalOptions(f_group=f_group, resolution=None if resolution == "native" else int(resolution),
-                         device=device, num_workers=workers),
+                         device=device, num_workers=workers, variant=eval_variant,
+                         controls=not no_controls, control_seed=seed),
         fine_tune=FineTuneOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                   num_workers=workers, sam_checkpoint=sam_checkpoint,
                                   vggish_checkpoint=vggish_checkpoint),
         overlays=not no_overlays,
     )
     run, written = run_bench(cfg, log=lambda s: console.print(s, highlight=False))
-    typer.echo(f"report: {out / 'results.md'} ({len(written)} files; F-score grouping {run.f_group}"
-               + ("; DEMO tree" if run.demo else "") + ")")
+    typer.echo(f"report: {out / 'results.md'} ({len(written)} files; evaluation variant "
+               f"{run.variant['name']}, F-score grouping {run.f_group}" + ("; DEMO tree" if run.demo else "") + ")")
 
 # ---- section: models (modeling/) ------------------------------------------------------------
 

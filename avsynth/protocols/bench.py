@@ -28,7 +28,7 @@ from avsynth.protocols.report import BenchRun, write_report
 from avsynth.protocols.results import BenchError, EvalResult, VideoExample
 from avsynth.protocols.synthetic import synthetic_test
 from avsynth.protocols.zero_shot import zero_shot
-from avsynth.sources.avsbench import AVSBenchDataset, avsbench_dataset, is_object_release
+from avsynth.sources.avsbench import AUDIO_PREPROCESSING, AVSBenchDataset, avsbench_dataset, is_object_release
 
 
 def video_examples(checkpoint: str | Path, config: dict, result: EvalResult, root: str | Path, *,
@@ -69,6 +69,13 @@ def video_examples(checkpoint: str | Path, config: dict, result: EvalResult, roo
                 scored=s.scored, caption=f"{w}: {result.label} {s.uid} ({s.category}) mIoU {info['miou']:.3f}",
             ))
     return out
+
+
+def recipe_of(config: dict) -> dict:
+    """The recipe choices of a model config, as a report names them: its ``model`` keys and how a
+    clip becomes one audio vector."""
+    return {"config": config["name"], **config.get("model", {}),
+            "vggish.clip_token": config.get("vggish", {}).get("clip_token", "mean")}
 
 
 def fingerprint(path: str | Path) -> str:
@@ -198,7 +205,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda s: None):
         checkpoint=str(cfg.checkpoint), checkpoint_sha256=fingerprint(cfg.checkpoint), model=config["name"],
         demo=demo, avsbench_root=str(root), f_group=cfg.eval.f_group, resolution=cfg.eval.resolution,
         results=results, notes=notes, tool_version=__version__,
-        arguments=_arguments(cfg),
+        arguments=_arguments(cfg), variant=cfg.eval.scoring.to_dict(),
+        audio_preprocessing=AUDIO_PREPROCESSING, recipe=recipe_of(config),
     )
     return run, write_report(out, run, examples)
 
@@ -216,4 +224,4 @@ def _arguments(cfg: BenchConfig) -> dict:
     return {k: plain(v) for k, v in asdict(cfg).items()}
 
 
-__all__ = ["BenchConfig", "fingerprint", "resolve_avsbench", "resolve_config", "run_bench", "video_examples"]
+__all__ = ["BenchConfig", "fingerprint", "recipe_of", "resolve_avsbench", "resolve_config", "run_bench", "video_examples"]
