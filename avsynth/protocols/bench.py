@@ -71,10 +71,12 @@ def video_examples(checkpoint: str | Path, config: dict, result: EvalResult, roo
     return out
 
 
-def recipe_of(config: dict) -> dict:
-    """The recipe choices of a model config, as a report names them: its ``model`` keys and how a
-    clip becomes one audio vector."""
-    return {"config": config["name"], **config.get("model", {}),
+def recipe_of(config: dict, model: AVSegmenter | None = None) -> dict:
+    """The recipe choices of a model config, as a report names them: its ``model`` keys, the
+    model's effective choices (its ``recipe()``, defaults included) and how a clip becomes one
+    audio vector."""
+    own = {"resize": model.resize, **(model.recipe() if hasattr(model, "recipe") else {})} if model else {}
+    return {"config": config["name"], **config.get("model", {}), **own,
             "vggish.clip_token": config.get("vggish", {}).get("clip_token", "mean")}
 
 
@@ -206,7 +208,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda s: None):
         demo=demo, avsbench_root=str(root), f_group=cfg.eval.f_group, resolution=cfg.eval.resolution,
         results=results, notes=notes, tool_version=__version__,
         arguments=_arguments(cfg), variant=cfg.eval.scoring.to_dict(),
-        audio_preprocessing=AUDIO_PREPROCESSING, recipe=recipe_of(config),
+        audio_preprocessing=AUDIO_PREPROCESSING, recipe=recipe_of(config, loaded["model"]),
     )
     return run, write_report(out, run, examples)
 
