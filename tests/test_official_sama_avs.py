@@ -132,3 +132,21 @@ def test_convert_checkpoint_cli_reports_and_routes_vggish(tmp_path, official_sta
     bad = CliRunner().invoke(app, ["convert-checkpoint", str(src), str(tmp_path / "x.pt"), "--from", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output and not (tmp_path / "x.pt").exists()
     assert "sama-avs-official" in FORMATS
+
+
+def test_bench_reads_an_official_checkpoint(tmp_path, official_state, demo_corpus):
+    path = tmp_path / "model_epoch_best.pth"
+    torch.save(official_state, path)
+    cfg = sama_avs_official_config(official_state)
+    cfg["vggish"]["arch"] = "tiny"  # the tiny stand-in: a full-size random VGGish is slow on CPU
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(__import__("yaml").safe_dump(cfg))
+    out = tmp_path / "report"
+    r = CliRunner().invoke(app, ["bench", "--checkpoint", str(path), "--config", str(cfg_path),
+                                 "--demo-dir", str(demo_corpus.root), "--subsets", "s4", "--no-overlays",
+                                 "--no-controls", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    data = __import__("json").loads((out / "results.json").read_text())
+    assert data["model"] == "sama-avs-official" and data["recipe"]["resize"] == "square"
+    assert any("released checkpoint (sama-avs-official) converted on reading: 197 keys -> model" in n
+               for n in data["notes"])
