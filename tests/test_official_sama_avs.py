@@ -62,11 +62,16 @@ def test_forward_loss_and_gradients_match_the_official_code(official_state, io):
 
 
 def test_avsynth_recipe_differs_where_the_issue_says(official_state, io):
+    """The former loss (256² logits vs the resized mask, IoU eps 1) gives other gradients: their
+    relative difference here is ~5% (measured 0.049), far above the 1e-4 agreement above."""
     model = official_model(official_state)
-    out = model(io["images"], io["audio"])
-    official = float(model.loss(out, io["gt"]).detach())
-    model.loss_resolution, model.iou_eps = "low_res", 1.0
-    assert abs(float(model.loss(out, io["gt"])) - official) > 1e-3
+    grads = []
+    for resolution, eps in (("input", 0.0), ("low_res", 1.0)):
+        model.zero_grad()
+        model.loss_resolution, model.iou_eps = resolution, eps
+        model.loss(model(io["images"], io["audio"]), io["gt"]).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert float((grads[0] - grads[1]).norm() / grads[0].norm()) > 0.01
 
 
 def test_dense_pe_is_random_and_no_mask_embed_trains_in_the_official_recipe(tmp_path):
