@@ -1,5 +1,5 @@
 """SAMA-AVS, AP-SAM and GAVS on tiny configs: shapes, what trains, SAMA-AVS's two properties,
-checkpoints through the real loaders, determinism, GAVS's paper/public-code switches."""
+checkpoints through the real loaders, determinism (GAVS against its official code: test_gavs.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import torch
 from avsynth.errors import SourceError
 from avsynth.modeling import (
     CheckpointError,
-    Gavs,
     ModelConfigError,
     build_model,
     build_sam,
@@ -68,12 +67,13 @@ def intended_trainable(family: str, name: str, tune_v: int = 2) -> bool:
         return name.startswith("adapters.") or decoder_used
     if family == "ap_sam":
         return name.startswith("audio_prompt.") or decoder_used
-    heads = ("audio_proj.", "visual_proj.", "noise.", "encoder_adapters.", "decoder_adapters.")
-    late_vit_norm = any(
-        name.startswith(f"sam.image_encoder.blocks.{b}.norm") for b in range(tune_v, 4)
-    )
-    decoder_norm = name.startswith("sam.mask_decoder.transformer.") and ".norm" in name
-    return name.startswith(heads) or late_vit_norm or decoder_norm
+    # GAVS: the public code's run_v1m_x.py:109-134 (names with adapter_tf / audio_proj; adapter_v of
+    # blocks >= tune_v; block norms from tune_v + 1) plus the paper's noise and visual projection
+    heads = ("visual_proj.", "noise.", "sam.mask_decoder.audio_proj.")
+    adapter_v = any(name.startswith(f"sam.image_encoder.blocks.{b}.adapter_v.") for b in range(tune_v, 4))
+    late_vit_norm = any(name.startswith(f"sam.image_encoder.blocks.{b}.norm") for b in range(tune_v + 1, 4))
+    adapter_tf = any(name.startswith(f"sam.mask_decoder.transformer.layers.{j}.adapter_tf.") for j in (0, 1))
+    return name.startswith(heads) or adapter_v or late_vit_norm or adapter_tf
 
 
 def test_exactly_the_intended_parameters_train(tiny):
@@ -141,8 +141,16 @@ def test_ap_sam_vit_h_and_gavs_vit_b_counts():
     prompt_mlp = (128 * 256 + 256) + (256 * 256 + 256)
     assert ap.trainable == decoder_used + prompt_mlp
     assert ap.total - ap.trainable == 641_090_608 - decoder_used  # the frozen rest of SAM
-    gavs = parameter_counts(load_config("gavs-vit-b"))
-    assert gavs.sam_arch == "vit_b" and gavs.trainable < 0.03 * gavs.total
+    # GAVS public code, tune_v 9: audio_proj 128-512-256, adapter_v (768-128-768) in blocks 9-11, the
+    # norms of blocks 10-11, adapter_tf (256-128-256) in both decoder layers
+    public = parameter_counts(load_config("gavs-vit-b-public-code"))
+    audio_proj = 128 * 512 + 512 + 512 * 256 + 256
+    adapter_v = 768 * 128 + 128 + 128 * 768 + 768
+    adapter_tf = 256 * 128 + 128 + 128 * 256 + 256
+    assert public.sam_arch == "vit_b"
+    assert public.trainable == audio_proj + 3 * adapter_v + 2 * 2 * 2 * 768 + 2 * adapter_tf
+    paper = parameter_counts(load_config("gavs-vit-b"))  # + adaptive noise (mu, sigma) + visual cue
+    assert paper.trainable == public.trainable + 2 * 256 + (768 * 256 + 256)
 
 
 def test_checkpoint_round_trip_full(tmp_path, tiny):
@@ -265,62 +273,6 @@ def test_audio_changes_the_prediction(tiny):
     assert not torch.equal(model(images, audio).logits, model(images, audio.flip(0)).logits)
 
 
-def gavs_cfg(**overrides):
-    cfg = load_config("gavs-tiny")
-    cfg["model"].update(overrides)
-    return cfg
-
-
-def test_gavs_paper_vs_public_code():
-    images, audio, gt = batch()
-    paper = build_model(gavs_cfg()).train()
-    public = build_model(gavs_cfg(noise_replaces_audio_in_training=True, visual_cue=False, triplet_weight=0.0)).train()
-    assert isinstance(public, Gavs) and public.visual_proj is None
-    torch.manual_seed(0)
-    p1 = paper(images, audio).logits
-    torch.manual_seed(0)
-    p2 = paper(images, audio * 2).logits
-    assert not torch.equal(p1, p2)  # the paper's prompt carries the audio while training
-    torch.manual_seed(0)
-    q1 = public(images, audio).logits
-    torch.manual_seed(0)
-    q2 = public(images, audio * 2).logits
-    assert torch.equal(q1, q2)  # the public code trains on noise alone
-    public.eval()
-    assert not torch.equal(public(images, audio).logits, public(images, audio * 2).logits)
-    out = public(images, audio)
-    from avsynth.modeling.losses import bce_loss
-
-    assert torch.equal(public.loss(out, gt), bce_loss(out.logits, gt))
-    out = paper.eval()(images, audio)
-    assert paper.loss(out, gt) > bce_loss(out.logits, gt)  # margin triplet term at random init
-
-
-def test_gavs_public_code_mode_trains_only_what_gets_gradients():
-    model = build_model(gavs_cfg(noise_replaces_audio_in_training=True, visual_cue=False, triplet_weight=0.0))
-    model.train()
-    images, audio, gt = batch()
-    model.loss(model(images, audio), gt).backward()
-    assert not any(p.requires_grad for p in model.audio_proj.parameters())
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            assert p.grad is not None and p.grad.abs().sum() > 0, name
-
-
-def test_gavs_eval_is_deterministic_and_noise_is_its_mean():
-    model = build_model(gavs_cfg()).eval()
-    images, audio, _ = batch()
-    assert torch.equal(model(images, audio).logits, model(images, audio).logits)
-    assert torch.equal(model.noise(2), model.noise.mu.expand(2, -1))
-
-
-def test_gavs_tune_v_bounds():
-    with pytest.raises(ValueError, match="tune_v"):
-        build_model(gavs_cfg(tune_v=9))
-    model = build_model(gavs_cfg(tune_v=0))
-    assert len(model.encoder_adapters) == 4
-
-
 def test_losses():
     logits = torch.full((1, 1, 8, 8), -20.0)
     logits[..., :4, :] = 20.0
@@ -376,7 +328,9 @@ def test_cli_models_lists_counts():
     assert h["total"] - h["trainable"] == 641_090_608 - 3_506_304 - 256
     assert h["vggish"] == 72_141_184
     table = CliRunner().invoke(app, ["models", "gavs-tiny"])
-    assert table.exit_code == 0 and "gavs-tiny" in table.output and "18,688" in table.output
+    # gavs-tiny trains audio_proj (128*64+64 + 64*32+32 = 10,336), adapter_v of blocks 2-3 (2 * 1,072),
+    # the norms of block 3 (128), adapter_tf of 2 decoder layers (2 * 1,072), noise (64), visual_proj (1,056)
+    assert table.exit_code == 0 and "gavs-tiny" in table.output and "15,872" in table.output
     missing = CliRunner().invoke(app, ["models", "no-such-model"])
     assert missing.exit_code == 2 and "no-such-model" in missing.output
 

@@ -377,3 +377,48 @@ def test_gradient_accumulation_matches_the_larger_batch(tiny_shards, tmp_path):
     moved = max(float((a[k] - init[k]).abs().max()) for k in a)
     assert moved > 1e-3  # three AdamW steps at lr 1e-3
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4  # same updates up to rounding
+
+
+# --------------------------------------------------------------------------- GAVS's public-code recipe
+
+
+def test_video_batches_hold_whole_videos_dealt_to_ranks(demo_corpus):
+    from avsynth.training.data import VideoBatchSampler, avsbench_datasets
+
+    source = AVSBenchSource(Path(demo_corpus.avsbench_root), subset="ms3")
+    emb = build_audio_embeddings(load_config("gavs-tiny-public-code"))
+    train_frames, _ = avsbench_datasets(source, InputSpec(64, native_targets=True), emb, seed=0)
+    sample = train_frames[0]  # a native-size loss gets the frame's own mask, beside the 64² target
+    assert sample["mask"].shape == tuple(sample["original_size"]) != (64, 64)
+    videos = source.videos("train")
+    assert len(videos) >= 2
+    samplers = [VideoBatchSampler(train_frames, rank=r, world=2, seed=0) for r in (0, 1)]
+    batches = [list(s) for s in samplers]
+    assert len(batches[0]) == len(batches[1]) == len(videos) // 2 == len(samplers[0])
+    for batch in batches[0] + batches[1]:  # every batch: all 5 annotated frames of one video, in order
+        ids = [train_frames.items[i] for i in batch]
+        assert len({vi for vi, _ in ids}) == 1 and [fi for _, fi in ids] == list(range(5))
+    assert not {tuple(b) for b in batches[0]} & {tuple(b) for b in batches[1]}
+    assert list(VideoBatchSampler(train_frames, 0, 2, seed=0)) == batches[0]  # a function of (seed, epoch)
+    orders = set()
+    for epoch in range(4):
+        samplers[0].set_epoch(epoch)
+        orders.add(tuple(map(tuple, samplers[0])))
+    assert len(orders) > 1  # reshuffled per epoch
+
+
+def test_gavs_public_code_recipe_trains_one_video_per_step_on_native_masks(demo_corpus, tmp_path):
+    source = AVSBenchSource(Path(demo_corpus.avsbench_root), subset="ms3")
+    out = tmp_path / "gavs"
+    cfg = load_config("gavs-tiny-public-code")
+    cfg["train"]["batch_by"] = "video"
+    result = train(TrainConfig(out=out, model=cfg, avsbench=source, epochs=1, num_workers=0,
+                               progress=False, log_every=1))
+    assert result.completed
+    events = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    start = events[0]
+    assert start["recipe"]["batch_by"] == "video" and start["recipe"]["lr_schedule"] == "constant"
+    epoch = next(e for e in events if e["event"] == "epoch")
+    assert epoch["steps"] == len(source.videos("train"))  # one optimizer step per video
+    lrs = {e["lr"] for e in events if e["event"] == "train"}
+    assert lrs == {1e-3}

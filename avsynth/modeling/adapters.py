@@ -2,10 +2,11 @@
 
 * :class:`AudioTokenAdapters` — SAMA-AVS: before ViT block i, every token gets
   ``shared_up(GELU(down_i(audio)))`` (per-block down-projections, one shared up-projection).
-* :class:`CorrelationAdapter` — GAVS's ColA: a bottleneck adapter on visual tokens whose hidden
-  units are gated, token by token, by their correlation with the audio prompt.
-* :class:`AdaptiveNoise` — GAVS's learnable noise added to the prompt.
-* :class:`AudioPromptMLP` — audio embedding → prompt token (AP-SAM, GAVS).
+* :class:`AdaptiveNoise` — the GAVS paper's learnable noise added to the prompt.
+* :class:`AudioPromptMLP` — audio embedding → prompt token (AP-SAM).
+
+(GAVS's adapters and audio projection live in :mod:`avsynth.modeling.gavs`, under the public
+code's names.)
 """
 
 from __future__ import annotations
@@ -31,27 +32,6 @@ class AudioTokenAdapters(nn.Module):
     def forward(self, audio: torch.Tensor, block: int) -> torch.Tensor:
         """[B, audio_dim] → [B, 1, 1, dim], broadcast over the [B, h, w, dim] token grid."""
         return self.shared_up(F.gelu(self.down[block](audio)))[:, None, None, :]
-
-
-class CorrelationAdapter(nn.Module):
-    """ColA: ``up(GELU(down(x)) * sigmoid(<down(x), q(prompt)> / sqrt(r)))``, a residual branch.
-
-    ``x`` is [B, ..., dim] visual tokens, ``prompt`` [B, prompt_dim]; ``r`` is the bottleneck
-    (128 in GAVS). Tokens that correlate with the sounding prompt pass more of their adapter signal.
-    """
-
-    def __init__(self, dim: int, prompt_dim: int, bottleneck: int = 128):
-        super().__init__()
-        self.down = nn.Linear(dim, bottleneck)
-        self.query = nn.Linear(prompt_dim, bottleneck)
-        self.up = nn.Linear(bottleneck, dim)
-        self.scale = 1.0 / math.sqrt(bottleneck)
-
-    def forward(self, x: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
-        h = self.down(x)
-        q = self.query(prompt).reshape(prompt.shape[0], *([1] * (x.dim() - 2)), -1)
-        gate = torch.sigmoid((h * q).sum(dim=-1, keepdim=True) * self.scale)
-        return self.up(F.gelu(h) * gate)
 
 
 class AdaptiveNoise(nn.Module):

@@ -46,6 +46,11 @@ class AVSegmenter(nn.Module):
 
     #: Short model-family name used in configs ("sama_avs", "ap_sam", "gavs").
     family: str = ""
+    #: Channel order the encoder is fed ("rgb"; GAVS's public code: "bgr", see transforms).
+    channel_order: str = "rgb"
+    #: Whether :meth:`loss` wants the ground truth at each frame's native size (a list of [H, W]
+    #: masks) instead of the [B, 1, S, S] target placed like the model input.
+    native_targets: bool = False
 
     def __init__(self, sam: Sam, resize: str = "longest", grad_checkpointing: bool = False):
         super().__init__()
@@ -117,7 +122,7 @@ class AVSegmenter(nn.Module):
         self, images: Sequence[ImageLike], device: torch.device | str | None = None
     ) -> PreprocessedBatch:
         """uint8 H x W x 3 images → normalised [B, 3, S, S] batch + original and input sizes."""
-        return preprocess_images(images, self.image_size, self.resize, device)
+        return preprocess_images(images, self.image_size, self.resize, device, self.channel_order)
 
     def postprocess(
         self, logits: torch.Tensor, input_size: tuple[int, int], original_size: tuple[int, int]

@@ -7,6 +7,10 @@ Two resize policies:
   pixel mean/std, pad bottom/right to S x S; logits are upsampled to S x S, the padding cropped,
   then resized to the original size.
 * ``"square"`` (the AVS anchor code's): resize straight to S x S; logits are resized straight back.
+
+Channel order: images come in RGB. ``channel_order="bgr"`` feeds them in BGR order and still
+normalises with SAM's RGB mean/std — what code that reads frames with OpenCV (``cv2.imread``) and
+hands them to SAM's ``preprocess`` does (the public GAVS code); a model trained that way expects it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from torch.nn import functional as F
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
 RESIZE_MODES = ("longest", "square")
+CHANNEL_ORDERS = ("rgb", "bgr")
 
 ImageLike = Union[np.ndarray, torch.Tensor]
 
@@ -64,16 +69,22 @@ def preprocess_images(
     image_size: int,
     resize: str = "longest",
     device: torch.device | str | None = None,
+    channel_order: str = "rgb",
 ) -> PreprocessedBatch:
-    """uint8 RGB images (any sizes) → one normalised [B, 3, S, S] batch (bilinear, antialiased)."""
+    """uint8 RGB images (any sizes) → one normalised [B, 3, S, S] batch (bilinear, antialiased);
+    ``channel_order="bgr"``: channels reversed before SAM's (RGB) normalisation."""
     if len(images) == 0:
         raise ValueError("preprocess_images needs at least one image")
+    if channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f"unknown channel order {channel_order!r}; expected one of {CHANNEL_ORDERS}")
     mean = torch.tensor(PIXEL_MEAN, device=device).view(3, 1, 1)
     std = torch.tensor(PIXEL_STD, device=device).view(3, 1, 1)
     out = torch.zeros(len(images), 3, image_size, image_size, device=device)
     originals, inputs = [], []
     for i, image in enumerate(images):
         chw = _as_chw_uint8(image).to(device)
+        if channel_order == "bgr":
+            chw = chw.flip(0)
         original = (int(chw.shape[1]), int(chw.shape[2]))
         h, w = input_size_for(original, image_size, resize)
         x = chw.float()[None]

@@ -8,8 +8,9 @@ Every source yields the same *sample* (a dict) and :func:`collate` stacks them i
   resized image, zero padding), for the loss;
 * ``audio`` float32 [128]: the frozen-VGGish embedding of the clip (cached, see
   :mod:`avsynth.training.embeddings`);
-* ``mask`` uint8 [H, W] (validation only): the ground truth at the evaluation resolution, which
-  the logits are mapped back to (``original_size`` = (H, W), ``input_size`` = the resized image
+* ``mask`` uint8 [H, W] (validation, and training for models whose loss is at the native frame
+  size: ``InputSpec.native_targets``): the ground truth at the frame's resolution, which the
+  logits are mapped back to (``original_size`` = (H, W), ``input_size`` = the resized image
   inside the S x S input);
 * ``index`` (position in the split, the de-duplication key across ranks), ``id``, ``group`` (the
   video of a frame; a shard row is its own video) and ``category``.
@@ -56,19 +57,24 @@ SHARD_COLUMNS = ("id", "category", "image", "mask", "audio")
 
 @dataclass(frozen=True)
 class InputSpec:
-    """How a model wants its images: encoder side ``image_size`` and ``resize`` policy."""
+    """How a model wants its images: encoder side ``image_size``, ``resize`` policy,
+    ``channel_order`` (rgb | bgr), and whether its loss wants native-size masks."""
 
     image_size: int
     resize: str = "longest"
+    channel_order: str = "rgb"
+    native_targets: bool = False
 
     @classmethod
     def of(cls, model) -> InputSpec:
-        return cls(int(model.image_size), str(model.resize))
+        return cls(int(model.image_size), str(model.resize), str(getattr(model, "channel_order", "rgb")),
+                   bool(getattr(model, "native_targets", False)))
 
 
 def model_image(image_hwc: np.ndarray, spec: InputSpec) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
     """uint8 H x W x 3 → (normalised [3, S, S], input size (h, w), original size (H, W))."""
-    batch = preprocess_images([np.ascontiguousarray(image_hwc)], spec.image_size, spec.resize)
+    batch = preprocess_images([np.ascontiguousarray(image_hwc)], spec.image_size, spec.resize,
+                              channel_order=spec.channel_order)
     return batch.images[0], batch.input_sizes[0], batch.original_sizes[0]
 
 
@@ -221,14 +227,41 @@ def avsbench_datasets(source: AVSBenchSource, spec: InputSpec, embeddings: Audio
                   else source.videos(source.val_split))
     if not val_videos:
         raise AvsynthError(f"{source.root}: no {source.subset} videos in split {source.val_split!r}")
-    return (AVSBenchFrames(train_videos, spec, embeddings, source.train_resolution, keep_mask=False),
+    return (AVSBenchFrames(train_videos, spec, embeddings, source.train_resolution, keep_mask=spec.native_targets),
             AVSBenchFrames(val_videos, spec, embeddings, source.val_resolution, keep_mask=True))
+
+
+class VideoBatchSampler:
+    """Batches of whole videos: each batch holds the annotated frames of one video, in frame order
+    (the public GAVS code's "one video per optimizer step"). Videos are shuffled by (seed, epoch)
+    and dealt to ranks; every rank gets the same number of videos (the surplus of an epoch's
+    permutation is left out that epoch)."""
+
+    def __init__(self, frames: AVSBenchFrames, rank: int = 0, world: int = 1, seed: int = 0):
+        groups: dict[int, list[int]] = {}
+        for index, (vi, _) in enumerate(frames.items):
+            groups.setdefault(vi, []).append(index)
+        self.videos = [groups[vi] for vi in sorted(groups)]
+        self.rank, self.world, self.seed, self.epoch = rank, world, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.videos) // self.world
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.videos), generator=g).tolist()[: len(self) * self.world]
+        for v in order[self.rank :: self.world]:
+            yield list(self.videos[v])
 
 
 __all__ = [
     "SHARD_COLUMNS",
     "AVSBenchFrames",
     "InputSpec",
+    "VideoBatchSampler",
     "ShardRowTransform",
     "avsbench_datasets",
     "collate",

@@ -5,7 +5,9 @@ Paper recipes (DESIGN §5): SAMA-AVS / AP-SAM AdamW 2e-4 → cosine to 1e-7, 80 
 GAVS AdamW 1e-3. Keys a config may set: ``optimizer`` (adamw), ``lr``, ``lr_schedule`` (cosine |
 constant), ``lr_min``, ``epochs``, ``batch_size``, ``weight_decay``, ``grad_accum``,
 ``max_grad_norm``, ``unfreeze`` (parameter-name prefixes trained in addition to the model's own
-choice, e.g. ``[sam.image_encoder.]`` for a tiny config whose SAM is random, not pre-trained).
+choice, e.g. ``[sam.image_encoder.]`` for a tiny config whose SAM is random, not pre-trained),
+``batch_by`` (``frame``: batches of ``batch_size`` frames; ``video``: one AVSBench video's frames
+per step, as the public GAVS code trains; shard rows are single images, so shards keep ``frame``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ FALLBACK = {
     "grad_accum": 1,
     "max_grad_norm": None,
     "unfreeze": (),
+    "batch_by": "frame",
 }
+BATCH_BY = ("frame", "video")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class Recipe:
     grad_accum: int
     max_grad_norm: float | None
     unfreeze: tuple[str, ...] = ()  # parameter-name prefixes trained besides the model's own
+    batch_by: str = "frame"  # frame | video (one AVSBench video per step)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -72,11 +77,14 @@ def resolve_recipe(config_train: Mapping[str, Any], overrides: Mapping[str, Any]
         grad_accum=int(merged["grad_accum"]),
         max_grad_norm=None if merged["max_grad_norm"] is None else float(merged["max_grad_norm"]),
         unfreeze=_prefixes(merged["unfreeze"]),
+        batch_by=str(merged["batch_by"]).lower(),
     )
     if r.optimizer != "adamw":
         raise AvsynthError(f"optimizer {r.optimizer!r} is not supported (adamw)")
     if r.lr_schedule not in ("cosine", "constant"):
         raise AvsynthError(f"lr_schedule must be cosine or constant, got {r.lr_schedule!r}")
+    if r.batch_by not in BATCH_BY:
+        raise AvsynthError(f"batch_by must be one of {', '.join(BATCH_BY)}, got {r.batch_by!r}")
     if r.epochs < 1 or r.batch_size < 1 or r.grad_accum < 1:
         raise AvsynthError("epochs, batch size and gradient accumulation must be >= 1")
     if not 0 < r.lr or r.lr_min < 0 or r.lr_min > r.lr:

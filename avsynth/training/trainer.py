@@ -50,6 +50,7 @@ from avsynth.training.data import (
     SHARD_COLUMNS,
     InputSpec,
     ShardRowTransform,
+    VideoBatchSampler,
     avsbench_datasets,
     collate,
     shard_frames,
@@ -210,15 +211,19 @@ def _as_output(out) -> SegmentationOutput:
 class _Data:
     train: Any  # a Dataset (AVSBench frames) or an IterableDataset (shards)
     val: Any
-    sampler: DistributedSampler | None
+    sampler: DistributedSampler | VideoBatchSampler | None
     source: str
 
 
-def _build_data(config: TrainConfig, spec: InputSpec, emb: AudioEmbeddings, rank: int, world: int) -> _Data:
+def _build_data(config: TrainConfig, spec: InputSpec, emb: AudioEmbeddings, rank: int, world: int,
+                batch_by: str = "frame") -> _Data:
     if (config.data is None) == (config.avsbench is None):
         raise TrainError("give exactly one data source: shards (--data) or AVSBench (--avsbench)")
     if config.avsbench is not None:
         train, val = avsbench_datasets(config.avsbench, spec, emb, config.seed)
+        if batch_by == "video":
+            return _Data(train, val, VideoBatchSampler(train, rank, world, config.seed),
+                         f"avsbench:{config.avsbench.root}:{config.avsbench.subset}")
         sampler = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
         return _Data(train, val, sampler, f"avsbench:{config.avsbench.root}:{config.avsbench.subset}")
     from avsynth.shards.reader import TripletIterableDataset
@@ -227,7 +232,7 @@ def _build_data(config: TrainConfig, spec: InputSpec, emb: AudioEmbeddings, rank
         return TripletIterableDataset(
             config.data, config.train_split, seed=config.seed, shuffle=True,
             shuffle_buffer=config.shuffle_buffer, repair_audio=repair,
-            columns=list(SHARD_COLUMNS), transform=ShardRowTransform(spec, emb, False, str(config.data)),
+            columns=list(SHARD_COLUMNS), transform=ShardRowTransform(spec, emb, spec.native_targets, str(config.data)),
             decode=False, rank=rank, world_size=world, storage_options=config.storage_options,
         )
 
@@ -336,6 +341,9 @@ class Trainer:
         if not self.model_config["sam"].get("checkpoint") and not tiny and frozen_encoder:
             out.append(f"{self.model_config['name']}: no SAM checkpoint (--sam-checkpoint): its frozen "
                        "image encoder keeps random weights")
+        if self.recipe.batch_by == "video" and self.config.data is not None:
+            out.append(f"{self.model_config['name']}: batch_by video applies to AVSBench videos; shard rows "
+                       f"are single images, batched {self.recipe.batch_size} at a time")
         if not self.model_config["vggish"].get("checkpoint") and self.model_config["vggish"].get("arch") != "tiny":
             out.append(f"{self.model_config['name']}: no VGGish checkpoint (--vggish-checkpoint): audio "
                        "embeddings come from a random VGGish")
@@ -409,7 +417,7 @@ class Trainer:
         if self.resuming:
             self._load_last_model(model)
         spec = InputSpec.of(model)
-        data = _build_data(cfg, spec, emb, self.rank, self.world)
+        data = _build_data(cfg, spec, emb, self.rank, self.world, recipe.batch_by)
         optimizer = build_optimizer(model.trainable_parameters(), recipe)
         model, optimizer = acc.prepare(model, optimizer)
         schedule = CosineSchedule(optimizer, recipe)
@@ -421,10 +429,11 @@ class Trainer:
                           if k in state})
         log = RunLogger(self.run_dir, self.main, append=self.resuming)
         workers = max(0, cfg.num_workers)
+        batching = ({"batch_sampler": data.sampler} if isinstance(data.sampler, VideoBatchSampler)
+                    else {"batch_size": recipe.batch_size, "sampler": data.sampler, "drop_last": False})
         train_loader = DataLoader(
-            data.train, batch_size=recipe.batch_size, sampler=data.sampler, num_workers=workers,
-            collate_fn=collate, drop_last=False, persistent_workers=False,
-            pin_memory=acc.device.type == "cuda",
+            data.train, num_workers=workers, collate_fn=collate, persistent_workers=False,
+            pin_memory=acc.device.type == "cuda", **batching,
         )
         val_indices = list(range(self.rank, len(data.val), self.world))
         val_loader = DataLoader(Subset(data.val, val_indices), batch_size=cfg.val_batch_size or 2 * recipe.batch_size,
@@ -515,7 +524,10 @@ class Trainer:
                     raise TrainError(f"epoch {epoch + 1}: the data loader ended after {b} of the "
                                      f"{n_batches} batches expected on rank {self.rank}")
                 images = batch["image"].to(acc.device, non_blocking=True)
-                target = batch["target"].to(acc.device, non_blocking=True).float().unsqueeze(1)
+                if getattr(net, "native_targets", False):  # masks at each frame's native size
+                    target = [m.to(acc.device, non_blocking=True) for m in batch["mask"]]
+                else:
+                    target = batch["target"].to(acc.device, non_blocking=True).float().unsqueeze(1)
                 audio = batch["audio"].to(acc.device, non_blocking=True)
                 if self.audio_fn is not None:
                     audio = self.audio_fn(audio)
