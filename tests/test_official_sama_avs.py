@@ -155,3 +155,18 @@ def test_bench_reads_an_official_checkpoint(tmp_path, official_state, demo_corpu
     assert data["model"] == "sama-avs-official" and data["recipe"]["resize"] == "square"
     assert any("released checkpoint (sama-avs-official) converted on reading: 197 keys -> model" in n
                for n in data["notes"])
+
+
+def test_gavs_official_format_is_registered(tmp_path):
+    """The GAVS fixture (official layout, tiny) through the same registry: detected by
+    read_checkpoint, converted with zero unexpected keys."""
+    state = torch.load(Path(__file__).parent / "data" / "official" / "gavs" / "official_state_dict.pt",
+                       weights_only=True)
+    path = tmp_path / "gavs.pth"
+    torch.save(state, path)
+    cfg = load_config("gavs-tiny-public-code")
+    _, model_state, _, report = convert_official(state, "gavs-official", cfg)
+    assert report.clean and report.unexpected == {} and report.missing == []
+    assert FORMATS["gavs-official"].detect(state) and not FORMATS["sama-avs-official"].detect(state)
+    with pytest.raises(CheckpointError, match="gavs-official checkpoint does not fit gavs-vit-b-public-code"):
+        read_checkpoint(path)  # detected; the default config is ViT-B, the fixture tiny: refused, named

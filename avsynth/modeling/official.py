@@ -13,8 +13,9 @@ frozen VGGish is a separate module in avsynth); a key the converter does not und
 returned unchanged, so it shows up as unexpected.
 
 Registered: ``sama-avs-official`` (jinxiang-liu/anno-free-AVS ``train_avs.py`` saves
-``model.state_dict()`` of ``models/sam.py`` ``SAM``). Register another with
-:func:`register_format` (one line: name, family, converter, config).
+``model.state_dict()`` of ``models/sam.py`` ``SAM``) and ``gavs-official`` (the public GAVS code's
+``AVSM.state_dict()``; its converter raises on a key outside that layout). Register another with
+:func:`register_format` (one call: name, family, converter, config).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 
 from avsynth.errors import AvsynthError
+from avsynth.modeling.gavs import OFFICIAL_MISSING_REASONS, convert_official_gavs, is_official_gavs
 from avsynth.modeling.registry import build_model, load_config, validate_config
 from avsynth.modeling.sam import SAM_ARCHS, SamArch
 
@@ -253,6 +255,13 @@ register_format(OfficialFormat(
         "sam.prompt_encoder.mask_downscaling.": "SAM's mask-prompt encoder: SAMA-AVS feeds no mask prompt "
                                                 "(no_mask_embed is the dense prompt)",
     },
+))
+
+# GAVS: the public code's AVSM.state_dict() (GeWu-Lab/Generalizable-Audio-Visual-Segmentation);
+# converter, detection and missing-key reasons live with the model (avsynth.modeling.gavs).
+register_format(OfficialFormat(
+    name="gavs-official", family="gavs", convert=convert_official_gavs, config="gavs-vit-b-public-code",
+    detect=is_official_gavs, explained=OFFICIAL_MISSING_REASONS,
 ))
 
 __all__ = ["FORMATS", "ConversionReport", "OfficialCheckpointError", "OfficialFormat", "convert_official",
