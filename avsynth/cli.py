@@ -5,7 +5,9 @@ Each command's docstring is its manual page (``avsynth COMMAND --help``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
 import sys
 from pathlib import Path
 from typing import Optional
@@ -43,6 +45,26 @@ def friendly(fn):
             raise typer.Exit(2)
 
     return wrapper
+
+
+def _finite(value: float | None) -> float | None:
+    """Option callback: a float option must be a finite number (Click's ranges let NaN through)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def _positive(value: float | None) -> float | None:
+    """Option callback: a finite number above zero."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value} is not a number above 0")
+    return value
+
+
+def _not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise typer.BadParameter("must not be empty (give N, names, or a manifest)")
+    return value
 
 
 def _version(value: bool) -> None:
@@ -96,11 +118,25 @@ def _print_build_summary(result, seconds: float) -> None:
     out.print(f"shards written: {result.shards_written}, kept from before: {result.shards_kept}")
 
 
+@contextlib.contextmanager
+def _interruptible(out: Path):
+    """Ctrl-C or SIGTERM during a build: workers stopped, one line, exit 130 (143 for SIGTERM)."""
+    from avsynth.engines.lifetime import Terminated, sigterm_as_interrupt
+
+    try:
+        with sigterm_as_interrupt():
+            yield
+    except KeyboardInterrupt as err:
+        console.print(f"[bold red]interrupted:[/] {out}: finished shards are kept; rerun the same "
+                      "command with --resume to continue", highlight=False, soft_wrap=True)
+        raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
+
+
 @app.command("build", rich_help_panel="Data")
 @friendly
 def build(
     categories: str = typer.Option(
-        "46", "--categories", "-c",
+        "46", "--categories", "-c", callback=_not_blank,
         help="An integer N (first N of the manifest), a comma list of names, or a manifest path.",
     ),
     out: Path = typer.Option(Path("avsynth-shards"), "--out", "-o", help="Output directory."),
@@ -119,28 +155,32 @@ def build(
     vggsound_audio: Optional[Path] = typer.Option(
         None, "--vggsound-audio", help="Folder of {ytid}_{start:06d}.wav/.flac clips."
     ),
-    num_train: int = typer.Option(52_609, "--num-train", help="Train rows (AVS-Synthetic: 52,609)."),
-    num_val: int = typer.Option(5_000, "--num-val", help="Validation rows (AVS-Synthetic: 5,000)."),
-    num_test: int = typer.Option(5_000, "--num-test", help="Test rows (AVS-Synthetic: 5,000)."),
+    num_train: int = typer.Option(52_609, "--num-train", min=0, help="Train rows (AVS-Synthetic: 52,609)."),
+    num_val: int = typer.Option(5_000, "--num-val", min=0, help="Validation rows (AVS-Synthetic: 5,000)."),
+    num_test: int = typer.Option(5_000, "--num-test", min=0, help="Test rows (AVS-Synthetic: 5,000)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every choice the plan makes."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0 = all cores)."),
     engine: str = typer.Option("local", "--engine", help="local (process pool) or ray."),
     ray_address: Optional[str] = typer.Option(
         None, "--ray-address", help="Ray cluster address (default: start a local instance)."
     ),
-    clip_seconds: float = typer.Option(3.0, "--clip-seconds", help="Audio window per row (s)."),
+    clip_seconds: float = typer.Option(
+        3.0, "--clip-seconds", max=10.0, callback=_positive, help="Audio window per row (s)."),
     audio_format: str = typer.Option("flac", "--audio-format", help="flac or wav."),
     mask_mode: str = typer.Option(
         "instance", "--mask-mode", help="instance (one row per instance) or category (union)."
     ),
     min_mask_area: float = typer.Option(
-        0.0, "--min-mask-area", help="Drop masks smaller than this fraction of the image."
+        0.0, "--min-mask-area", min=0.0, max=1.0, callback=_finite, help="Drop masks smaller than this fraction of the image."
     ),
     max_per_category: Optional[int] = typer.Option(
-        None, "--max-per-category", help="Cap rows per category in each split."
+        None, "--max-per-category", min=1, help="Cap rows per category in each split."
     ),
-    rows_per_shard: int = typer.Option(1000, "--rows-per-shard", help="Rows per Parquet file."),
+    rows_per_shard: int = typer.Option(1000, "--rows-per-shard", min=1, help="Rows per Parquet file."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted build in --out."),
+    pad_short_audio: bool = typer.Option(
+        False, "--pad-short-audio", help="Keep clips shorter than --clip-seconds, zero-padded "
+        "(listed in manifest.json → audio_checks.padded_rows); default: a counted skip."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Build Parquet shards of (image, audio, mask) triplets from LVIS / Open Images + VGGSound.
@@ -174,9 +214,11 @@ def build(
         max_per_category=max_per_category,
         rows_per_shard=rows_per_shard,
         resume=resume,
+        pad_short_audio=pad_short_audio,
     )
     t0 = time.perf_counter()
-    result = run_build(opts, console_print=console.print, progress=not quiet)
+    with _interruptible(out):
+        result = run_build(opts, console_print=console.print, progress=not quiet)
     _print_build_summary(result, time.perf_counter() - t0)
 
 
@@ -208,9 +250,10 @@ def import_avs_synthetic(
     out: Path = typer.Option(..., "--out", "-o", help="Output shard directory."),
     seed: int = typer.Option(0, "--seed", help="Seed for train audio drawn from the pool."),
     clip_seconds: float = typer.Option(
-        0.0, "--clip-seconds", help="Cut each clip to this window (0 = keep clips whole)."),
+        0.0, "--clip-seconds", min=0.0, max=10.0, callback=_finite,
+        help="Cut each clip to this window (0 = keep clips whole)."),
     audio_format: str = typer.Option("flac", "--audio-format", help="flac or wav."),
-    rows_per_shard: int = typer.Option(1000, "--rows-per-shard", help="Rows per Parquet file."),
+    rows_per_shard: int = typer.Option(1000, "--rows-per-shard", min=1, help="Rows per Parquet file."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0 = all cores)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted import."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -226,12 +269,13 @@ def import_avs_synthetic(
     from avsynth.build.importer import ImportOptions, import_avs_synthetic as run_import
 
     t0 = time.perf_counter()
-    result = run_import(
-        ImportOptions(root=root, out=out, seed=seed, clip_seconds=clip_seconds or None,
-                      audio_format=audio_format, rows_per_shard=rows_per_shard,
-                      workers=workers or os.cpu_count() or 1, resume=resume),
-        progress=not quiet,
-    )
+    with _interruptible(out):
+        result = run_import(
+            ImportOptions(root=root, out=out, seed=seed, clip_seconds=clip_seconds or None,
+                          audio_format=audio_format, rows_per_shard=rows_per_shard,
+                          workers=workers or os.cpu_count() or 1, resume=resume),
+            progress=not quiet,
+        )
     _print_build_summary(result, time.perf_counter() - t0)
 
 

@@ -15,6 +15,9 @@ from pathlib import Path
 import soundfile as sf
 
 from avsynth.build.rows import WorkerOptions
+from avsynth.build.guard import out_lock
+from avsynth.build.import_checks import (SKIP_POOL_EVAL_CLIP, check_class_ids, eval_clips,
+                                         remove_leaks)
 from avsynth.build.runner import build_record, check_out_dir, finish, run_plan
 from avsynth.build.sources import file_fingerprint
 from avsynth.errors import BuildError
@@ -61,10 +64,13 @@ def _window(path: Path, name: str, seed: int, clip_seconds: float | None,
 def make_import_plan(release, opts: ImportOptions, skips: SkipCounter) -> Plan:
     cats = release.categories  # class id -> name
     durations: dict[Path, float] = {}
-    pool_order = {
-        cid: sorted(names, key=lambda n: (stable_hash("pool", opts.seed, n), n))
-        for cid, names in release.audio_pool.items()
-    }
+    held_out = eval_clips(release.rows)
+    pool_order = {}
+    for cid, names in release.audio_pool.items():
+        for n in sorted(set(names) & held_out):
+            skips.skip(SKIP_POOL_EVAL_CLIP, n)
+        pool_order[cid] = sorted((n for n in names if n not in held_out),
+                                 key=lambda n: (stable_hash("pool", opts.seed, n), n))
 
     def clip(name: str, label: str, split: str) -> AudioClip:
         return AudioClip(SOURCE, name, label, "train" if split == "train" else "test",
@@ -112,6 +118,8 @@ def import_avs_synthetic(opts: ImportOptions, *, progress: bool = True) -> Impor
     release = read_release(root, skips)
     if not release.rows:
         raise BuildError(f"{root / ANNOTATIONS}: no usable rows (skipped: {skips.as_dict()})")
+    check_class_ids(release.rows, str(root / ANNOTATIONS))
+    release.rows = remove_leaks(release.rows, skips)
     fingerprints = {"avs-synthetic": [file_fingerprint(root / ANNOTATIONS),
                                       file_fingerprint(root / POOL_FILE)]}
     arguments = {"import": "avs-synthetic", "root": str(root), "seed": opts.seed,
@@ -122,11 +130,14 @@ def import_avs_synthetic(opts: ImportOptions, *, progress: bool = True) -> Impor
                 "sources": fingerprints}
     check_out_dir(out, opts.resume, identity)
     plan = make_import_plan(release, opts, skips)
-    results, written = run_plan(
-        plan, out, identity, WorkerOptions(audio_format=opts.audio_format), resume=opts.resume,
-        engine=opts.engine, workers=opts.workers, ray_address=opts.ray_address, progress=progress,
-    )
-    record = build_record(plan, results, out=out, arguments=arguments,
-                          fingerprints=fingerprints, skips=skips)
-    finish(out, record)
+    with out_lock(out):
+        check_out_dir(out, opts.resume, identity)
+        results, written = run_plan(
+            plan, out, identity, WorkerOptions(audio_format=opts.audio_format),
+            resume=opts.resume, engine=opts.engine, workers=opts.workers,
+            ray_address=opts.ray_address, progress=progress,
+        )
+        record = build_record(plan, results, out=out, arguments=arguments,
+                              fingerprints=fingerprints, skips=skips)
+        finish(out, record)
     return ImportResult(out, record, written, len(plan.shards) - written)

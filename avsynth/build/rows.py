@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from avsynth.errors import SourceError
@@ -22,6 +22,7 @@ class ShardResult:
     bytes: int
     skipped: dict
     rows_done: int = 0  # for progress: rows this call went through (0 when the shard was kept)
+    audio: dict = field(default_factory=dict)  # audio-check notes: padded / moved windows
 
 
 @dataclass(frozen=True)
@@ -29,35 +30,57 @@ class WorkerOptions:
     audio_format: str = "flac"
     sample_rate: int = 16_000
     mask_mode: str = "instance"
+    pad_short_audio: bool = False  # zero-pad a clip shorter than the window (else: counted skip)
 
 
-def produce_rows(spec: ShardSpec, opts: WorkerOptions, skips: SkipCounter):
-    """Yield the rows of a shard; bad items are counted in ``skips`` and left out."""
+def produce_rows(spec: ShardSpec, opts: WorkerOptions, skips: SkipCounter,
+                 notes: SkipCounter | None = None):
+    """Yield the rows of a shard; bad items are counted in ``skips`` and left out; rows whose
+    audio window was padded or moved are noted in ``notes``."""
+    notes = SkipCounter() if notes is None else notes
     if spec.kind == "pool":
         for item in spec.items:
-            row = pool_row(item, opts, skips)
+            row = pool_row(item, opts, skips, notes)
             if row is not None:
                 yield row
         return
     image_cache: dict[Path, object] = {}
     for item in spec.items:
-        row = triplet_row(item, opts, skips, image_cache)
+        row = triplet_row(item, opts, skips, image_cache, notes)
         if row is not None:
             yield row
 
 
-def _audio_bytes(clip: AudioClip, offset: float, seconds: float, opts: WorkerOptions) -> bytes:
-    from avsynth.media.audio import encode_audio, load_window
+def _audio_bytes(clip: AudioClip, offset: float, seconds: float, opts: WorkerOptions,
+                 notes: SkipCounter, row: str) -> tuple[bytes, float]:
+    """Encoded audio of the checked window and the window's start (moved off silence or past the
+    decoded end when needed). Raises SourceError (unreadable) or Rejected (short / silent)."""
+    from avsynth.media.audio import encode_audio, load_clip, window_samples
+    from avsynth.media.checks import choose_window
 
-    wave = load_window(clip.path, offset, seconds, target_sr=opts.sample_rate)
-    return encode_audio(wave, opts.sample_rate, fmt=opts.audio_format)
+    wave, sr = load_clip(clip.path)
+    win = choose_window(wave, sr, offset, seconds, key=str(clip.path),
+                        pad_short=opts.pad_short_audio)
+    if win.padded:
+        notes.skip("padded short audio", row)
+    elif win.moved:
+        notes.skip("window moved to non-silent audio", f"{row}: {offset:g} s -> {win.offset_s:g} s")
+    samples = window_samples(wave, sr, win.offset_s, seconds, target_sr=opts.sample_rate)
+    return encode_audio(samples, opts.sample_rate, fmt=opts.audio_format), win.offset_s
 
 
-def pool_row(item: PoolSpec, opts: WorkerOptions, skips: SkipCounter) -> dict | None:
+def pool_row(item: PoolSpec, opts: WorkerOptions, skips: SkipCounter,
+             notes: SkipCounter) -> dict | None:
+    from avsynth.media.checks import Rejected
+
     try:
-        audio = _audio_bytes(item.clip, item.audio_offset_s, item.audio_seconds, opts)
+        audio, offset = _audio_bytes(item.clip, item.audio_offset_s, item.audio_seconds, opts,
+                                     notes, f"pool:{item.clip.audio_id}")
     except SourceError as err:
         skips.skip("unreadable audio file", str(err))
+        return None
+    except Rejected as rej:
+        skips.skip(rej.reason, rej.detail)
         return None
     return {
         "category": item.category,
@@ -65,15 +88,18 @@ def pool_row(item: PoolSpec, opts: WorkerOptions, skips: SkipCounter) -> dict | 
         "audio_id": item.clip.audio_id,
         "audio_label": item.clip.label,
         "audio": {"bytes": audio, "path": f"{item.clip.audio_id}.{opts.audio_format}"},
-        "audio_offset_s": item.audio_offset_s,
+        "audio_offset_s": offset,
         "audio_seconds": item.audio_seconds,
     }
 
 
-def triplet_row(item: RowSpec, opts: WorkerOptions, skips: SkipCounter, cache: dict) -> dict | None:
+def triplet_row(item: RowSpec, opts: WorkerOptions, skips: SkipCounter, cache: dict,
+                notes: SkipCounter | None = None) -> dict | None:
+    from avsynth.media.checks import Rejected
     from avsynth.media.image import read_image
-    from avsynth.media.mask import encode_png, mask_stats, rasterize, union
+    from avsynth.media.mask import encode_png, mask_stats, rasterize_checked, union
 
+    notes = SkipCounter() if notes is None else notes
     first = item.instances[0]
     try:
         image = cache.get(first.image_path)
@@ -91,9 +117,14 @@ def triplet_row(item: RowSpec, opts: WorkerOptions, skips: SkipCounter, cache: d
         )
         return None
     try:
-        masks = [rasterize(i.mask, image.width, image.height) for i in item.instances]
+        masks = [rasterize_checked(i.mask, image.width, image.height,
+                                   f"{i.source}:{i.image_id}:{i.annotation_id}")
+                 for i in item.instances]
     except SourceError as err:
         skips.skip("unreadable mask", str(err))
+        return None
+    except Rejected as rej:
+        skips.skip(rej.reason, rej.detail)
         return None
     mask = masks[0] if len(masks) == 1 else union(masks)
     area, bbox = mask_stats(mask)
@@ -101,9 +132,13 @@ def triplet_row(item: RowSpec, opts: WorkerOptions, skips: SkipCounter, cache: d
         skips.skip("empty mask", f"{first.source}:{first.image_id}:{first.annotation_id}")
         return None
     try:
-        audio = _audio_bytes(item.clip, item.audio_offset_s, item.audio_seconds, opts)
+        audio, offset = _audio_bytes(item.clip, item.audio_offset_s, item.audio_seconds, opts,
+                                     notes, item.id)
     except SourceError as err:
         skips.skip("unreadable audio file", str(err))
+        return None
+    except Rejected as rej:
+        skips.skip(rej.reason, rej.detail)
         return None
     licenses = sorted({i.license for i in item.instances if i.license})
     return {
@@ -124,7 +159,7 @@ def triplet_row(item: RowSpec, opts: WorkerOptions, skips: SkipCounter, cache: d
         "audio_source": item.clip.source,
         "audio_id": item.clip.audio_id,
         "audio_label": item.clip.label,
-        "audio_offset_s": float(item.audio_offset_s),
+        "audio_offset_s": float(offset),
         "audio_seconds": float(item.audio_seconds),
         "license": "; ".join(licenses + [f"audio: {item.clip.license}"]),
     }
@@ -135,8 +170,8 @@ def write_spec(spec: ShardSpec, opts: WorkerOptions, path: Path) -> ShardResult:
     from avsynth.shards.schema import POOL_SCHEMA, arrow_schema
     from avsynth.shards.writer import write_shard
 
-    skips = SkipCounter()
+    skips, notes = SkipCounter(), SkipCounter(max_examples=1 << 30)  # notes: every row, by id
     schema = arrow_schema() if spec.kind == "rows" else POOL_SCHEMA
-    rec = write_shard(produce_rows(spec, opts, skips), path, schema=schema)
+    rec = write_shard(produce_rows(spec, opts, skips, notes), path, schema=schema)
     return ShardResult(spec.relpath, spec.split, spec.kind, spec.index, spec.num_shards,
-                       rec.rows, rec.sha256, rec.bytes, skips.as_dict())
+                       rec.rows, rec.sha256, rec.bytes, skips.as_dict(), audio=notes.as_dict())

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from avsynth import __version__
+from avsynth.build.guard import (STATE_DIR, changed_media, media_digest, media_files, out_lock,
+                                 write_media)
 from avsynth.build.rows import ShardResult, WorkerOptions, write_spec
 from avsynth.build.sources import SourcePaths, load_sources
 from avsynth.errors import BuildError
@@ -35,7 +37,6 @@ from avsynth.shards.record import BuildRecord, ShardEntry, write_record
 from avsynth.shards.schema import DATA_DIR, FORMAT, POOL_DIR, SPLITS
 from avsynth.sources.records import SkipCounter
 
-STATE_DIR = ".avsynth"
 
 
 @dataclass
@@ -55,6 +56,7 @@ class BuildOptions:
     max_per_category: int | None = None
     rows_per_shard: int = 1000
     resume: bool = False
+    pad_short_audio: bool = False
     demo_cache: Path | None = None
 
 
@@ -97,6 +99,23 @@ def _record_name(relpath: str) -> str:
 # The build
 
 
+def validate_options(opts: BuildOptions) -> None:
+    """Every numeric and named option, before anything is read or written (one-line errors)."""
+    from avsynth.engines import ENGINES
+
+    if not (0 < opts.clip_seconds <= 10):  # also false for NaN
+        raise BuildError("--clip-seconds must be in (0, 10] (VGGSound clips are 10 s)")
+    if opts.engine not in ENGINES:
+        raise BuildError(f"--engine must be one of {', '.join(ENGINES)}, not {opts.engine!r}")
+    if opts.workers < 1:
+        raise BuildError(f"--workers must be 0 (all cores) or a positive count, not {opts.workers}")
+    for split, n in opts.sizes.items():
+        if int(n) < 0:
+            raise BuildError(f"the number of {split} rows must be 0 or more, not {n}")
+    if opts.max_per_category is not None and opts.max_per_category < 1:
+        raise BuildError(f"--max-per-category must be at least 1, not {opts.max_per_category}")
+
+
 def _plan_arguments(opts: BuildOptions, manifest: Manifest) -> dict:
     """The arguments that determine the output (not workers, engine, resume or paths of out)."""
     return {
@@ -110,14 +129,21 @@ def _plan_arguments(opts: BuildOptions, manifest: Manifest) -> dict:
         "min_mask_area": opts.min_mask_area,
         "max_per_category": opts.max_per_category,
         "rows_per_shard": opts.rows_per_shard,
+        "pad_short_audio": opts.pad_short_audio,
     }
 
 
-def check_out_dir(out: Path, resume: bool, identity: dict) -> None:
+def check_out_dir(out: Path, resume: bool, identity: dict, media: dict | None = None) -> None:
+    """Refuse an output directory that this build cannot use, with what to do instead.
+
+    A directory holding only ``.avsynth/`` without ``plan.json`` (a build killed while starting)
+    counts as empty: a plain build or ``--resume`` starts it afresh.
+    """
     state = out / STATE_DIR / "plan.json"
+    fresh = not out.exists() or _only_unplanned_state(out)
     if resume:
         if not state.exists():
-            if out.exists() and any(out.iterdir()):
+            if not fresh:
                 raise BuildError(
                     f"{out}: --resume given but this directory was not started by avsynth build "
                     f"(no {STATE_DIR}/plan.json)"
@@ -131,16 +157,24 @@ def check_out_dir(out: Path, resume: bool, identity: dict) -> None:
             changed = sorted(
                 k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k)
             )
+            named = changed_media(out, media) if media is not None and "media" in changed else ""
             raise BuildError(
                 f"{out}: --resume with different inputs or options than the interrupted build "
-                f"(differs in: {', '.join(changed)}); use a new --out"
+                f"(differs in: {', '.join(changed)}{named}); use a new --out"
             )
         return
-    if out.exists() and any(out.iterdir()):
+    if not fresh:
         raise BuildError(
             f"{out} is not empty; refusing to build into it. Use --resume to continue an "
             "interrupted build there, or choose an empty --out"
         )
+
+
+def _only_unplanned_state(out: Path) -> bool:
+    """True for a directory holding nothing but ``.avsynth/`` without a plan (or nothing)."""
+    entries = list(out.iterdir())
+    return all(e.name == STATE_DIR and e.is_dir() for e in entries) and not (
+        out / STATE_DIR / "plan.json").exists()
 
 
 def _existing(out: Path, spec: ShardSpec) -> ShardResult | None:
@@ -172,8 +206,7 @@ def build(
         raise BuildError(f"--audio-format must be flac or wav, not {opts.audio_format!r}")
     if opts.mask_mode not in ("instance", "category"):
         raise BuildError(f"--mask-mode must be instance or category, not {opts.mask_mode!r}")
-    if opts.clip_seconds <= 0 or opts.clip_seconds > 10:
-        raise BuildError("--clip-seconds must be in (0, 10] (VGGSound clips are 10 s)")
+    validate_options(opts)
     if opts.rows_per_shard < 1:
         raise BuildError("--rows-per-shard must be at least 1")
     if not 0 <= opts.min_mask_area < 1:
@@ -186,13 +219,6 @@ def build(
             "(procedural objects and sounds, not real data).[/]"
         )
     src = load_sources(opts.sources, manifest, demo_cache=opts.demo_cache)
-    identity = {
-        "format": FORMAT,
-        "arguments": _plan_arguments(opts, manifest),
-        "sources": src.fingerprints,
-        "demo": src.used_demo,
-    }
-    check_out_dir(out, opts.resume, identity)
     plan = make_plan(
         src.instances,
         src.clips,
@@ -203,11 +229,28 @@ def build(
             clip_seconds=opts.clip_seconds, rows_per_shard=opts.rows_per_shard,
         ),
     )
-    wopts = WorkerOptions(audio_format=opts.audio_format, mask_mode=opts.mask_mode)
-    results, written = run_plan(
-        plan, out, identity, wopts, resume=opts.resume, engine=opts.engine,
-        workers=opts.workers, ray_address=opts.ray_address, progress=progress,
-    )
+    media = media_files(plan)
+    identity = {
+        "format": FORMAT,
+        "arguments": _plan_arguments(opts, manifest),
+        "sources": src.fingerprints,
+        "demo": src.used_demo,
+        "media": media_digest(media),
+    }
+    check_out_dir(out, opts.resume, identity, media)  # before creating anything in --out
+    with out_lock(out):
+        check_out_dir(out, opts.resume, identity, media)  # again, now that it is ours
+        write_media(out, media)
+        wopts = WorkerOptions(audio_format=opts.audio_format, mask_mode=opts.mask_mode,
+                              pad_short_audio=opts.pad_short_audio)
+        results, written = run_plan(
+            plan, out, identity, wopts, resume=opts.resume, engine=opts.engine,
+            workers=opts.workers, ray_address=opts.ray_address, progress=progress,
+        )
+        return _finish_build(opts, manifest, src, plan, results, out, written)
+
+
+def _finish_build(opts, manifest, src, plan, results, out, written) -> BuildResult:
     arguments = {
         **_plan_arguments(opts, manifest),
         "sources": {
@@ -288,7 +331,7 @@ def finish(out: Path, record: BuildRecord) -> None:
 
 def _clean_temp_files(out: Path) -> None:
     """Remove temporary files a killed writer left behind (never a finished shard)."""
-    for folder in (DATA_DIR, POOL_DIR):
+    for folder in (DATA_DIR, POOL_DIR, f"{STATE_DIR}/shards"):  # shard records too
         d = out / folder
         if d.is_dir():
             for p in d.iterdir():
@@ -333,12 +376,16 @@ def build_record(
     """The build record (``manifest.json``): everything needed to trust and reproduce the build."""
     all_skips = SkipCounter()
     all_skips.merge(skips)
+    notes = SkipCounter()
+    padded: list[str] = []
     per_split = {s: {"rows": 0, "num_shards": 0, "per_category": {}} for s in SPLITS}
     shard_list: list[ShardEntry] = []
     pool_list: list[ShardEntry] = []
     for spec in plan.shards:
         res = results[spec.relpath]
         all_skips.merge(SkipCounter.from_dict(res.skipped))
+        notes.merge(SkipCounter.from_dict(res.audio))
+        padded += res.audio.get("padded short audio", {}).get("examples", [])
         entry = ShardEntry(spec.relpath, res.rows, res.sha256, res.bytes)
         if spec.kind == "rows":
             entry.split, entry.index, entry.num_shards = spec.split, spec.index, spec.num_shards
@@ -372,7 +419,19 @@ def build_record(
         clip_seconds=float(opts.clip_seconds),
         audio_format=arguments.get("audio_format", "flac"),
         mask_mode=opts.mask_mode,
+        audio_checks=audio_checks_entry(
+            notes, arguments.get("pad_short_audio", False), padded),
     )
+
+
+def audio_checks_entry(notes: SkipCounter, pad_short: bool, padded: list[str]) -> dict:
+    """The record's ``audio_checks``: the silence threshold, whether short clips were padded, the
+    rows whose window was padded or moved off silence (counts and examples), and the id of every
+    padded row (they hold zeros after the clip's end)."""
+    from avsynth.media.checks import MIN_RMS_DBFS
+
+    return {"min_rms_dbfs": MIN_RMS_DBFS, "pad_short_audio": bool(pad_short),
+            "notes": notes.as_dict(), "padded_rows": sorted(padded)}
 
 
 def _count_written(out: Path, shards: Sequence[ShardEntry]) -> dict[str, dict[str, int]]:

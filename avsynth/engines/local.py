@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterator, Sequence
 
@@ -16,16 +17,28 @@ def run_local(
         for i, t in enumerate(tasks):
             yield i, fn(*t)
         return
+    from avsynth.engines.lifetime import die_with_parent
+
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx,
+                               initializer=die_with_parent, initargs=(os.getpid(),))
+    try:
         pending = {pool.submit(fn, *t): i for i, t in enumerate(tasks)}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in sorted(done, key=pending.__getitem__):
-                    i = pending.pop(fut)
-                    yield i, fut.result()
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=pending.__getitem__):
+                i = pending.pop(fut)
+                yield i, fut.result()
+    except BaseException:
+        # interrupted or failed: stop the workers now rather than let them finish their shards
+        # (what they were writing is a temporary file that the next --resume removes)
+        workers_now = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers_now:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in workers_now:
+            proc.join(timeout=5)
+        raise
+    else:
+        pool.shutdown(wait=True)

@@ -29,6 +29,7 @@ def run_ray(
         else:
             ray.init(num_cpus=max(1, workers), **kwargs)
         started_here = True
+    pending: list = []
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(fn)
         refs = [remote.remote(*t) for t in tasks]
@@ -38,6 +39,10 @@ def run_ray(
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
                 yield index[ref], ray.get(ref)
+    except BaseException:
+        for ref in pending:  # interrupted or failed: cancel what has not run
+            ray.cancel(ref, force=True)
+        raise
     finally:
         if started_here:
             ray.shutdown()

@@ -68,6 +68,41 @@ def load_window(path: Path, offset_s: float, seconds: float, target_sr: int = TA
     return fit_length(mono, int(round(seconds * target_sr)))
 
 
+def load_clip(path: Path) -> tuple[np.ndarray, int]:
+    """The whole clip as mono float32 samples at its own rate: ``(wave, sample_rate)``.
+
+    The length is what actually decodes (a truncated file gives fewer samples than its header
+    states). Slicing this wave and resampling gives the same samples as :func:`load_window`.
+    """
+    path = Path(path)
+    if path.suffix.lower() in CONTAINER_SUFFIXES:
+        full, sr = _decode_container(path)
+        return to_mono(full), sr
+    try:
+        with sf.SoundFile(str(path)) as f:
+            sr = int(f.samplerate)
+            wave = f.read(dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+        raise SourceError(path, f"not a readable audio file ({_why(err)})") from err
+    if sr <= 0:
+        raise SourceError(path, "audio file has no sample rate")
+    wave = to_mono(wave)
+    if not np.all(np.isfinite(wave)):
+        raise SourceError(path, "audio has non-finite samples")
+    return wave, sr
+
+
+def window_samples(wave: np.ndarray, sr: int, offset_s: float, seconds: float,
+                   target_sr: int = TARGET_SR) -> np.ndarray:
+    """The ``seconds`` window at ``offset_s`` of a decoded mono clip, resampled to ``target_sr``
+    and zero-padded at the end to exactly ``round(seconds * target_sr)`` samples."""
+    start = int(round(offset_s * sr))
+    chunk = wave[start : start + int(round(seconds * sr))]
+    if sr != target_sr and chunk.size:
+        chunk = soxr.resample(chunk, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
+    return fit_length(chunk, int(round(seconds * target_sr)))
+
+
 def to_mono(chunk: np.ndarray) -> np.ndarray:
     """Average a (frames, channels) or (frames,) array to float32 mono."""
     chunk = np.asarray(chunk, dtype=np.float32)

@@ -37,6 +37,30 @@ def rasterize(mask: MaskRef, width: int, height: int) -> np.ndarray:
     return resize_nearest(read_png_mask(mask.png, mask.png_member), width, height)
 
 
+def rasterize_checked(mask: MaskRef, width: int, height: int, where: str) -> np.ndarray:
+    """:func:`rasterize` after the build-time checks of :mod:`avsynth.media.checks`: polygons
+    within the image, an RLE of the image's size whose counts cover it exactly, a single-channel
+    mask image of the image's aspect ratio. Raises ``Rejected`` (a counted skip) or SourceError."""
+    from avsynth.media.checks import check_mask_image, check_polygons, check_rle
+
+    if mask.polygons is not None:
+        check_polygons(mask.polygons, width, height, where)
+        return rasterize(mask, width, height)
+    if mask.rle is not None:
+        (h, w), counts = mask.rle
+        check_rle(counts, h, w, width, height, where)
+        return rasterize(mask, width, height)
+    data = _png_bytes(Path(mask.png), mask.png_member)
+    name = f"{mask.png}!{mask.png_member}" if mask.png_member else str(mask.png)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            mode, size = img.mode, img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise SourceError(name, f"not a decodable mask image ({err})") from err
+    check_mask_image(mode, size, width, height, f"{where} ({name})")
+    return resize_nearest(decode_png(data, name), width, height)
+
+
 def _from_polygons(polygons: Sequence[Sequence[float]], width: int, height: int) -> np.ndarray:
     polys = []
     for poly in polygons:
@@ -70,17 +94,19 @@ def read_png_mask(path: Path, member: str | None = None) -> np.ndarray:
     """Read a mask PNG from a file, or from ``member`` inside the zip archive at ``path``."""
     path = Path(path)
     name = f"{path}!{member}" if member else path
+    return decode_png(_png_bytes(path, member), name)
+
+
+def _png_bytes(path: Path, member: str | None) -> bytes:
     try:
         if member is None:
-            data = path.read_bytes()
-        else:
-            with zipfile.ZipFile(path) as zf:
-                data = zf.read(member)
+            return path.read_bytes()
+        with zipfile.ZipFile(path) as zf:
+            return zf.read(member)
     except KeyError as err:
         raise SourceError(path, f"zip archive has no member {member!r}") from err
-    except (OSError, zipfile.BadZipFile) as err:
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as err:
         raise SourceError(path, f"cannot read mask: {err}") from err
-    return decode_png(data, name)
 
 
 def decode_png(data: bytes, path: Path | str | None = None) -> np.ndarray:

@@ -131,6 +131,56 @@ class BenchConfig:
     overlays: bool = True
 
 
+def validate_bench(cfg: BenchConfig) -> None:
+    """Check every argument of every protocol ``cfg`` asks for, so that a bad one fails at once
+    (not after an hour of zero-shot evaluation). One-line BenchErrors."""
+    import math
+
+    import torch
+
+    from avsynth.protocols.common import check_subset
+    from avsynth.sources.avs_v3 import AVS_V3_SHOTS as K_SHOTS
+
+    for subset in cfg.subsets:
+        check_subset(subset)
+    if not cfg.subsets:
+        raise BenchError("--subsets is empty; give s4, ms3 or both")
+    if cfg.split not in ("test", "val"):
+        raise BenchError(f"--split must be test or val, got {cfg.split!r}")
+    for f in cfg.fractions:
+        if not (isinstance(f, (int, float)) and math.isfinite(f) and 0 < f <= 1):
+            raise BenchError(f"--few-shot fractions must be in (0, 1], got {f}")
+    for k in cfg.k_shots:
+        if k not in K_SHOTS:
+            raise BenchError(f"--few-shot-k: AVS-V3 defines {', '.join(map(str, K_SHOTS))}-shot "
+                             f"splits; got {k}")
+    if cfg.seen_epochs < 0:
+        raise BenchError(f"--avs-v3-seen-epochs must be 0 or more, got {cfg.seen_epochs}")
+    ft = cfg.fine_tune
+    if ft.lr is not None and not (math.isfinite(ft.lr) and ft.lr > 0):
+        raise BenchError(f"--lr must be a number above 0, got {ft.lr}")
+    if ft.batch_size is not None and ft.batch_size < 1:
+        raise BenchError(f"--batch-size must be at least 1, got {ft.batch_size}")
+    if ft.num_workers < 0 or cfg.eval.num_workers < 0:
+        raise BenchError("--workers must be 0 or more")
+    if cfg.eval.device is not None:
+        try:
+            device = torch.device(cfg.eval.device)
+        except (RuntimeError, ValueError):
+            raise BenchError(f"--device {cfg.eval.device!r} is not a device (cpu, cuda, cuda:N)") from None
+        if device.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if count == 0 or (device.index or 0) >= count:
+                raise BenchError(f"--device {cfg.eval.device}: no such CUDA device here "
+                                 f"({count} GPU(s) visible); use --device cpu")
+        elif device.type not in ("cpu", "cuda", "mps"):
+            raise BenchError(f"--device must be cpu or cuda[:N], got {cfg.eval.device!r}")
+    if cfg.synthetic is not None and not Path(cfg.synthetic).is_dir():
+        raise BenchError(f"{cfg.synthetic}: --synthetic is not a shard directory")
+    if cfg.avsbench is not None and not Path(cfg.avsbench).is_dir():
+        raise BenchError(f"{cfg.avsbench}: --avsbench is not a folder")
+
+
 def resolve_config(cfg: BenchConfig) -> dict:
     """The model config to evaluate with: the checkpoint's (or ``cfg.config``), weight paths applied."""
     if not Path(cfg.checkpoint).is_file():
@@ -176,6 +226,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda s: None):
     """
     from avsynth import __version__
 
+    validate_bench(cfg)  # every protocol argument, before any protocol runs
     config = resolve_config(cfg)
     root, demo = resolve_avsbench(cfg)
     notes = []

@@ -44,16 +44,38 @@ def _open_fs(source: str | Path, storage_options: dict | None) -> tuple[fsspec.A
     return fs, root.rstrip("/")
 
 
-def _list_shards(fs: fsspec.AbstractFileSystem, root: str, folder: str, split: str) -> list[str]:
-    """Shard paths of a split: from manifest.json when present, else by file-name pattern."""
+def _list_shards(fs: fsspec.AbstractFileSystem, root: str, folder: str, split: str
+                 ) -> tuple[list[str], dict[str, str]]:
+    """Shard paths of a split and their sha256 by path: from manifest.json when present, else by
+    file-name pattern (no digests)."""
     record_path = f"{root}/{RECORD_NAME}"
     if fs.exists(record_path):
         with fs.open(record_path, "rb") as f:
             record = BuildRecord.from_dict(load_record_json(f))
         listed = record.shards if folder == DATA_DIR else record.audio_pool
-        rels = [e.path for e in listed if Path(e.path).name.startswith(f"{split}-")]
-        return [f"{root}/{rel}" for rel in sorted(rels)]
-    return sorted(fs.glob(f"{root}/{folder}/{split}-*.parquet"))
+        chosen = sorted((e for e in listed if Path(e.path).name.startswith(f"{split}-")),
+                        key=lambda e: e.path)
+        return [f"{root}/{e.path}" for e in chosen], {f"{root}/{e.path}": e.sha256 for e in chosen
+                                                      if e.sha256}
+    return sorted(fs.glob(f"{root}/{folder}/{split}-*.parquet")), {}
+
+
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) checked in this process
+
+
+def verify_checksum(path: str, expected: str) -> None:
+    """Check a local shard's sha256 against its build record, once per file per process (again
+    only if the file's size or mtime changes). AvsynthError naming the shard on a mismatch."""
+    from avsynth.io import sha256_file
+
+    st = Path(path).stat()
+    key = (str(path), int(st.st_size), int(st.st_mtime_ns))
+    if key in _VERIFIED:
+        return
+    if sha256_file(Path(path)) != expected:
+        raise AvsynthError(f"{path}: shard does not match the sha256 in its manifest.json (it was "
+                           "changed or damaged after the build); rebuild or re-download it")
+    _VERIFIED.add(key)
 
 
 @dataclass(frozen=True)
@@ -69,23 +91,32 @@ class RowGroupRef:
 class _FileCache:
     """Lazily opened ``pq.ParquetFile`` handles (dropped on pickling, so workers reopen)."""
 
-    def __init__(self, fs: fsspec.AbstractFileSystem, paths: Sequence[str]):
+    def __init__(self, fs: fsspec.AbstractFileSystem, paths: Sequence[str],
+                 digests: dict[str, str] | None = None):
         self.fs = fs
         self.paths = list(paths)
+        self.digests = dict(digests or {})
         self._open: dict[int, pq.ParquetFile] = {}
 
     def get(self, i: int) -> pq.ParquetFile:
         pf = self._open.get(i)
         if pf is None:
-            if isinstance(self.fs, LocalFileSystem):
-                pf = pq.ParquetFile(self.paths[i])
-            else:
-                pf = pq.ParquetFile(self.fs.open(self.paths[i], "rb"))
+            path = self.paths[i]
+            try:
+                if isinstance(self.fs, LocalFileSystem):
+                    if path in self.digests:
+                        verify_checksum(path, self.digests[path])
+                    pf = pq.ParquetFile(path)
+                else:
+                    pf = pq.ParquetFile(self.fs.open(path, "rb"))
+            except (pa.ArrowException, OSError) as err:
+                text = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+                raise AvsynthError(f"{path}: not a readable Parquet shard ({text})") from None
             self._open[i] = pf
         return pf
 
     def __getstate__(self) -> dict:
-        return {"fs": self.fs, "paths": self.paths, "_open": {}}
+        return {"fs": self.fs, "paths": self.paths, "digests": self.digests, "_open": {}}
 
 
 class ShardReader:
@@ -107,11 +138,18 @@ class ShardReader:
         self.source = str(source)
         self.split = split
         self.columns = list(columns) if columns is not None else None
-        self.fs, self.root = _open_fs(source, storage_options)
-        paths = _list_shards(self.fs, self.root, folder, split)
+        try:
+            self.fs, self.root = _open_fs(source, storage_options)
+            paths, digests = _list_shards(self.fs, self.root, folder, split)
+        except AvsynthError:
+            raise
+        except Exception as err:  # fsspec backends (HTTP, S3, the Hub) raise their own errors
+            text = (str(err).strip().splitlines() or [type(err).__name__])[-1][:300]
+            raise AvsynthError(f"{source}: cannot list the shards ({type(err).__name__}: {text})"
+                               ) from None
         if not paths:
             raise AvsynthError(f"{source}: no {folder}/{split}-*.parquet shards")
-        self.files = _FileCache(self.fs, paths)
+        self.files = _FileCache(self.fs, paths, digests)
         self.row_groups: list[RowGroupRef] = []
         start = 0
         for i in range(len(paths)):

@@ -81,6 +81,7 @@ class BuildRecord:
     clip_seconds: float | None = None
     audio_format: str | None = None
     mask_mode: str | None = None
+    audio_checks: dict = field(default_factory=dict)  # threshold, padded / moved windows (build)
     extra: dict = field(default_factory=dict)
 
     # -- (de)serialisation ---------------------------------------------------------------------
@@ -94,6 +95,8 @@ class BuildRecord:
             value = getattr(self, f.name)
             if f.name in ("shards", "audio_pool"):
                 value = [e.to_dict() for e in value]
+            if f.name == "audio_checks" and not value:  # imports and older builds have none
+                continue
             if value is not None:
                 out[f.name] = value
         return out

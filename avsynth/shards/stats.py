@@ -22,30 +22,20 @@ from PIL import Image
 
 from avsynth.errors import AvsynthError
 from avsynth.media.audio import decode_audio
+from avsynth.media.checks import DBFS_FLOOR as _FLOOR, rms_dbfs  # the build's silence check's level
 from avsynth.media.mask import decode_png
 from avsynth.io import atomic_write_text
 from avsynth.shards.record import load_record_json, record_path
 from avsynth.shards.overlay import SheetItem, category_color, contact_sheet
 from avsynth.shards.schema import SPLITS
 
-DBFS_FLOOR = -120.0
+DBFS_FLOOR = _FLOOR
 AREA_BINS = np.linspace(0.0, 1.0, 21)
 DBFS_BINS = np.arange(-90.0, 0.0 + 1e-9, 3.0)
 STATS_JSON = "stats.json"
 AREA_PNG = "mask_area_hist.png"
 AUDIO_PNG = "audio_rms_dbfs_hist.png"
 SHEET_PNG = "contact_sheet.png"
-
-
-def rms_dbfs(wave: np.ndarray) -> float:
-    """RMS level of a float wave in [-1, 1] in dBFS, at least ``DBFS_FLOOR``."""
-    w = np.asarray(wave, dtype=np.float64)
-    if w.size == 0:
-        return DBFS_FLOOR
-    rms = float(np.sqrt(np.mean(w * w)))
-    if rms <= 0.0:
-        return DBFS_FLOOR
-    return max(DBFS_FLOOR, 20.0 * float(np.log10(rms)))
 
 
 def data_files(directory: Path) -> list[Path]:

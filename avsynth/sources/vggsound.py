@@ -27,6 +27,8 @@ EXTENSIONS = (".wav", ".flac", ".mp4")  # preference order
 LICENSE = "VGGSound: CC BY 4.0 (audio from YouTube videos, see the VGGSound terms)"
 
 SKIP_MALFORMED = "vggsound: malformed csv row"
+SKIP_LABEL_ABSENT = "vggsound: manifest label is not a VGGSound class"
+CLASS_LIST = "vggsound_classes.txt"
 SKIP_MISSING = "vggsound: audio file missing"
 SKIP_UNREADABLE = "vggsound: audio file unreadable"
 SKIP_DUPLICATE = "vggsound: duplicate row"
@@ -215,6 +217,8 @@ def index_vggsound_rows(
                 license=LICENSE,
             )
         )
+    if wanted is not None:
+        check_labels(wanted, {r.label for r in rows}, skips)
     clips.sort(key=lambda c: (c.label, c.audio_id, c.split))
     return VGGSoundIndex(
         clips=clips,
@@ -222,6 +226,26 @@ def index_vggsound_rows(
         rows_total=len(rows),
         rows_selected=selected,
     )
+
+
+def vggsound_classes() -> set[str]:
+    """The 309 VGGSound class labels (shipped with the manifests)."""
+    from avsynth.resources import data_dir
+
+    path = data_dir("manifests") / CLASS_LIST
+    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def check_labels(wanted: set[str], present: set[str], skips: SkipCounter) -> None:
+    """Count each manifest label that is neither a VGGSound class nor in the csv (a typo), with the
+    closest valid labels. (A valid label that a partial csv lacks is not an error.)"""
+    import difflib
+
+    known = vggsound_classes() | present
+    for label in sorted(wanted - known):
+        close = difflib.get_close_matches(label, sorted(known), n=3, cutoff=0.6)
+        skips.skip(SKIP_LABEL_ABSENT,
+                   f"{label!r} (closest: {', '.join(map(repr, close)) or 'none'})")
 
 
 def read_vggsound(
