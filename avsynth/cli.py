@@ -597,6 +597,15 @@ def bench_cmd(
     stage1_checkpoint: Optional[Path] = typer.Option(
         None, "--stage1-checkpoint", help="--task avss: predict the missing stage-1 masks with this checkpoint."
     ),
+    eval_variant: str = typer.Option(
+        "avsbench", "--eval-variant",
+        help="Scoring: avsbench (official: 224², sigmoid>0.5, F per batch of 4) | sama-avs (1024², "
+             "nearest-upsampled GT, F on raw logits, per video) | gavs (native, sigmoid>0.4, per video). "
+             "Any but avsbench sets --resolution and --f-group.",
+    ),
+    no_controls: bool = typer.Option(
+        False, "--no-controls", help="Skip the controls (audio zeroed, audio shuffled, predict nothing / everything)."
+    ),
 ) -> None:
     """Benchmark a trained checkpoint on AVSBench with the official metrics.
 
@@ -670,15 +679,16 @@ def bench_cmd(
         k_shots=_csv_list(few_shot_k, int, "--few-shot-k"), avs_v3=avs_v3,
         seen_epochs=avs_v3_seen_epochs, synthetic=synthetic,
         eval=EvalOptions(f_group=f_group, resolution=None if resolution == "native" else int(resolution),
-                         device=device, num_workers=workers),
+                         device=device, num_workers=workers, variant=eval_variant,
+                         controls=not no_controls, control_seed=seed),
         fine_tune=FineTuneOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                   num_workers=workers, sam_checkpoint=sam_checkpoint,
                                   vggish_checkpoint=vggish_checkpoint),
         overlays=not no_overlays,
     )
     run, written = run_bench(cfg, log=lambda s: console.print(s, highlight=False))
-    typer.echo(f"report: {out / 'results.md'} ({len(written)} files; F-score grouping {run.f_group}"
-               + ("; DEMO tree" if run.demo else "") + ")")
+    typer.echo(f"report: {out / 'results.md'} ({len(written)} files; evaluation variant "
+               f"{run.variant['name']}, F-score grouping {run.f_group}" + ("; DEMO tree" if run.demo else "") + ")")
 
 # ---- section: models (modeling/) ------------------------------------------------------------
 
@@ -716,6 +726,40 @@ def models_cmd(
             f"{r.trainable_percent:.3f}", f"{r.vggish:,}",
         )
     Console(width=120).print(table)
+
+
+@app.command("convert-checkpoint", rich_help_panel="Train & evaluate")
+@friendly
+def convert_checkpoint_cmd(
+    src: Path = typer.Argument(..., help="A checkpoint released with a paper's code (as downloaded)."),
+    dst: Path = typer.Argument(..., help="The avsynth checkpoint to write (VGGish weights beside it, .vggish.pth)."),
+    source_format: Optional[str] = typer.Option(
+        None, "--from", help="The release's layout: sama-avs-official | gavs-official (default: detected)."
+    ),
+    config: Optional[str] = typer.Option(
+        None, "--config", help="Model config (name or YAML) replacing the one read from the release."
+    ),
+) -> None:
+    """Convert an official checkpoint into an avsynth one, with a report of every key.
+
+    Lists the official keys that fit no model parameter (unexpected: the conversion is refused)
+    and the model keys the release does not fill, each with the reason. `--checkpoint` (bench)
+    and `--init` (train) also read official files directly (layout detected).
+    """
+    from avsynth.modeling.checkpoint import convert_checkpoint_file
+    from avsynth.modeling.official import FORMATS
+    from avsynth.modeling.registry import load_config
+
+    if source_format is not None and source_format not in FORMATS:
+        raise typer.BadParameter(f"expected one of {', '.join(sorted(FORMATS))}, got {source_format!r}",
+                                 param_hint="--from")
+    cfg = load_config(config) if config is not None else None
+    out, vggish, report = convert_checkpoint_file(src, dst, source_format, cfg)
+    from avsynth.modeling.official import ConversionReport
+
+    for line in ConversionReport(**report).lines():
+        typer.echo(line)
+    typer.echo(f"wrote {out}" + (f" and {vggish}" if vggish else ""))
 
 
 # ---- section: demo (avsynth/demo) -------------------------------------------------------

@@ -229,6 +229,14 @@ def test_bench_command_on_the_demo_corpus(demo_corpus, tiny_ckpt, tiny_shards, t
     assert few["setting"]["fraction"] == 0.5 and few["setting"]["fine_tune"]["epochs"] == 1
     md = (out / "results.md").read_text()
     assert "F-score grouping: **batch4" in md and "DEMO DATA" in md
+    # every report names the scoring, the audio cut and the recipe, and carries the controls
+    assert data["evaluation_variant"]["name"] == "avsbench" and "sigmoid > 0.5" in md
+    assert "VGGish example i" in data["audio_preprocessing"] and "audio preprocessing: official AVSBench" in md
+    assert data["recipe"]["config"] == "sama-avs-tiny" and "resize=longest" in md
+    for r in data["results"]:
+        assert set(r["controls"]) == {"audio_zeroed", "audio_shuffled", "predict_nothing", "predict_everything"}
+        assert r["variant"] == "avsbench"
+    assert "## Controls" in md and "every foreground pixel" in md
     assert "quoted" in md and "78.70" in md and "83.17" in md and "not quoted" in md
     cats = pd.read_csv(out / "per_category.csv")
     assert {"evaluation", "category", "miou", "fscore"} <= set(cats.columns) and len(cats) > 0
@@ -298,3 +306,82 @@ def test_checkpoint_and_config_mismatches_are_bench_errors(tiny_ckpt, tmp_path):
     assert same["family"] == "sama_avs"
     with pytest.raises(P.BenchError, match="few-shot needs"):
         P.few_shot(tiny_ckpt, tmp_path, out_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- variants and controls
+
+
+def test_controls_are_scored_like_the_result(demo_corpus, tiny_ckpt):
+    r = P.zero_shot(tiny_ckpt, demo_corpus.avsbench_root, subsets=["s4"], opts=P.EvalOptions())[0]
+    c = r.controls
+    ds = AVSBenchDataset(demo_corpus.avsbench_root, "s4", "test", resolution=224, mode="binary")
+    masks = [(item["uid"], item["masks"].float()) for item in ds]
+    groups = [torch.cat([m for _, m in masks[i:i + 4]]).flatten(1) for i in range(0, len(masks), 4)]
+    # predict nothing: a frame with an object scores IoU 0, an empty one 1 (official empty-GT rule)
+    want_nothing = np.mean([float(g.amax(1).eq(0).float().mean()) for g in groups])
+    # every pixel: IoU = the frame's foreground share (an empty frame: 0)
+    want_all = np.mean([float(g.mean(1).mean()) for g in groups])
+    assert c["predict_nothing"]["miou"] == pytest.approx(want_nothing, abs=1e-6)
+    assert c["predict_everything"]["miou"] == pytest.approx(want_all, abs=1e-6)
+    # F: the official first threshold is 0, so at t = 0 both constants predict every pixel
+    # (precision = foreground share a, recall 1): F = 1.3 a / (0.3 a + 1) over non-empty frames
+    def f_all(g):
+        a = g.mean(1)[g.amax(1) > 0]
+        return float((1.3 * a / (0.3 * a + 1)).mean()) if len(a) else 0.0
+    want_f = np.mean([f_all(g) for g in groups])
+    assert c["predict_nothing"]["fscore"] == pytest.approx(want_f, abs=1e-6)
+    assert c["predict_everything"]["fscore"] == pytest.approx(want_f, abs=1e-6)
+    assert c["audio_zeroed"]["frames"] == c["audio_shuffled"]["frames"] == r.frames
+    again = P.zero_shot(tiny_ckpt, demo_corpus.avsbench_root, subsets=["s4"], opts=P.EvalOptions())[0]
+    assert again.controls == c  # seeded
+    # the shuffle is a derangement: no video keeps its own audio
+    from avsynth.evaluation.controls import shuffled_order
+    lend = shuffled_order([v.uid for v in ds.videos], 0)
+    assert all(k != v for k, v in lend.items()) and sorted(lend.values()) == sorted(lend)
+    many = [f"v{i}" for i in range(20)]
+    assert shuffled_order(many, 1) != shuffled_order(many, 0) == shuffled_order(many, 0)
+    assert all(k != v for k, v in shuffled_order(many, 1).items())
+
+
+def test_evaluation_variants_by_name(demo_corpus, tiny_ckpt):
+    from avsynth.evaluation.variants import VARIANTS
+
+    assert set(VARIANTS) == {"avsbench", "sama-avs", "gavs"}
+    gavs = P.EvalOptions(variant="gavs", controls=False)
+    assert (gavs.resolution, gavs.f_group, gavs.metric_kwargs["threshold"]) == (None, "video", 0.4)
+    sama = P.EvalOptions(variant="sama-avs", controls=False)
+    assert sama.metric_kwargs["f_on_logits"] and sama.metric_kwargs["at_model_input"]
+    with pytest.raises(P.BenchError, match="eval-variant"):
+        P.EvalOptions(variant="nope")
+    r = P.zero_shot(tiny_ckpt, demo_corpus.avsbench_root, subsets=["s4"], opts=sama)[0]
+    assert r.variant == "sama-avs" and r.f_group == "video" and r.groups == r.videos
+
+
+def test_variant_metrics_against_the_official_formulas():
+    """Threshold 0.4 (GAVS) and F on raw logits (SAMA-AVS's Eval_Fmeasure without sigmoid),
+    against the official formulas written out with torch on a small case."""
+    torch.manual_seed(0)
+    logits = torch.randn(3, 16, 16) * 2
+    gt = (torch.rand(3, 16, 16) > 0.6).float()
+    m = AVSBenchMetric(f_group="video", threshold=0.4, f_on_logits=True)
+    m.update(logits, gt, ["a"] * 3)
+    got = m.compute()
+    pred = (torch.sigmoid(logits) > 0.4).int()
+    inter = (pred * gt).sum((1, 2))
+    union = torch.max(pred, gt).sum((1, 2))
+    assert got["miou"] == pytest.approx(float((inter / (union + 1e-7)).mean()), abs=1e-6)
+    thr = torch.linspace(0, 1 - 1e-10, 255)
+    curve = torch.zeros(255)
+    for i in range(3):
+        y = gt[i]
+        f = []
+        for t in thr:
+            yt = (logits[i] >= t).float()
+            tp = (yt * y).sum()
+            prec, rec = tp / (yt.sum() + 1e-20), tp / (y.sum() + 1e-20)
+            f.append(1.3 * prec * rec / (0.3 * prec + rec))
+        curve += torch.nan_to_num(torch.stack(f))
+    assert got["fscore"] == pytest.approx(float((curve / 3).max()), abs=1e-6)
+    sig = AVSBenchMetric(f_group="video")
+    sig.update(logits, gt, ["a"] * 3)
+    assert abs(sig.compute()["fscore"] - got["fscore"]) > 1e-3  # the two F definitions differ here

@@ -38,7 +38,7 @@ from avsynth.modeling.gavs import Gavs
 from avsynth.modeling.sam import build_sam, load_sam_checkpoint, sam_arch
 from avsynth.modeling.sama_avs import SamaAvs
 from avsynth.modeling.stepping_stones import SteppingStones
-from avsynth.modeling.vggish import VGGishEmbedder, build_vggish
+from avsynth.modeling.vggish import CLIP_TOKENS, VGGishEmbedder, build_vggish
 
 MODEL_FAMILIES: dict[str, type[AVSegmenter]] = {"sama_avs": SamaAvs, "ap_sam": ApSam, "gavs": Gavs,
                                                  "aavs": Aavs, "stepping_stones": SteppingStones}
@@ -54,7 +54,7 @@ MODEL_NAMES: dict[str, tuple[str, str]] = {
     "stepping-stones": ("stepping_stones", "stepping-stones-swin-b"),
 }
 _TOP_KEYS = {"name", "family", "description", "seed", "sam", "mask2former", "vggish", "model", "train"}
-_VGGISH_KEYS = {"arch", "checkpoint", "pca_params", "postprocess"}
+_VGGISH_KEYS = {"arch", "checkpoint", "pca_params", "postprocess", "clip_token"}
 
 
 class ModelConfigError(AvsynthError):
@@ -86,6 +86,9 @@ def validate_config(config: Mapping[str, Any], source: str = "<config>") -> dict
     vgg = cfg.setdefault("vggish", {"arch": "vggish"})
     if not isinstance(vgg, Mapping) or set(vgg) - _VGGISH_KEYS:
         raise ModelConfigError(f"{source}: 'vggish' must be a mapping with keys among {sorted(_VGGISH_KEYS)}")
+    if vgg.get("clip_token", "mean") not in CLIP_TOKENS:
+        raise ModelConfigError(f"{source}: vggish.clip_token must be one of {list(CLIP_TOKENS)}, "
+                               f"got {vgg.get('clip_token')!r}")
     model = cfg.setdefault("model", {})
     params = inspect.signature(MODEL_FAMILIES[family].__init__).parameters
     bad = sorted(set(model) - (set(params) - {"self", "sam", "m2f"}))
@@ -248,6 +251,7 @@ def build_vggish_for(config: Mapping[str, Any], load_weights: bool = True) -> VG
             checkpoint=_local(vgg.get("checkpoint")) if load_weights else None,
             pca_params=_local(vgg.get("pca_params")) if load_weights else None,
             postprocess=bool(vgg.get("postprocess", False)) and load_weights,
+            clip_token=str(vgg.get("clip_token", "mean")),
         )
 
 

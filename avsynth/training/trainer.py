@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from avsynth.errors import AvsynthError
 from avsynth.io import atomic_write_text
 from avsynth.modeling.base import SegmentationOutput
-from avsynth.modeling.checkpoint import read_checkpoint, save_checkpoint
+from avsynth.modeling.checkpoint import explained_missing, read_checkpoint, save_checkpoint
 from avsynth.modeling.predictor import AVPredictor
 from avsynth.modeling.registry import (
     M2F_FAMILIES,
@@ -341,7 +341,8 @@ class Trainer:
                 f"trained with {pretrained_checkpoint(payload['config'])!r})")
         report = load_state_checked(model, payload["state_dict"], self.config.init)
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-        missing = [k for k in report.missing if k in trainable or not payload["trainable_only"]]
+        missing = [k for k in report.missing if (k in trainable or not payload["trainable_only"])
+                   and k not in explained_missing(payload)]
         if missing or report.unexpected:
             raise TrainError(f"--init {self.config.init} does not fit {self.model_config['name']}: "
                              f"{report.summary()}")
