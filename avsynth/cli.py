@@ -444,7 +444,8 @@ def view_cmd(
 @friendly
 def train_cmd(
     model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="Model family: sama-avs, ap-sam or gavs (picks the paper config)."
+        None, "--model", "-m",
+        help="Model family: sama-avs, ap-sam, gavs, aavs or stepping-stones (picks the paper config)."
     ),
     config: Optional[str] = typer.Option(
         None, "--config", help="Model config: a models/*.yaml name (e.g. sama-avs-tiny) or a YAML path."
@@ -465,6 +466,9 @@ def train_cmd(
     ),
     sam_checkpoint: Optional[Path] = typer.Option(None, "--sam-checkpoint", help="Local sam_vit_*.pth."),
     vggish_checkpoint: Optional[Path] = typer.Option(None, "--vggish-checkpoint", help="Local VGGish .pth."),
+    mask2former_checkpoint: Optional[Path] = typer.Option(
+        None, "--mask2former-checkpoint",
+        help="AAVS / Stepping Stones: local Mask2Former directory (e.g. mask2former-swin-base-ade-semantic)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last epoch."),
     seed: int = typer.Option(0, "--seed", help="Seed of data order and audio re-pairing."),
     num_workers: int = typer.Option(
@@ -493,8 +497,18 @@ def train_cmd(
         None, "--val-uids-file", help="AVSBench: validate on these videos (default: the val split)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    stage1_masks: Optional[Path] = typer.Option(
+        None, "--stage1-masks", help="Stepping Stones (--subset avss): the stage-1 mask PNGs (MASKS/<label>/<uid>/<i>.png)."
+    ),
+    stage1_checkpoint: Optional[Path] = typer.Option(
+        None, "--stage1-checkpoint", help="Stepping Stones: predict the missing stage-1 masks with this checkpoint."
+    ),
 ) -> None:
-    """Train SAMA-AVS / AP-SAM / GAVS on shards, or fine-tune on AVSBench (--avsbench).
+    """Train SAMA-AVS / AP-SAM / GAVS / AAVS on shards, or fine-tune on AVSBench (--avsbench).
+
+    A 71-label AVSS model (stepping-stones-*, or an AAVS config with labels: avss) trains with
+    --avsbench ROOT --subset avss one video per step (avsynth.training.avss); Stepping Stones reads
+    the stage-1 PNGs of --stage1-masks (written once by --stage1-checkpoint).
 
     Single process: `avsynth train ...`; several GPUs or nodes: `accelerate launch --multi_gpu
     --num_processes N -m avsynth train ...` or `torchrun --nproc_per_node N -m avsynth train ...`
@@ -513,6 +527,18 @@ def train_cmd(
         import torch
 
         torch.set_num_threads(threads)
+    if stage1_masks is not None or (config or "").startswith("stepping-stones") or model == "stepping-stones":
+        from avsynth.training.avss import AVSSTrainConfig, train_avss
+
+        if avsbench is None:
+            raise typer.BadParameter("AVSS training reads AVSBench: give --avsbench ROOT", param_hint="--avsbench")
+        res = train_avss(AVSSTrainConfig(
+            root=avsbench, out=out, model=config or "stepping-stones-swin-b", stage1_masks=stage1_masks,
+            stage1_checkpoint=stage1_checkpoint, subset=subset, epochs=epochs, lr=lr, seed=seed,
+            mask2former_checkpoint=mask2former_checkpoint, vggish_checkpoint=vggish_checkpoint,
+            device="cpu" if cpu else None))
+        typer.echo(f"best validation AVSS mIoU {res['best_miou']:.4f} (epoch {res['best_epoch']}); run: {out}")
+        return
     bench = None
     if avsbench is not None:
         bench = AVSBenchSource(
@@ -524,7 +550,8 @@ def train_cmd(
         out=out, model=config, family=model, data=data, avsbench=bench, epochs=epochs,
         batch_size=batch_size, lr=lr, lr_min=lr_min, grad_accum=grad_accum, init=init,
         unfreeze=tuple(unfreeze) if unfreeze else None,
-        sam_checkpoint=sam_checkpoint, vggish_checkpoint=vggish_checkpoint, resume=resume, seed=seed,
+        sam_checkpoint=sam_checkpoint, vggish_checkpoint=vggish_checkpoint,
+        mask2former_checkpoint=mask2former_checkpoint, resume=resume, seed=seed,
         num_workers=workers, val_split=val_split, f_group=f_group, audio_mode=audio, cpu=device == "cpu",
         progress=not quiet, stop_after_epochs=stop_after,
     ))
@@ -600,6 +627,43 @@ def bench_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: GPU if any)."),
     no_overlays: bool = typer.Option(False, "--no-overlays", help="Skip the best/worst overlay PNGs."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+    localization: Optional[str] = typer.Option(
+        None, "--localization", help="Sound-source localisation instead of AVSBench: vggss | flickr "
+        "(cIoU@0.5, AUC, mean cIoU as Chen et al. CVPR'21, beside whole-image / centre-box controls)."
+    ),
+    localization_root: Optional[Path] = typer.Option(
+        None, "--localization-root", help="Test data: ROOT/frames/{id}.jpg (or video/{id}.mp4) + "
+        "ROOT/audio/{id}.wav. Default: the DEMO set."
+    ),
+    localization_annotations: Optional[Path] = typer.Option(
+        None, "--localization-annotations", help="vggss.json, or Flickr-SoundNet's folder of {id}.xml "
+        "(default: ROOT/vggss.json, ROOT/Annotations)."
+    ),
+    localization_list: Optional[Path] = typer.Option(
+        None, "--localization-list", help="Test ids (vggss_test.csv / flickr_test.csv; default: ROOT's, "
+        "else every annotated sample)."
+    ),
+    localization_threshold: str = typer.Option(
+        "median", "--localization-threshold", help="Heatmap threshold: median (reference) or a number, e.g. 0.5."
+    ),
+    task: str = typer.Option(
+        "binary", "--task", help="binary (S4 / MS3 protocols) or avss (71 classes; AAVS / Stepping Stones)."
+    ),
+    stage1_masks: Optional[Path] = typer.Option(
+        None, "--stage1-masks", help="--task avss: the stage-1 mask PNGs (MASKS/<v1s|v1m|v2>/<uid>/<i>.png)."
+    ),
+    stage1_checkpoint: Optional[Path] = typer.Option(
+        None, "--stage1-checkpoint", help="--task avss: predict the missing stage-1 masks with this checkpoint."
+    ),
+    eval_variant: str = typer.Option(
+        "avsbench", "--eval-variant",
+        help="Scoring: avsbench (official: 224², sigmoid>0.5, F per batch of 4) | sama-avs (1024², "
+             "nearest-upsampled GT, F on raw logits, per video) | gavs (native, sigmoid>0.4, per video). "
+             "Any but avsbench sets --resolution and --f-group.",
+    ),
+    no_controls: bool = typer.Option(
+        False, "--no-controls", help="Skip the controls (audio zeroed, audio shuffled, predict nothing / everything)."
+    ),
 ) -> None:
     """Benchmark a trained checkpoint on AVSBench with the official metrics.
 
@@ -614,6 +678,9 @@ def bench_cmd(
     says so. To try it end to end on the demo data:
     `avsynth build --out demo-shards && avsynth train --config sama-avs-tiny --data demo-shards
     --out run && avsynth bench --checkpoint run/best.pt --few-shot 0.5 --epochs 1`.
+
+    --localization vggss|flickr runs only the zero-shot localisation protocol (VGG-SS /
+    Flickr-SoundNet) and writes OUT/localization.md/.json, localization_curve.png, overlays/.
     """
     from avsynth.protocols import BenchConfig, EvalOptions, FineTuneOptions, run_bench
 
@@ -632,6 +699,36 @@ def bench_cmd(
     if split not in ("test", "val", "validation"):
         raise typer.BadParameter("--split takes test or validation", param_hint="--split")
     split = "val" if split == "validation" else split  # AVSBench's own name for the split
+    if localization is not None:
+        from avsynth.protocols.localization import LocalizationConfig, run_localization
+
+        run, written = run_localization(LocalizationConfig(
+            checkpoint=checkpoint, out=out, dataset=localization.lower(), root=localization_root,
+            annotations=localization_annotations, test_list=localization_list, demo_dir=demo_dir, model=model,
+            config=config, threshold=localization_threshold, device=device, sam_checkpoint=sam_checkpoint,
+            vggish_checkpoint=vggish_checkpoint, examples=0 if no_overlays else 3,
+        ), log=lambda s: console.print(s, highlight=False))
+        typer.echo(f"report: {out / 'localization.md'} ({len(written)} files; threshold {run.threshold}"
+                   + ("; DEMO set" if run.demo else "") + ")")
+        return
+    if task == "avss":
+        from avsynth.protocols.avss import AVSSBenchConfig, run_avss_bench
+
+        if avsbench is None:
+            from avsynth.demo import DemoCorpus, ensure_demo
+
+            avsbench = Path((DemoCorpus.load(demo_dir) if demo_dir is not None else ensure_demo()).avsbench_root)
+            console.print(f"DEMO AVSBench tree: {avsbench}", highlight=False)
+        report = run_avss_bench(AVSSBenchConfig(
+            checkpoint=checkpoint, avsbench=avsbench, out=out, stage1_masks=stage1_masks,
+            stage1_checkpoint=stage1_checkpoint, split=split, device=device, vggish_checkpoint=vggish_checkpoint))
+        for name, r in report["protocols"].items():
+            typer.echo(f"{name}: mIoU {r['miou']:.4f} F {r['fscore']:.4f} (no background: mIoU "
+                       f"{r['miou_no_bg']:.4f}); {r['frames']} frames")
+        typer.echo(f"report: {out / 'avss_results.md'}")
+        return
+    if task != "binary":
+        raise typer.BadParameter("--task takes binary or avss", param_hint="--task")
     target = (zero_shot_target or "none").lower()
     if target not in ("avsbench", "none"):
         raise typer.BadParameter("--zero-shot takes avsbench or none", param_hint="--zero-shot")
@@ -644,15 +741,16 @@ def bench_cmd(
         k_shots=_csv_list(few_shot_k, int, "--few-shot-k"), avs_v3=avs_v3,
         seen_epochs=avs_v3_seen_epochs, synthetic=synthetic,
         eval=EvalOptions(f_group=f_group, resolution=None if resolution == "native" else int(resolution),
-                         device=device, num_workers=workers),
+                         device=device, num_workers=workers, variant=eval_variant,
+                         controls=not no_controls, control_seed=seed),
         fine_tune=FineTuneOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                   num_workers=workers, sam_checkpoint=sam_checkpoint,
                                   vggish_checkpoint=vggish_checkpoint),
         overlays=not no_overlays,
     )
     run, written = run_bench(cfg, log=lambda s: console.print(s, highlight=False))
-    typer.echo(f"report: {out / 'results.md'} ({len(written)} files; F-score grouping {run.f_group}"
-               + ("; DEMO tree" if run.demo else "") + ")")
+    typer.echo(f"report: {out / 'results.md'} ({len(written)} files; evaluation variant "
+               f"{run.variant['name']}, F-score grouping {run.f_group}" + ("; DEMO tree" if run.demo else "") + ")")
 
 # ---- section: models (modeling/) ------------------------------------------------------------
 
@@ -682,14 +780,48 @@ def models_cmd(
             typer.echo(json.dumps({**r.__dict__, "trainable_percent": round(r.trainable_percent, 4)}))
         return
     table = Table(title="avsynth model configs")
-    for col in ("config", "family", "SAM", "trainable", "total", "trainable %", "VGGish (frozen)"):
-        table.add_column(col, justify="right" if col not in ("config", "family", "SAM") else "left")
+    for col in ("config", "family", "backbone", "trainable", "total", "trainable %", "VGGish (frozen)"):
+        table.add_column(col, justify="right" if col not in ("config", "family", "backbone") else "left")
     for r in rows:
         table.add_row(
             r.name, r.family, r.sam_arch, f"{r.trainable:,}", f"{r.total:,}",
             f"{r.trainable_percent:.3f}", f"{r.vggish:,}",
         )
     Console(width=120).print(table)
+
+
+@app.command("convert-checkpoint", rich_help_panel="Train & evaluate")
+@friendly
+def convert_checkpoint_cmd(
+    src: Path = typer.Argument(..., help="A checkpoint released with a paper's code (as downloaded)."),
+    dst: Path = typer.Argument(..., help="The avsynth checkpoint to write (VGGish weights beside it, .vggish.pth)."),
+    source_format: Optional[str] = typer.Option(
+        None, "--from", help="The release's layout: sama-avs-official | gavs-official (default: detected)."
+    ),
+    config: Optional[str] = typer.Option(
+        None, "--config", help="Model config (name or YAML) replacing the one read from the release."
+    ),
+) -> None:
+    """Convert an official checkpoint into an avsynth one, with a report of every key.
+
+    Lists the official keys that fit no model parameter (unexpected: the conversion is refused)
+    and the model keys the release does not fill, each with the reason. `--checkpoint` (bench)
+    and `--init` (train) also read official files directly (layout detected).
+    """
+    from avsynth.modeling.checkpoint import convert_checkpoint_file
+    from avsynth.modeling.official import FORMATS
+    from avsynth.modeling.registry import load_config
+
+    if source_format is not None and source_format not in FORMATS:
+        raise typer.BadParameter(f"expected one of {', '.join(sorted(FORMATS))}, got {source_format!r}",
+                                 param_hint="--from")
+    cfg = load_config(config) if config is not None else None
+    out, vggish, report = convert_checkpoint_file(src, dst, source_format, cfg)
+    from avsynth.modeling.official import ConversionReport
+
+    for line in ConversionReport(**report).lines():
+        typer.echo(line)
+    typer.echo(f"wrote {out}" + (f" and {vggish}" if vggish else ""))
 
 
 # ---- section: demo (avsynth/demo) -------------------------------------------------------
@@ -708,15 +840,18 @@ def demo_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=0, hidden=True),
 ) -> None:
     """Write the demo corpora: LVIS-format JSON + COCO JPEGs, Open Images segmentation layout,
-    VGGSound CSV + 10 s WAV clips, an AVSBench-semantic tree and an AVS-Synthetic release tree,
-    generated from SEED. Each category has its own procedural object and sound; every image also
+    VGGSound CSV + 10 s WAV clips, an AVSBench-semantic tree, an AVS-Synthetic release tree and
+    (under localization/) VGG-SS- and Flickr-SoundNet-format localisation sets, generated from SEED. Each category has its own procedural object and sound; every image also
     shows objects of other categories, so only a model that listens finds the sounding one."""
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
+    import json
+
     from avsynth.demo import directory_bytes, write_demo
+    from avsynth.demo.localization import ensure_localization_demo
 
     t0 = time.perf_counter()
     with Progress(
@@ -733,6 +868,7 @@ def demo_cmd(
         corpus = write_demo(out, seed=seed, manifest=manifest, scale=scale,
                             workers=_alias(num_proc, workers, "--workers") or None,
                             progress=progress)  # fmt: skip
+        loc = json.loads((ensure_localization_demo(corpus) / "localization.json").read_text())["counts"]
     seconds = time.perf_counter() - t0
     counts = corpus.info["counts"]
     table = Table(title=f"avsynth demo -> {corpus.root}", show_header=True)
@@ -753,6 +889,9 @@ def demo_cmd(
     asy = counts["avs_synthetic"]
     table.add_row("AVS-Synthetic", f"{asy['images']} images, {asy['rows']} instances, "
                   f"{asy['audios']} audios")  # fmt: skip
+    table.add_row("VGG-SS / Flickr-SoundNet", f"localization/: {loc['vggss']['with_files']} / "
+                  f"{loc['flickr']['with_files']} samples with boxes ({loc['vggss']['missing']} / "
+                  f"{loc['flickr']['missing']} listed without files)")  # fmt: skip
     Console().print(table)
     size_mb = directory_bytes(corpus.root) / 1e6
     Console().print(

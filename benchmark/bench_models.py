@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-TINY = ["sama-avs-tiny", "ap-sam-tiny", "gavs-tiny"]
+TINY = ["sama-avs-tiny", "ap-sam-tiny", "gavs-tiny", "aavs-tiny", "stepping-stones-tiny"]
 
 
 def _rss_mb() -> float:
@@ -48,13 +48,16 @@ def run_one(name: str, device: str, batch: int, steps: int, warmup: int) -> list
         if cuda:
             torch.cuda.synchronize()
 
+    # Stepping Stones also reads a stage-1 binary mask per frame
+    extra = ((torch.rand(batch, s, s, device=device) > 0.5).float(),) if cfg["family"] == "stepping_stones" else ()
+
     def fwd() -> None:
         with torch.no_grad():
-            model(images, audio)
+            model(images, audio, *extra)
 
     def train_step() -> None:
         opt.zero_grad(set_to_none=True)
-        model.loss(model(images, audio), gt).backward()
+        model.loss(model(images, audio, *extra), gt).backward()
         opt.step()
 
     base = {

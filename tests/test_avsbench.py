@@ -166,6 +166,15 @@ def test_resize_224_official(tree, rows, pal):
     assert np.array_equal(item["frames"][3].permute(1, 2, 0).numpy(), frame)
 
 
+def official_window(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame i's window of the fixture's second-level audio under the official cut (start 0.96 i s,
+    15600 samples), and which of its samples lie >= 300 samples from a second boundary (the
+    resampled video's transitions blur there)."""
+    n = 15360 * i + torch.arange(15600)
+    want = torch.tensor([second_level(int(s)) for s in (n // 16000).tolist()], dtype=torch.float32)
+    return want, (n % 16000 >= 300) & (n % 16000 < 15700)
+
+
 def test_audio_windows_and_resampling(tree, rows):
     ds = AVSBenchDataset(tree, subset="avss", split=None)
     odd = rows[rows["label"] == "v2"].iloc[0]["uid"]
@@ -173,13 +182,14 @@ def test_audio_windows_and_resampling(tree, rows):
         item = ds[k]
         t = v.num_frames
         assert item["sample_rate"] == 16000
-        assert item["audio_windows"].shape == (t, 16000)
+        # the official cut: frame i <- VGGish example i = samples [15360 i, 15360 i + 15600)
+        assert item["audio_windows"].shape == (t, 15600)
         assert abs(item["audio"].numel() - t * 16000) <= 2
         for i in range(t):
             window = item["audio_windows"][i]
-            middle = window[2000:14000]  # away from resampling edges
+            want, far = official_window(i)
             tol = 1e-3 if v.uid == odd else 1e-7
-            assert torch.allclose(middle, torch.full_like(middle, second_level(i)), atol=tol)
+            assert torch.allclose(window[far], want[far], atol=tol)
 
 
 def test_uid_filter_and_pad_to(tree, rows):
@@ -293,7 +303,7 @@ def test_object_release_s4_and_ms3(tmp_path):
         want[y0:y1, x0:x1] = 1
         assert np.array_equal(item["masks"][i].numpy(), want)
         assert int(item["frames"][i, 0, 0, 0]) == frame_red(i)
-        assert float(item["audio_windows"][i].mean()) == pytest.approx(second_level(i), abs=1e-6)
+        assert float(item["audio_windows"][i].mean()) == pytest.approx(float(official_window(i)[0].mean()), abs=1e-6)
     train = AVSBenchObjectDataset(root, "s4", split="train")
     assert train[0]["annotated"].tolist() == [True, False, False, False, False]
     ms3 = AVSBenchObjectDataset(root, "ms3", split=None, resolution=None)

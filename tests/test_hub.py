@@ -118,21 +118,41 @@ def test_plan_lists_only_managed_files(ds):
 
 
 def test_dry_run_prints_files_destinations_and_sizes_and_changes_nothing(ds):
+    """The dry run's list is checked against the fixture's construction (make_shard_dir writes
+    4 train/validation/test shards, one pool shard, card, record; publish adds 4 example
+    overlays), and its sizes against the files a real publish then leaves on disk."""
     before = {p: p.read_bytes() for p in ds.rglob("*") if p.is_file()}
     result = CliRunner().invoke(app, ["publish", str(ds), "--repo-id", "org/avs-tiny", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert {p: p.read_bytes() for p in ds.rglob("*") if p.is_file()} == before  # nothing written
     out = result.output
     assert "dry run" in out
-    expected = publish(ds, "org/avs-tiny", dry_run=True).items
-    assert [i.remote for i in expected][:2] == ["README.md", "assets/example-0.jpg"]
-    for item in expected:
-        dest = f"-> hf://datasets/org/avs-tiny/{item.remote} ({item.size:,} bytes)"
-        assert re.search(rf"^  {re.escape(str(item.local))} +{re.escape(dest)}$", out, re.M), item
-    assert f"{len(expected)} files, {sum(i.size for i in expected):,} bytes" in out
-    # the planned sizes are exactly those a real publish writes
-    publish(ds, "org/avs-tiny", token=TOKEN, api=RecordingApi())
-    assert [(i.remote, i.size) for i in plan_upload(ds)] == [(i.remote, i.size) for i in expected]
+    line = re.compile(r"^  (\S+) +-> hf://datasets/org/avs-tiny/(\S+) \(([\d,]+) bytes\)$", re.M)
+    printed = [(Path(local), remote, int(size.replace(",", ""))) for local, remote, size in line.findall(out)]
+    assert [r for _, r, _ in printed] == [
+        "README.md",
+        "assets/example-0.jpg",
+        "assets/example-1.jpg",
+        "assets/example-2.jpg",
+        "assets/example-3.jpg",
+        "audio_pool/train-00000-of-00001.parquet",
+        "data/test-00000-of-00001.parquet",
+        "data/train-00000-of-00002.parquet",
+        "data/train-00001-of-00002.parquet",
+        "data/validation-00000-of-00001.parquet",
+        "manifest.json",
+    ]
+    assert all(local == ds / remote for local, remote, _ in printed)
+    # files that exist already are announced with their size on disk
+    for local, remote, size in printed:
+        if not remote.startswith("assets/") and remote != "README.md":
+            assert size == len(before[local]), remote
+    assert f"11 files, {sum(s for _, _, s in printed):,} bytes" in out
+    # the planned sizes of the regenerated card and examples are those a real publish writes
+    api = RecordingApi()
+    publish(ds, "org/avs-tiny", token=TOKEN, api=api)
+    assert sorted(api.uploaded) == [r for _, r, _ in printed]
+    assert [(r, (ds / r).stat().st_size) for _, r, _ in printed] == [(r, s) for _, r, s in printed]
 
 
 def test_publish_uploads_managed_files_with_regenerated_card(ds):

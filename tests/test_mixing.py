@@ -404,3 +404,35 @@ def test_cli_flags_give_the_same_bytes_and_refuse_bad_values(extended, demo_corp
     assert [e["sha256"] for e in rec["shards"]] == [e.sha256 for e in result.record.shards]
     bad = cli(tmp_path / "b", ["--negatives", "1.5"])
     assert bad.returncode == 2 and "--negatives" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_silent_source_clips_of_mixed_and_negative_rows_are_counted_skips(extended, demo_corpus, tmp_path):
+    """Every sound of a mixed or off-screen row passes the build's audio checks: a silenced source
+    clip removes exactly the rows that play it (counted as "silent audio"), nothing else changes."""
+    import shutil
+
+    out, _ = extended
+    clean = rows_of(out, ["id", "negative", "sources"])
+    mixed = next(r for r in clean if len(r["sources"]) > 1)
+    negative = next(r for r in clean if r["negative"])
+    silenced = {mixed["sources"][1]["audio_id"], negative["sources"][0]["audio_id"]}
+    root = tmp_path / "src"
+    for name in ("lvis", "coco", "openimages", "vggsound"):
+        shutil.copytree(Path(demo_corpus.root) / name, root / name)
+    for audio_id in silenced:
+        clip = root / "vggsound/audio" / f"{audio_id}.wav"
+        wave, sr = sf.read(clip, dtype="int16")
+        sf.write(clip, np.zeros_like(wave), sr, subtype="PCM_16")
+    paths = SourcePaths(
+        lvis_json=[root / "lvis/lvis_v1_train.json", root / "lvis/lvis_v1_val.json"],
+        coco_root=root / "coco", openimages_root=root / "openimages",
+        vggsound_csv=root / "vggsound/vggsound.csv", vggsound_audio=root / "vggsound/audio",
+    )
+    result = build(BuildOptions(out=tmp_path / "out", categories="46", sources=paths, sizes=dict(SIZES),
+                                seed=0, workers=1, rows_per_shard=25, sources_per_row=2, negatives=0.2,
+                                semantic=True), progress=False)
+    hit = {r["id"] for r in clean if silenced & {s["audio_id"] for s in r["sources"]}}
+    assert {mixed["id"], negative["id"]} <= hit
+    after = {r["id"] for r in rows_of(tmp_path / "out", ["id"])}
+    assert after == {r["id"] for r in clean} - hit
+    assert result.record.skipped["silent audio"]["count"] == len(hit)

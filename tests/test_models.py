@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import logging
 
-import numpy as np
 import pytest
 import torch
 
@@ -305,13 +304,44 @@ def test_config_validation(tmp_path):
 
 
 def test_sam_vit_b_l_h_build_on_meta():
-    expected = {"vit_b": 93_735_472, "vit_h": 641_090_608}
+    """The official shapes: every state-dict key and shape equals segment_anything's own builders'
+    (``sam_model_registry``, which builds the released checkpoints' modules), and the totals are
+    those of the released ``sam_vit_{b,l,h}`` checkpoints."""
+    from segment_anything import sam_model_registry
+
+    expected = {"vit_b": 93_735_472, "vit_l": 312_342_832, "vit_h": 641_090_608}
     for name in ("vit_b", "vit_l", "vit_h"):
         with torch.device("meta"):
             sam = build_sam(SAM_ARCHS[name])
-        n = sum(p.numel() for p in sam.parameters())
-        assert n == expected.get(name, n) and sam.image_encoder.img_size == 1024
-    assert np.isclose(sum(p.numel() for p in build_sam(SAM_ARCHS["tiny"]).parameters()), 80374, rtol=0.5)
+            official = sam_model_registry[name]()
+        shapes = {k: tuple(v.shape) for k, v in sam.state_dict().items()}
+        assert shapes == {k: tuple(v.shape) for k, v in official.state_dict().items()}, name
+        assert sum(p.numel() for p in sam.parameters()) == expected[name], name
+        assert sam.image_encoder.img_size == 1024
+
+
+def test_sam_tiny_parameter_count_by_hand():
+    """SAM_ARCHS["tiny"] counted by hand from segment_anything's module definitions.
+
+    Image encoder (dim 32, 4 blocks, 2 heads → head dim 16, 8-px patches, 64² input):
+      patch conv 3·8·8·32+32 = 6,176; pos_embed 8·8·32 = 2,048;
+      block = 2 LayerNorms 128 + qkv 32·96+96 + proj 32·32+32 + MLP 32·128+128 + 128·32+32 = 12,704,
+      plus rel-pos tables: windowed (window 4) 2·7·16 = 224, global (8×8 grid) 2·15·16 = 480;
+      4 blocks = 4·12,704 + 2·224 + 2·480 = 52,224; neck 32·32 + 64 + 32·32·9 + 64 = 10,368
+      → 70,816.
+    Prompt encoder: 4 point embeddings + not-a-point 5·32 = 160; mask downscaling
+      (1→2 k2) 10 + LN 4 + (2→8 k2) 72 + LN 16 + (8→32 k1) 288 = 390; no-mask 32 → 582.
+    Mask decoder (dim 32, MLP 64, 2 heads, cross-attention downsampled to 16):
+      block = self-attn 4·1,056 + cross 2·(3·528 + 544) + MLP 4,192 + 4 LN 256 = 12,928;
+      2 blocks + final cross-attn 2,128 + LN 64 = 28,048; IoU token 32, 4 mask tokens 128;
+      upscaling (32→8 k2) 1,032 + LN 16 + (8→4 k2) 132 = 1,180;
+      4 hypernetwork MLPs 4·(1,056+1,056+132) = 8,976; IoU head 2,244 → 40,608.
+    """
+    sam = build_sam(SAM_ARCHS["tiny"])
+    parts = {name: sum(p.numel() for p in getattr(sam, name).parameters())
+             for name in ("image_encoder", "prompt_encoder", "mask_decoder")}
+    assert parts == {"image_encoder": 70_816, "prompt_encoder": 582, "mask_decoder": 40_608}
+    assert sum(p.numel() for p in sam.parameters()) == 112_006
 
 
 def test_cli_models_lists_counts():
@@ -324,7 +354,8 @@ def test_cli_models_lists_counts():
     rows = {r["name"]: r for r in map(__import__("json").loads, result.output.strip().splitlines())}
     assert set(rows) == set(list_configs())
     h = rows["sama-avs-vit-h"]
-    assert h["total"] - h["trainable"] == 641_090_608 - 3_506_304  # frozen SAM rest
+    # frozen SAM rest; the official recipe trains no_mask_embed (256) too
+    assert h["total"] - h["trainable"] == 641_090_608 - 3_506_304 - 256
     assert h["vggish"] == 72_141_184
     table = CliRunner().invoke(app, ["models", "gavs-tiny"])
     # gavs-tiny trains audio_proj (128*64+64 + 64*32+32 = 10,336), adapter_v of blocks 2-3 (2 * 1,072),

@@ -91,8 +91,11 @@ def test_default_out_dir_and_cli_table(tiny, tmp_path):
     ds = Path(shutil.copytree(tiny, tmp_path / "ds"))
     result = CliRunner().invoke(app, ["stats", str(ds), "--sheet-size", "3"])
     assert result.exit_code == 0, result.output
-    for name in ("stats.json", "mask_area_hist.png", "audio_rms_dbfs_hist.png", "contact_sheet.png"):
-        assert (ds / "stats" / name).is_file()
+    saved = json.loads((ds / "stats" / "stats.json").read_text())
+    assert saved["totals"] == {"train": 6, "validation": 3, "test": 3}  # the fixture's rows
+    for name in ("mask_area_hist.png", "audio_rms_dbfs_hist.png", "contact_sheet.png"):
+        with Image.open(ds / "stats" / name) as im:
+            assert im.format == "PNG" and len(set(im.convert("RGB").getdata())) > 8, name  # drawn on
     assert "guitar" in result.output and "validation" in result.output
     assert "contact_sheet: " in result.output
 

@@ -15,6 +15,7 @@ import torch
 
 from avsynth.errors import AvsynthError
 from avsynth.modeling.checkpoint import load_checkpoint, read_checkpoint
+from avsynth.modeling import build_model
 from avsynth.modeling.registry import load_config
 from avsynth.sources.avsbench import AVSBenchSource, select_videos
 from avsynth.training.data import (
@@ -185,8 +186,9 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_shards, tmp_
     assert all(torch.equal(oa[k]["exp_avg_sq"], ob[k]["exp_avg_sq"]) for k in oa)
     assert straight.history[1]["val_miou"] == resumed.history[1]["val_miou"]
     # and training changed the weights: the decoder differs from its initialisation
-    init = load_checkpoint(tmp_path / "a" / "best.pt").state_dict()
-    assert any(not torch.equal(init[k], a[k]) for k in a) or straight.best_epoch == 2
+    init = build_model(load_config("sama-avs-tiny")).state_dict()  # seeded: the initial weights
+    trained = [k for k in a if "mask_decoder" in k and not torch.equal(init[k], a[k])]
+    assert trained
 
     # logs: JSON lines (start / train / epoch / end, appended across the resume) and TensorBoard
     events = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
@@ -195,9 +197,29 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_shards, tmp_
     epoch = [e for e in events if e["event"] == "epoch"][-1]
     assert {"val_miou", "val_fscore", "train_loss", "samples_per_s"} <= set(epoch)
     assert epoch["val_frames"] == 6
-    assert list((tmp_path / "b" / "tensorboard").glob("events.out.tfevents.*"))
+    # TensorBoard, read back with tensorboard's own reader: one val/miou point per epoch, across
+    # the resume, with the values of the JSON log
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logged = {e["epoch"]: e["val_miou"] for e in events if e["event"] == "epoch"}
+    points: dict[int, float] = {}
+    for f in sorted((tmp_path / "b" / "tensorboard").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(f))
+        acc.Reload()
+        if "val/miou" in acc.Tags()["scalars"]:
+            points.update({s.step: s.value for s in acc.Scalars("val/miou")})
+    assert sorted(points) == [1, 2]
+    assert all(points[k] == pytest.approx(logged[k], abs=1e-6) for k in (1, 2))
+    # best.pt holds the weights of the best epoch: scoring it again gives the logged best mIoU
+    from avsynth.training.validation import evaluate_dataset
+
     model = load_checkpoint(tmp_path / "b" / "best.pt")
     assert model.config["name"] == "sama-avs-tiny"
+    emb = build_audio_embeddings(model.config)
+    again = evaluate_dataset(model, shard_frames(tiny_shards, "validation",
+                                                ShardRowTransform(InputSpec.of(model), emb, keep_mask=True)))
+    assert again["miou"] == pytest.approx(resumed.best_miou, abs=1e-9)
+    assert resumed.best_miou == max(logged.values())
 
 
 def test_two_process_gloo_run_covers_the_whole_validation_split(tiny_shards, tmp_path):
@@ -259,8 +281,17 @@ def test_finetune_on_the_demo_avsbench_tree(demo_corpus, tiny_shards, tmp_path, 
     train_videos = select_videos(source.videos("train"), seed=0, **selection)
     assert start["train_rows"] == len(train_videos)  # S4 train videos annotate frame 0 only
     assert 0.0 <= epoch["val_miou"] <= 1.0 and 0.0 <= epoch["val_fscore"] <= 1.0
-    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
-    assert (out / "best.pt").is_file()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    assert [(s.step, round(s.value, 6)) for s in acc.Scalars("val/miou")] == [(1, round(epoch["val_miou"], 6))]
+    # one epoch: best.pt is that epoch's model, i.e. the weights of last/model.pt, and they moved
+    # away from the pre-trained start
+    best, last, start = (_state(out / "best.pt"), _state(out / "last" / "model.pt"),
+                         _state(pre.run_dir / "best.pt"))
+    assert best.keys() == last.keys() and all(torch.equal(best[k], last[k]) for k in best)
+    assert any(not torch.equal(best[k], start[k]) for k in best if k in start)
 
 
 # --------------------------------------------------------------------------- does it listen?

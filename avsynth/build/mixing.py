@@ -51,15 +51,21 @@ def semantic_class_ids(manifest: Manifest, space: str, avss_classes: list[str] |
     return {c.name: avss_classes.index(c.avsbench) for c in manifest.categories}
 
 
-def extended_row(item: RowSpec, opts, skips: SkipCounter, cache: dict, *, base_row) -> dict | None:
+def extended_row(item: RowSpec, opts, skips: SkipCounter, cache: dict, *, base_row,
+                 note_window=None) -> dict | None:
     """The row of ``item`` with the extended columns; bad inputs are counted in ``skips``.
+
+    Every source's window passes the build's audio checks (long enough, not silent; see
+    :mod:`avsynth.media.checks`); ``note_window(row_id, planned_s, window)`` records a window that was
+    padded or moved.
 
     ``base_row(item, opts, skips, cache)`` makes the single-source columns of a positive row
     (:func:`avsynth.build.rows.triplet_row`, passed in by its caller).
     """
     import numpy as np
 
-    from avsynth.media.audio import encode_audio, load_window
+    from avsynth.media.audio import encode_audio
+    from avsynth.media.checks import Rejected, checked_window
     from avsynth.media.image import read_image
     from avsynth.media.mask import encode_label_png, encode_png, rasterize
     from avsynth.media.mix import mix
@@ -71,12 +77,25 @@ def extended_row(item: RowSpec, opts, skips: SkipCounter, cache: dict, *, base_r
     if row is None:
         return None
     sources = item.sources
+    offsets = [float(s.audio_offset_s) for s in sources]
+
+    def window(i: int, clip, planned: float):
+        samples, win = checked_window(clip.path, planned, item.audio_seconds, target_sr=opts.sample_rate,
+                                      key=str(clip.path), pad_short=getattr(opts, "pad_short_audio", False))
+        if note_window is not None:
+            note_window(item.id, planned, win)
+        if i < len(offsets):
+            offsets[i] = float(win.offset_s)
+        return samples, win
+
     if len(sources) > 1:
         try:
-            waves = [load_window(s.clip.path, s.audio_offset_s, item.audio_seconds, target_sr=opts.sample_rate)
-                     for s in sources]
+            waves = [window(i, s.clip, s.audio_offset_s)[0] for i, s in enumerate(sources)]
         except SourceError as err:
             skips.skip("unreadable audio file", str(err))
+            return None
+        except Rejected as rej:
+            skips.skip(rej.reason, rej.detail)
             return None
         row["audio"] = {"bytes": encode_audio(mix(waves, [s.gain_db for s in sources]), opts.sample_rate,
                                               fmt=opts.audio_format),
@@ -87,16 +106,22 @@ def extended_row(item: RowSpec, opts, skips: SkipCounter, cache: dict, *, base_r
                                    + [f"audio: {s.clip.license}" for s in sources])
     elif item.negative:
         try:
-            wave = load_window(item.clip.path, item.audio_offset_s, item.audio_seconds, target_sr=opts.sample_rate)
+            wave, win = window(0, item.clip, item.audio_offset_s)
             audio = encode_audio(wave, opts.sample_rate, fmt=opts.audio_format)
         except SourceError as err:
             skips.skip("unreadable audio file", str(err))
             return None
+        except Rejected as rej:
+            skips.skip(rej.reason, rej.detail)
+            return None
         row["audio"] = {"bytes": audio, "path": f"{item.clip.audio_id}.{opts.audio_format}"}
+        row["audio_offset_s"] = float(win.offset_s)
+    if len(sources) == 1 and not item.negative:  # the base row checked (and maybe moved) the window
+        offsets[0] = float(row["audio_offset_s"])
     row["sources"] = [
         {"category": s.category, "category_id": s.category_id, "audio_id": s.clip.audio_id,
-         "offset": float(s.audio_offset_s), "gain_db": float(s.gain_db)}
-        for s in sources
+         "offset": offsets[i], "gain_db": float(s.gain_db)}
+        for i, s in enumerate(sources)
     ]
     row["negative"] = bool(item.negative)
     if opts.semantic:

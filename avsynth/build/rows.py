@@ -54,7 +54,7 @@ def produce_rows(spec: ShardSpec, opts: WorkerOptions, skips: SkipCounter,
     if opts.extended or opts.semantic:
         from avsynth.build.mixing import extended_row
 
-        make_row = partial(extended_row, base_row=make_row)
+        make_row = partial(extended_row, base_row=make_row, note_window=partial(note_window, notes))
     for item in spec.items:
         row = make_row(item, opts, skips, image_cache)
         if row is not None:
@@ -65,18 +65,21 @@ def _audio_bytes(clip: AudioClip, offset: float, seconds: float, opts: WorkerOpt
                  notes: SkipCounter, row: str) -> tuple[bytes, float]:
     """Encoded audio of the checked window and the window's start (moved off silence or past the
     decoded end when needed). Raises SourceError (unreadable) or Rejected (short / silent)."""
-    from avsynth.media.audio import encode_audio, load_clip, window_samples
-    from avsynth.media.checks import choose_window
+    from avsynth.media.audio import encode_audio
+    from avsynth.media.checks import checked_window
 
-    wave, sr = load_clip(clip.path)
-    win = choose_window(wave, sr, offset, seconds, key=str(clip.path),
-                        pad_short=opts.pad_short_audio)
+    samples, win = checked_window(clip.path, offset, seconds, target_sr=opts.sample_rate,
+                                  key=str(clip.path), pad_short=opts.pad_short_audio)
+    note_window(notes, row, offset, win)
+    return encode_audio(samples, opts.sample_rate, fmt=opts.audio_format), win.offset_s
+
+
+def note_window(notes: SkipCounter, row: str, planned_s: float, win) -> None:
+    """Record in ``notes`` a window that was padded or moved off silence."""
     if win.padded:
         notes.skip("padded short audio", row)
     elif win.moved:
-        notes.skip("window moved to non-silent audio", f"{row}: {offset:g} s -> {win.offset_s:g} s")
-    samples = window_samples(wave, sr, win.offset_s, seconds, target_sr=opts.sample_rate)
-    return encode_audio(samples, opts.sample_rate, fmt=opts.audio_format), win.offset_s
+        notes.skip("window moved to non-silent audio", f"{row}: {planned_s:g} s -> {win.offset_s:g} s")
 
 
 def pool_row(item: PoolSpec, opts: WorkerOptions, skips: SkipCounter,

@@ -3,8 +3,9 @@
 
 A :class:`VideoSample` is one video ready for the model: uint8 frames, masks at the evaluation
 resolution, which frames are scored and one 128-d audio embedding per frame. Two adapters make
-them: :func:`avsbench_samples` (the videos of an AVSBench dataset; audio: one VGGish embedding per
-1-second window, frame i <-> second i, as the AVSBench loaders cut them) and
+them: :func:`avsbench_samples` (the videos of an AVSBench dataset; audio: frame i <- VGGish
+example i of the clip, as the official preprocessing cuts it, or the object release's precomputed
+``audio_log_mel`` examples when shipped; see ``avsynth.sources.avsbench.AUDIO_PREPROCESSING``) and
 :func:`shard_samples` (a shard split's rows as one-frame videos at native resolution; the row's
 own clip embedded whole, as the trainer's validation does). :func:`evaluate` runs the predictor
 over whole videos (``batch_frames`` frames a forward) and scores their scored frames in order.
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from avsynth.errors import AvsynthError
@@ -53,9 +55,10 @@ def _first(batch: list) -> Any:
     return batch[0]
 
 
-def avsbench_samples(dataset: AVSBenchDataset | AVSBenchObjectDataset, vggish: VGGishEmbedder,
-                     num_workers: int = 0) -> Iterator[VideoSample]:
-    """The videos of an AVSBench dataset (binary mode) as :class:`VideoSample`, in order."""
+def avsbench_samples(dataset: AVSBenchDataset | AVSBenchObjectDataset, vggish: VGGishEmbedder | None,
+                     num_workers: int = 0, audio: dict[str, torch.Tensor] | None = None) -> Iterator[VideoSample]:
+    """The videos of an AVSBench dataset (binary mode) as :class:`VideoSample`, in order; with
+    ``audio`` (uid → [T, 128]) the embeddings are taken from it instead of computed."""
     if getattr(dataset, "mode", "binary") != "binary":
         raise EvaluationError("the binary AVSBench protocols need mode='binary' datasets")
     loader = DataLoader(dataset, batch_size=1, num_workers=num_workers, collate_fn=_first)
@@ -66,7 +69,9 @@ def avsbench_samples(dataset: AVSBenchDataset | AVSBenchObjectDataset, vggish: V
             frames=[np.ascontiguousarray(f) for f in frames],
             masks=[m.numpy() for m in item["masks"]],
             scored=item["annotated"].tolist(),
-            audio=vggish.embed_windows(item["audio_windows"].numpy(), item["sample_rate"]),
+            audio=(audio[item["uid"]] if audio is not None
+                   else vggish.embed_examples(item["audio_log_mel"]) if "audio_log_mel" in item
+                   else vggish.embed_windows(item["audio_windows"].numpy(), item["sample_rate"])),
         )
 
 
@@ -89,11 +94,12 @@ def shard_samples(source: str | Path, split: str, vggish: VGGishEmbedder,
                           scored=[True], audio=vggish.embed_clip(wave, sr)[None])
 
 
-def predict_videos(predictor: AVPredictor, videos: Sequence[VideoSample]) -> list[list[torch.Tensor]]:
+def predict_videos(predictor: AVPredictor, videos: Sequence[VideoSample],
+                   output_size: tuple[int, int] | None = None) -> list[list[torch.Tensor]]:
     """CPU logits [H, W] of every frame of ``videos`` (one forward over all their frames), at each
-    frame's own resolution."""
+    frame's own resolution (or ``output_size``)."""
     frames = [f for v in videos for f in v.frames]
-    flat = [lg.cpu() for lg in predictor.predict(frames, torch.cat([v.audio for v in videos]))]
+    flat = [lg.cpu() for lg in predictor.predict(frames, torch.cat([v.audio for v in videos]), output_size)]
     out, start = [], 0
     for v in videos:
         out.append(flat[start : start + len(v.frames)])
@@ -101,10 +107,21 @@ def predict_videos(predictor: AVPredictor, videos: Sequence[VideoSample]) -> lis
     return out
 
 
+def _mask_at(mask: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """A {0,1} mask, PIL-NEAREST-resized to ``size`` (H, W) when given (as SAMA-AVS's loader)."""
+    m = np.asarray(mask, dtype=np.uint8)
+    if size is None or m.shape == tuple(size):
+        return m
+    return np.asarray(Image.fromarray(m).resize((size[1], size[0]), Image.NEAREST))
+
+
 def evaluate(model: AVSegmenter, samples: Iterable[VideoSample], *, f_group: str = "batch4",
              batch_frames: int = 16, device: str | torch.device | None = None,
-             progress: Callable[[int], None] | None = None) -> dict:
-    """Score ``model`` on ``samples`` with the official AVSBench rules.
+             progress: Callable[[int], None] | None = None, threshold: float = 0.5,
+             f_on_logits: bool = False, at_model_input: bool = False) -> dict:
+    """Score ``model`` on ``samples`` with the official AVSBench rules (or a paper's variant:
+    :mod:`avsynth.evaluation.variants`: ``threshold``, ``f_on_logits``, ``at_model_input`` = logits
+    at the model's S x S input size against the masks nearest-resized to it).
 
     Videos are run ``batch_frames`` frames at a time (whole videos per forward) and fed to
     :class:`AVSBenchMetric` in order, only their scored frames. Returns the metric's figures plus
@@ -113,21 +130,22 @@ def evaluate(model: AVSegmenter, samples: Iterable[VideoSample], *, f_group: str
     if f_group not in F_GROUPS:
         raise EvaluationError(f"--f-group must be one of {', '.join(F_GROUPS)}, got {f_group!r}")
     predictor = AVPredictor(model, device=resolve_device(device))
-    metric = AVSBenchMetric(f_group=f_group)
+    metric = AVSBenchMetric(f_group=f_group, threshold=threshold, f_on_logits=f_on_logits)
+    size = (model.image_size, model.image_size) if at_model_input else None
     per_video: list[dict] = []
     pending: list[VideoSample] = []
     t0 = time.perf_counter()
 
     def flush() -> None:
-        for v, logits in zip(pending, predict_videos(predictor, pending)):
+        for v, logits in zip(pending, predict_videos(predictor, pending, size)):
             idx = [i for i, s in enumerate(v.scored) if s]
             if not idx:
                 continue
             lg = torch.stack([logits[i] for i in idx])
-            gt = torch.from_numpy(np.stack([np.asarray(v.masks[i], dtype=np.uint8) for i in idx]))
+            gt = torch.from_numpy(np.stack([_mask_at(v.masks[i], size) for i in idx]))
             metric.update(lg, gt, [v.uid] * len(idx), [v.category] * len(idx))
             per_video.append({"uid": v.uid, "category": v.category, "frames": len(idx),
-                              "miou": float(frame_iou(lg, gt).mean())})
+                              "miou": float(frame_iou(lg, gt, threshold).mean())})
             if progress is not None:
                 progress(len(idx))
         pending.clear()

@@ -115,15 +115,16 @@ def _probabilities(logits: torch.Tensor) -> torch.Tensor:
     return p if p.dtype in (torch.float32, torch.float64) else p.float()
 
 
-def frame_iou(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Per-frame IoU (float64, shape [N]) under the official rules, empty-GT rule included.
+def frame_iou(logits: torch.Tensor, gt: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Per-frame IoU (float64, shape [N]) under the official rules, empty-GT rule included;
+    ``P = sigmoid(logits) > threshold`` (0.5 official AVSBench; GAVS's code uses 0.4).
 
     With ``P`` binary and ``G`` in [0, 1], ``sum(max(P, G)) = |P| + |G| - |P G|`` and, on an
     empty ``G``, ``sum((1 - G)(1 - P)) = H W - |P|``; only the three sums are formed.
     """
     g = _check_pair(logits, gt)
     _, h, w = g.shape
-    pred = _probabilities(logits) > 0.5
+    pred = _probabilities(logits) > threshold
     npred = pred.sum(dim=(1, 2), dtype=torch.float64)
     gsum = g.sum(dim=(1, 2), dtype=torch.float64)
     inter = torch.where(pred, g, 0).sum(dim=(1, 2), dtype=torch.float64)
@@ -296,8 +297,26 @@ def _histograms(p: torch.Tensor, g: torch.Tensor, thr: torch.Tensor, tab: torch.
     return hist, tpw
 
 
+def _pr_counts_raw(values: torch.Tensor, g: torch.Tensor, thr: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``pr_counts`` of arbitrary values compared with the thresholds as they are (SAMA-AVS's test
+    feeds raw logits to ``Eval_Fmeasure``, its sigmoid commented out): per frame the values are
+    sorted and ``|v >= t|`` counted by binary search, over all pixels and over the G = 1 ones."""
+    n = values.shape[0]
+    v = values.reshape(n, -1).to(torch.float64)
+    gf = g.reshape(n, -1)
+    if gf.numel() and float(torch.amax(torch.frac(gf))) != 0:
+        raise ValueError("F-score on raw logits needs a binary ground truth")
+    t = thr.to(torch.float64).expand(n, -1).contiguous()
+    m = v.shape[1]
+    npred = m - torch.searchsorted(torch.sort(v, dim=1).values, t)
+    pos = torch.where(gf > 0, v, torch.full_like(v, -torch.inf))
+    tp = m - torch.searchsorted(torch.sort(pos, dim=1).values, t)
+    return npred.to(torch.float64), tp.to(torch.float64), gf.sum(1, dtype=torch.float64)
+
+
 def pr_counts(
-    logits: torch.Tensor, gt: torch.Tensor, num_thresholds: int = NUM_THRESHOLDS
+    logits: torch.Tensor, gt: torch.Tensor, num_thresholds: int = NUM_THRESHOLDS, on_logits: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per frame and threshold: ``(|P_t|, TP_t, |G|)`` as float64 ``[N, T]``, ``[N, T]``, ``[N]``.
 
@@ -308,6 +327,8 @@ def pr_counts(
     (every fractional part 0); a soft one (or one holding NaN) is re-binned with ``G`` as weights.
     """
     g = _check_pair(logits, gt)
+    if on_logits:
+        return _pr_counts_raw(logits, g, f_thresholds(num_thresholds, device=logits.device))
     p = _probabilities(logits)
     thr, tab = _official_grid(num_thresholds, logits.dtype, p.dtype, p.device)
     n = p.shape[0]
@@ -326,10 +347,11 @@ def pr_counts(
 
 
 def f_curves(
-    logits: torch.Tensor, gt: torch.Tensor, num_thresholds: int = NUM_THRESHOLDS
+    logits: torch.Tensor, gt: torch.Tensor, num_thresholds: int = NUM_THRESHOLDS, on_logits: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-frame F-beta curves ``[N, T]`` (float64) and the mask of frames with non-empty GT."""
-    npred, tp, gsum = pr_counts(logits, gt, num_thresholds)
+    """Per-frame F-beta curves ``[N, T]`` (float64) and the mask of frames with non-empty GT
+    (``on_logits``: thresholds applied to the logits themselves, SAMA-AVS's evaluation)."""
+    npred, tp, gsum = pr_counts(logits, gt, num_thresholds, on_logits)
     prec = tp / (npred + PR_EPS)
     rec = tp / (gsum.unsqueeze(1) + PR_EPS)
     f = (1 + BETA2) * prec * rec / (BETA2 * prec + rec)
@@ -392,6 +414,8 @@ class AVSBenchMetric(Metric):
     call (mIoU = mean frame IoU of the group, F = max over thresholds of the group's mean curve)
     and the test-set figures are the means over groups. ``f_group="video"`` makes every video its
     own group (the GAVS / AAVS convention, equal to the official script with batch size 1).
+    ``threshold``: the sigmoid cut of the mIoU (0.5; GAVS 0.4); ``f_on_logits``: the F-score
+    thresholds compare the raw logits (SAMA-AVS's test), not their sigmoid.
 
     ``update(logits, gt, video_ids, categories=None, indexes=None)`` takes N x H x W logits and
     masks and one video id (and optionally one category) per frame. Frames of a video may arrive
@@ -416,8 +440,11 @@ class AVSBenchMetric(Metric):
     is_differentiable = False
 
     def __init__(self, f_group: str = "batch4", videos_per_group: int = 4,
-                 num_thresholds: int = NUM_THRESHOLDS, **kwargs):
+                 num_thresholds: int = NUM_THRESHOLDS, threshold: float = 0.5,
+                 f_on_logits: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.threshold = float(threshold)
+        self.f_on_logits = bool(f_on_logits)
         if f_group not in F_GROUPS:
             raise ValueError(f"f_group must be one of {F_GROUPS}, got {f_group!r}")
         if videos_per_group < 1:
@@ -465,8 +492,8 @@ class AVSBenchMetric(Metric):
                 self.category_key.append(torch.tensor([cat], dtype=torch.int64))
                 self.category_name.append(torch.tensor(list(str(categories[i]).encode("utf-8")) + [0],
                                                        dtype=torch.uint8))
-        ious = frame_iou(logits, gt).cpu()
-        curves, valid = f_curves(logits, gt, self.num_thresholds)
+        ious = frame_iou(logits, gt, self.threshold).cpu()
+        curves, valid = f_curves(logits, gt, self.num_thresholds, self.f_on_logits)
         self.frame_iou.append(ious)
         self.frame_curve.append(curves.cpu().reshape(-1))
         self.frame_valid.append(valid.cpu().to(torch.uint8))

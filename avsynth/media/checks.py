@@ -96,6 +96,18 @@ def choose_window(
     return Window(pick / sr, rms_dbfs(wave[pick : pick + n]), moved=True)
 
 
+def checked_window(path, offset_s: float, seconds: float, *, target_sr: int, key: str,
+                   pad_short: bool = False) -> tuple[np.ndarray, Window]:
+    """Decode the clip at ``path``, check the planned window (:func:`choose_window`) and return the
+    window's samples at ``target_sr`` with the :class:`Window` used. Raises ``SourceError``
+    (unreadable) or :class:`Rejected` (short / silent)."""
+    from avsynth.media.audio import load_clip, window_samples
+
+    wave, sr = load_clip(path)
+    win = choose_window(wave, sr, offset_s, seconds, key=key, pad_short=pad_short)
+    return window_samples(wave, sr, win.offset_s, seconds, target_sr=target_sr), win
+
+
 def _loud_starts(wave: np.ndarray, sr: int, n: int, min_rms_dbfs: float) -> np.ndarray:
     """Sample indices (10 ms grid) of the windows of ``n`` samples that fit the clip, reach
     ``min_rms_dbfs`` and lie mostly in the clip's non-silent part: their non-silent time (the

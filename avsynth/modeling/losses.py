@@ -34,9 +34,18 @@ def soft_iou_loss(logits: torch.Tensor, gt: torch.Tensor, eps: float = 1.0) -> t
     return (1.0 - (inter + eps) / (union + eps)).mean()
 
 
-def bce_iou_loss(logits: torch.Tensor, gt: torch.Tensor, bce_weight: float = 1.0, iou_weight: float = 1.0) -> torch.Tensor:
-    """SAMA-AVS / AP-SAM loss: BCE + soft IoU, 1:1 by default."""
-    return bce_weight * bce_loss(logits, gt) + iou_weight * soft_iou_loss(logits, gt)
+def bce_iou_loss(logits: torch.Tensor, gt: torch.Tensor, bce_weight: float = 1.0, iou_weight: float = 1.0,
+                 iou_eps: float = 1.0) -> torch.Tensor:
+    """SAMA-AVS / AP-SAM loss: BCE + soft IoU, 1:1 by default (``iou_eps`` 0: SAMA-AVS's code)."""
+    return bce_weight * bce_loss(logits, gt) + iou_weight * soft_iou_loss(logits, gt, iou_eps)
+
+
+def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Low-res logits [B, 1, h, w] bilinearly upsampled (align_corners=False) to ``size``, as SAM's
+    ``postprocess_masks`` does before SAMA-AVS's loss."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def masked_average(features: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

@@ -80,13 +80,16 @@ class AVPredictor:
         ]
 
     @torch.no_grad()
-    def predict(self, frames: Sequence[ImageLike], audio: torch.Tensor) -> list[torch.Tensor]:
+    def predict(self, frames: Sequence[ImageLike], audio: torch.Tensor,
+                output_size: Size | None = None) -> list[torch.Tensor]:
         """uint8 H x W x 3 frames (any sizes) + their embeddings [N, 128] → N logit maps [H, W]
-        at the frames' own resolution."""
+        at the frames' own resolution, or all at ``output_size`` (e.g. the model's input size, as
+        SAMA-AVS's test scores them)."""
         if len(frames) != audio.shape[0]:
             raise ValueError(f"{len(frames)} frames but {audio.shape[0]} audio embeddings")
         batch = self.model.preprocess(frames, device=self.device)
-        return self.predict_batch(batch.images, audio, batch.input_sizes, batch.original_sizes)
+        sizes = batch.original_sizes if output_size is None else [tuple(output_size)] * len(frames)
+        return self.predict_batch(batch.images, audio, batch.input_sizes, sizes)
 
     @torch.no_grad()
     def predict_waveforms(self, frames: Sequence[ImageLike], waveforms: Sequence[np.ndarray],

@@ -54,6 +54,8 @@ MIN_SAMPLES = WINDOW_LENGTH + (EXAMPLE_FRAMES - 1) * HOP_LENGTH
 #: The VGG conv stack of VGGish: channels, "M" = 2x2 max-pool (torchvggish ``make_layers``).
 VGGISH_LAYERS: tuple[Union[int, str], ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")
 VGGISH_FC: tuple[int, ...] = (4096, 4096)
+#: How one clip becomes one vector: the mean over its examples, or example 1 (SAMA-AVS's loader).
+CLIP_TOKENS = ("mean", "example1")
 #: A small stand-in with the same structure (same front end, same 4 pools, 128-d output) for tests.
 TINY_LAYERS: tuple[Union[int, str], ...] = (8, "M", 16, "M", 16, 16, "M", 32, 32, "M")
 TINY_FC: tuple[int, ...] = (64, 64)
@@ -293,8 +295,12 @@ class VGGishEmbedder(nn.Module):
     → [T, 128] for T equal-length windows of one recording (``embed_clip`` of each).
     """
 
-    def __init__(self, network: VGGish, postprocessor: PCAQuantizer | None = None):
+    def __init__(self, network: VGGish, postprocessor: PCAQuantizer | None = None,
+                 clip_token: str = "mean"):
         super().__init__()
+        if clip_token not in CLIP_TOKENS:
+            raise ValueError(f"clip_token must be one of {CLIP_TOKENS}, got {clip_token!r}")
+        self.clip_token = clip_token
         self.frontend = LogMelFrontEnd()
         self.network = network
         self.postprocessor = postprocessor
@@ -323,8 +329,14 @@ class VGGishEmbedder(nn.Module):
 
     @torch.no_grad()
     def embed_clip(self, waveform: np.ndarray, sample_rate: int) -> torch.Tensor:
-        """One clip → one float32 [128] embedding on the CPU (mean over its examples)."""
-        return self.embed(np.asarray(waveform), int(sample_rate)).mean(dim=0).float().cpu()
+        """One clip → one float32 [128] embedding on the CPU: with ``clip_token="mean"`` the mean
+        over its examples (avsynth's choice); with ``"example1"`` example 1 (0.96–1.92 s), the one
+        SAMA-AVS's synthetic loader feeds (``wavfile_to_examples(path)[1]``), or the last example
+        of a clip that has fewer than two (a single-example AVSBench window: that example)."""
+        emb = self.embed(np.asarray(waveform), int(sample_rate))
+        if self.clip_token == "example1":
+            return emb[min(1, emb.shape[0] - 1)].float().cpu()
+        return emb.mean(dim=0).float().cpu()
 
     @torch.no_grad()
     def embed_windows(self, windows: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
@@ -337,9 +349,24 @@ class VGGishEmbedder(nn.Module):
             raise ValueError(f"expected [T, L] windows, got shape {w.shape}")
         return torch.stack([self.embed_clip(x, sample_rate) for x in w])
 
+    @torch.no_grad()
+    def embed_examples(self, examples: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """[T, 96, 64] (or [T, 1, 96, 64]) precomputed log-mel examples, e.g. AVSBench's
+        ``audio_log_mel`` .pkl → float32 [T, 128] on the CPU, one example a forward (as
+        :meth:`embed_windows`, so both paths give the same bits for the same example)."""
+        x = torch.as_tensor(np.asarray(examples), dtype=torch.float32)
+        if x.dim() == 4 and x.shape[1] == 1:
+            x = x[:, 0]
+        if x.dim() != 3 or tuple(x.shape[1:]) != (EXAMPLE_FRAMES, NUM_MEL_BINS):
+            raise ValueError(f"expected [T, 96, 64] log-mel examples, got shape {tuple(x.shape)}")
+        device = self.frontend.window.device
+        return torch.stack([self(e.to(device)[None])[0].float().cpu() for e in x])
+
     def fingerprint(self) -> str:
         """Hash of the weights (and PCA state): names a cache so it never mixes models."""
         h = hashlib.sha256()
+        if self.clip_token != "mean":  # a different clip → vector rule names a different cache
+            h.update(f"clip_token={self.clip_token}".encode())
         for key, value in sorted(self.state_dict().items()):
             h.update(key.encode())
             h.update(value.detach().cpu().contiguous().numpy().tobytes())
@@ -351,6 +378,7 @@ def build_vggish(
     checkpoint: str | Path | None = None,
     pca_params: str | Path | None = None,
     postprocess: bool = False,
+    clip_token: str = "mean",
 ) -> VGGishEmbedder:
     """Build the frozen VGGish embedder (``arch``: "vggish" or "tiny"), loading local weights.
 
@@ -371,10 +399,11 @@ def build_vggish(
         if pca_params is None:
             raise ValueError("VGGish postprocess=True needs pca_params (a local .pth path)")
         load_pca_params(post, pca_params)
-    return VGGishEmbedder(net, post)
+    return VGGishEmbedder(net, post, clip_token)
 
 
 __all__ = [
+    "CLIP_TOKENS",
     "EMBEDDING_SIZE",
     "MIN_SAMPLES",
     "SAMPLE_RATE",

@@ -17,6 +17,7 @@ import torch
 
 from avsynth.evaluation.evaluate import avsbench_samples, predict_videos, shard_samples
 from avsynth.io import sha256_file
+from avsynth.modeling.checkpoint import read_checkpoint
 from avsynth.modeling.base import AVSegmenter
 from avsynth.modeling.predictor import AVPredictor, resolve_device
 from avsynth.modeling.registry import MODEL_NAMES, build_vggish_for, load_config, with_weight_paths
@@ -28,7 +29,7 @@ from avsynth.protocols.report import BenchRun, write_report
 from avsynth.protocols.results import BenchError, EvalResult, VideoExample
 from avsynth.protocols.synthetic import synthetic_test
 from avsynth.protocols.zero_shot import zero_shot
-from avsynth.sources.avsbench import AVSBenchDataset, avsbench_dataset, is_object_release
+from avsynth.sources.avsbench import AUDIO_PREPROCESSING, AVSBenchDataset, avsbench_dataset, is_object_release
 
 
 def video_examples(checkpoint: str | Path, config: dict, result: EvalResult, root: str | Path, *,
@@ -69,6 +70,34 @@ def video_examples(checkpoint: str | Path, config: dict, result: EvalResult, roo
                 scored=s.scored, caption=f"{w}: {result.label} {s.uid} ({s.category}) mIoU {100 * info['miou']:.1f}%",
             ))
     return out
+
+
+def official_vggish(checkpoint: str | Path, config: dict, vggish: VGGishEmbedder) -> str | None:
+    """A released checkpoint read directly (not converted) that ships VGGish weights: load them
+    into ``vggish`` unless the config names a VGGish file; returns the report note, None for an
+    avsynth checkpoint."""
+    payload = read_checkpoint(checkpoint)
+    if "official" not in payload:
+        return None
+    rep = payload["official"]
+    note = (f"released checkpoint ({rep['format']}) converted on reading: {rep['model_keys']} keys -> model, "
+            f"{len(rep['missing'])} model keys not in the file (each explained), 0 unexpected")
+    state = payload.get("vggish_state_dict") or {}
+    if state and not config["vggish"].get("checkpoint"):
+        vggish.network.load_state_dict(state, strict=True)
+        note += f"; its VGGish weights ({len(state)} keys) used"
+    elif state:
+        note += f"; its VGGish weights not used: the config names {config['vggish']['checkpoint']}"
+    return note
+
+
+def recipe_of(config: dict, model: AVSegmenter | None = None) -> dict:
+    """The recipe choices of a model config, as a report names them: its ``model`` keys, the
+    model's effective choices (its ``recipe()``, defaults included) and how a clip becomes one
+    audio vector."""
+    own = {"resize": model.resize, **(model.recipe() if hasattr(model, "recipe") else {})} if model else {}
+    return {"config": config["name"], **config.get("model", {}), **own,
+            "vggish.clip_token": config.get("vggish", {}).get("clip_token", "mean")}
 
 
 def fingerprint(path: str | Path) -> str:
@@ -210,6 +239,9 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda s: None):
     results: list[EvalResult] = []
     examples: dict[str, list[VideoExample]] = {}
     loaded = {"model": load_model(cfg.checkpoint, config), "vggish": build_vggish_for(config)}
+    official = official_vggish(cfg.checkpoint, config, loaded["vggish"])
+    if official:
+        notes.append(official)
 
     def add_examples(r: EvalResult, key: str) -> None:
         if cfg.overlays:
@@ -252,7 +284,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda s: None):
         checkpoint=str(cfg.checkpoint), checkpoint_sha256=fingerprint(cfg.checkpoint), model=config["name"],
         demo=demo, avsbench_root=str(root), f_group=cfg.eval.f_group, resolution=cfg.eval.resolution,
         results=results, notes=notes, tool_version=__version__,
-        arguments=_arguments(cfg),
+        arguments=_arguments(cfg), variant=cfg.eval.scoring.to_dict(),
+        audio_preprocessing=AUDIO_PREPROCESSING, recipe=recipe_of(config, loaded["model"]),
     )
     return run, write_report(out, run, examples)
 
@@ -270,4 +303,4 @@ def _arguments(cfg: BenchConfig) -> dict:
     return {k: plain(v) for k, v in asdict(cfg).items()}
 
 
-__all__ = ["BenchConfig", "fingerprint", "resolve_avsbench", "resolve_config", "run_bench", "video_examples"]
+__all__ = ["BenchConfig", "fingerprint", "official_vggish", "recipe_of", "resolve_avsbench", "resolve_config", "run_bench", "video_examples"]

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import torch
 
+from avsynth.errors import AvsynthError
+from avsynth.evaluation.controls import run_controls
 from avsynth.evaluation.evaluate import avsbench_samples, evaluate
 from avsynth.evaluation.metrics import F_GROUPS
+from avsynth.evaluation.variants import DEFAULT_VARIANT, MODEL_INPUT, EvalVariant, get_variant
 from avsynth.modeling.base import AVSegmenter
 from avsynth.modeling.checkpoint import load_checkpoint, read_checkpoint
 from avsynth.modeling.predictor import resolve_device
-from avsynth.modeling.registry import with_weight_paths
+from avsynth.modeling.registry import pretrained_checkpoint, with_weight_paths
 from avsynth.modeling.vggish import VGGishEmbedder
 from avsynth.protocols.results import BenchError
 from avsynth.sources.avsbench import OFFICIAL_SIZE, AVSBenchDataset, AVSBenchObjectDataset
@@ -28,15 +31,40 @@ BENCH_SUBSETS = ("s4", "ms3")
 
 @dataclass
 class EvalOptions:
-    """How to evaluate: F grouping, frame resolution (224 official; None native), device, batch."""
+    """How to evaluate: F grouping, frame resolution (224 official; None native), device, batch;
+    ``variant``: a paper's scoring (:mod:`avsynth.evaluation.variants`; any but ``avsbench`` sets
+    the resolution and F grouping itself); ``controls``: also score the four controls
+    (:mod:`avsynth.evaluation.controls`), shuffling audio with ``control_seed``."""
 
     f_group: str = "batch4"
     resolution: int | None = OFFICIAL_SIZE
     batch_frames: int = 16
     device: str | None = None
     num_workers: int = 0
+    variant: str = DEFAULT_VARIANT
+    controls: bool = True
+    control_seed: int = 0
+
+    @property
+    def scoring(self) -> EvalVariant:
+        return get_variant(self.variant)
+
+    @property
+    def metric_kwargs(self) -> dict:
+        """The :func:`~avsynth.evaluation.evaluate.evaluate` keywords of this scoring."""
+        v = self.scoring
+        return {"f_group": self.f_group, "batch_frames": self.batch_frames, "device": self.device,
+                "threshold": v.threshold, "f_on_logits": v.f_on_logits,
+                "at_model_input": v.resolution == MODEL_INPUT}
 
     def __post_init__(self) -> None:
+        try:
+            v = get_variant(self.variant)
+        except AvsynthError as err:
+            raise BenchError(str(err)) from None
+        if v.name != DEFAULT_VARIANT:
+            self.f_group = v.f_group
+            self.resolution = None if v.resolution == MODEL_INPUT else v.resolution
         if self.f_group not in F_GROUPS:
             raise BenchError(f"--f-group must be one of {', '.join(F_GROUPS)}, got {self.f_group!r}")
         if self.resolution is not None and self.resolution < 16:
@@ -71,7 +99,7 @@ def load_model(checkpoint: str | Path, config: dict, device: torch.device | None
     paths overridden); a partial checkpoint takes its frozen SAM from ``config``'s SAM path. Every
     stored key must fit the model (:func:`avsynth.modeling.checkpoint.load_checkpoint`)."""
     payload = read_checkpoint(checkpoint)
-    if payload["trainable_only"] and not config["sam"].get("checkpoint"):
+    if payload["trainable_only"] and not pretrained_checkpoint(config):
         raise BenchError(f"{checkpoint}: stores only the trained weights; give the SAM weights it was "
                          "trained from with --sam-checkpoint")
     return load_checkpoint(checkpoint, device=device, config=config, payload=payload)
@@ -80,9 +108,22 @@ def load_model(checkpoint: str | Path, config: dict, device: torch.device | None
 def evaluate_avsbench(model: AVSegmenter, vggish: VGGishEmbedder,
                       dataset: AVSBenchDataset | AVSBenchObjectDataset,
                       opts: EvalOptions) -> dict:
-    """:func:`evaluate` over an AVSBench dataset."""
-    return evaluate(model, avsbench_samples(dataset, vggish, opts.num_workers), f_group=opts.f_group,
-                    batch_frames=opts.batch_frames, device=opts.device)
+    """:func:`evaluate` over an AVSBench dataset, with the controls (``figures["controls"]``)
+    when ``opts.controls``."""
+    audio: dict[str, torch.Tensor] = {}
+
+    def recorded():
+        for s in avsbench_samples(dataset, vggish, opts.num_workers):
+            audio[s.uid] = s.audio
+            yield s
+
+    figures = evaluate(model, recorded(), **opts.metric_kwargs)
+    figures["variant"] = opts.variant
+    if opts.controls:
+        figures["controls"] = run_controls(
+            model, lambda: avsbench_samples(dataset, None, opts.num_workers, audio=audio), audio,
+            seed=opts.control_seed, **opts.metric_kwargs)
+    return figures
 
 
 def check_subset(subset: str) -> None:

@@ -115,6 +115,9 @@ class BenchRun:
     arguments: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     tool_version: str = ""
+    variant: dict = field(default_factory=dict)  # EvalVariant.to_dict() of the scoring used
+    audio_preprocessing: str = ""  # how AVSBench audio was cut per frame
+    recipe: dict = field(default_factory=dict)  # the model config's recipe choices
 
     def to_dict(self) -> dict:
         return {
@@ -128,6 +131,9 @@ class BenchRun:
             "f_group": self.f_group,
             "resolution": self.resolution if self.resolution is not None else "native",
             "arguments": self.arguments,
+            "evaluation_variant": self.variant,
+            "audio_preprocessing": self.audio_preprocessing,
+            "recipe": self.recipe,
             "notes": self.notes,
             "results": [r.to_dict() for r in self.results],
         }
@@ -170,6 +176,9 @@ def results_markdown(run: BenchRun, plots: Sequence[str] | None = None) -> str:
         f"- AVSBench root: `{run.avsbench_root}`" + (" (demo tree)" if run.demo else ""),
         f"- F-score grouping: **{F_GROUP_TEXT[run.f_group]}**",
         f"- evaluation resolution: {res}; {UNITS}",
+        f"- evaluation variant: **{run.variant.get('description', run.variant.get('name', 'avsbench'))}**",
+        f"- audio preprocessing: {run.audio_preprocessing or 'not recorded'}",
+        "- recipe: " + (", ".join(f"{k}={v}" for k, v in run.recipe.items()) or "not recorded"),
         *(f"- {n}" for n in run.notes), "",
         "## Results", "",
     ]
@@ -177,6 +186,23 @@ def results_markdown(run: BenchRun, plots: Sequence[str] | None = None) -> str:
              f"{100 * r.miou:.2f}", _f(r.fscore), r.f_group] for r in run.results]
     lines += _table(["protocol", "subset", "split", "setting", "videos", "frames", "mIoU (%)",
                      "F-score (%)", "F grouping"], rows)
+    controlled = [r for r in run.results if r.controls]
+    if controlled:
+        lines += ["", "## Controls", "",
+                  ("Each result beside the same model with its audio zeroed and with the audio of another "
+                   "video of the split (seeded shuffle), and two model-free baselines; scored identically. "
+                   "mIoU (%) / F-score (%)."), ""]
+        crow = []
+        for r in controlled:
+            c = r.controls
+
+            def cell(k: str) -> str:
+                return f"{100 * c[k]['miou']:.2f} / {100 * c[k]['fscore']:.2f}" if k in c else "–"
+
+            crow.append([r.label, f"{100 * r.miou:.2f} / {100 * r.fscore:.2f}", cell("audio_zeroed"),
+                         cell("audio_shuffled"), cell("predict_nothing"), cell("predict_everything")])
+        lines += _table(["evaluation", "model", "audio zeroed", "audio shuffled", "predict nothing",
+                         "every foreground pixel"], crow)
     notes = sorted({n for r in run.results for n in r.notes} - set(run.notes))
     if notes:
         lines += ["", *(f"- {n}" for n in notes)]

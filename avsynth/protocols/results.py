@@ -42,6 +42,8 @@ class EvalResult:
     setting: dict = field(default_factory=dict)  # e.g. {"fraction": 0.5} or {"k_shot": 1}
     notes: list[str] = field(default_factory=list)
     skipped: dict = field(default_factory=dict)
+    variant: str = "avsbench"  # the evaluation variant (avsynth.evaluation.variants)
+    controls: dict = field(default_factory=dict)  # audio_zeroed / audio_shuffled / predict_nothing / predict_everything
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,7 +72,7 @@ class VideoExample:
 
 def make_result(figures: dict, *, protocol: str, dataset: str, subset: str, split: str | None,
             resolution: int | None, setting: dict | None = None, notes: Sequence[str] = (),
-            skipped: dict | None = None) -> EvalResult:
+            skipped: dict | None = None, variant: str = "avsbench") -> EvalResult:
     if figures["frames"] == 0:
         raise BenchError(f"{protocol} {subset}: no scored frames to evaluate")
     return EvalResult(
@@ -80,6 +82,7 @@ def make_result(figures: dict, *, protocol: str, dataset: str, subset: str, spli
         per_category=figures.get("per_category", {}), per_video=figures["per_video"],
         seconds=float(figures["seconds"]), frames_per_s=float(figures["frames_per_s"]),
         setting=dict(setting or {}), notes=list(notes), skipped=dict(skipped or {}),
+        variant=figures.get("variant", variant), controls=dict(figures.get("controls", {})),
     )
 
 

@@ -15,8 +15,10 @@ the video name from the first column and uses the ``category`` and ``split`` col
 shape (train videos have mask 1 only), ``audio_wav/{split}/{category}/{name}.wav``; and
 ``Multi-sources/ms3_meta_data.csv`` with ``ms3_data/visual_frames/{name}/{name}.mp4_{i}.png``,
 ``gt_masks/{split}/{name}/{name}_{i}.png`` (5 masks) and ``audio_wav/{split}/{name}.wav``;
-frames are numbered 1..5. The pickled ``audio_log_mel`` files are not read (unpickling torch
-tensors from a download is unsafe): the waveform is loaded instead.
+frames are numbered 1..5. The object release's precomputed ``audio_log_mel/{split}/[{category}/]
+{name}.pkl`` files (VGGish log-mel examples [5, 1, 96, 64], what the official S4 / MS3 loaders read)
+are used when present (:func:`load_log_mel_pkl`: a restricted unpickler that rebuilds torch tensors
+and nothing else).
 
 Masks: ``binary`` = any non-black pixel (any non-zero channel); ``semantic`` = class index of the
 pixel's palette colour, a colour not in the palette decodes to background (0), as the official
@@ -28,15 +30,22 @@ function of OpenNLPLab/AVSBench ``avs_scripts/avss/color_dataloader.py`` (commit
 Resolution: ``224`` resizes frames to 224 x 224 with bilinear and masks with nearest-neighbour
 (PIL), as the official test loaders; ``None`` keeps the native size (a mask whose size differs
 from its frame is resized to it with nearest-neighbour). Audio: 16 kHz mono (mixed down and
-resampled when needed) and one 1-second window per frame (frame i <-> [i, i+1) s, zero-padded).
+resampled when needed) cut as the official preprocessing cuts it (``preprocess_s4.py`` /
+``vggish_input.wavfile_to_examples``, see :data:`AUDIO_PREPROCESSING`): the clip's log-mel is framed
+into non-overlapping 0.96 s VGGish examples and frame i gets example i, i.e. the samples
+``[15360 i, 15360 i + 15600)`` (96 STFT frames of 400 samples at hop 160). A clip with fewer whole
+examples than frames repeats its last one (as ``extract_one_log_mel`` pads to 5); frames added by
+``pad_to`` get silence.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import math
-from collections import defaultdict
+import pickle
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -54,6 +63,14 @@ from avsynth.errors import AvsynthError, SourceError
 from avsynth.sources.records import SkipCounter
 
 SAMPLE_RATE = 16000
+#: Samples between two VGGish examples (0.96 s at 16 kHz) and samples one example spans
+#: (400 + 95 x 160: 96 STFT frames of 400 samples at hop 160).
+EXAMPLE_HOP = 15360
+EXAMPLE_SPAN = 15600
+#: How avsynth cuts AVSBench audio per frame (named in every bench report).
+AUDIO_PREPROCESSING = ("official AVSBench: frame i <- VGGish example i of audio.wav (the 0.96 s window "
+                       "at 0.96*i s, last example repeated when the clip is short); the object "
+                       "release's audio_log_mel/*.pkl used when present")
 OFFICIAL_SIZE = 224
 LABELS = ("v1s", "v1m", "v2")
 SUBSET_LABELS = {"s4": ("v1s",), "ms3": ("v1m",), "v2": ("v2",), "avss": LABELS, "all": LABELS}
@@ -118,6 +135,7 @@ class AVSBenchVideo:
     frame_paths: tuple[Path, ...]
     mask_paths: tuple[Path | None, ...]  # None where the frame is not annotated
     audio_path: Path
+    log_mel_path: Path | None = None  # object release: precomputed VGGish examples (.pkl), if shipped
 
     @property
     def annotated(self) -> tuple[bool, ...]:
@@ -251,15 +269,54 @@ def load_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
-def audio_windows(wave: np.ndarray, num_frames: int, sample_rate: int = SAMPLE_RATE,
-                  seconds: float = 1.0) -> np.ndarray:
-    """One window per frame (frame i <-> [i, i+1) x seconds), float32 [T, L], zero-padded."""
-    length = round(seconds * sample_rate)
-    out = np.zeros((num_frames, length), dtype=np.float32)
+def example_count(num_samples: int) -> int:
+    """Whole VGGish examples in ``num_samples`` samples at 16 kHz (``mel_features.frame`` rule)."""
+    return 0 if num_samples < EXAMPLE_SPAN else 1 + (num_samples - EXAMPLE_SPAN) // EXAMPLE_HOP
+
+
+def audio_windows(wave: np.ndarray, num_frames: int, pad_frames: int = 0) -> np.ndarray:
+    """The official per-frame cut: frame i <- the samples of VGGish example ``min(i, n - 1)``
+    (``[15360 j, 15360 j + 15600)``, n = the clip's whole examples), float32 [T + pad, 15600].
+
+    Embedding window i gives exactly example i of ``wavfile_to_examples`` of the whole clip (the
+    STFT frames are the same samples). A clip shorter than one example is zero-padded to one;
+    the ``pad_frames`` extra frames (``pad_to``) are silence.
+    """
+    n = max(1, example_count(len(wave)))
+    out = np.zeros((num_frames + pad_frames, EXAMPLE_SPAN), dtype=np.float32)
     for i in range(num_frames):
-        chunk = wave[i * length : (i + 1) * length]
+        chunk = wave[min(i, n - 1) * EXAMPLE_HOP:][:EXAMPLE_SPAN]
         out[i, : len(chunk)] = chunk
     return out
+
+
+class _TensorUnpickler(pickle.Unpickler):
+    """Rebuilds pickled torch tensors and nothing else (their storages through
+    ``torch.load(weights_only=True)``); any other global is refused."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return torch._utils._rebuild_tensor_v2
+        if (module, name) == ("torch.storage", "_load_from_bytes"):
+            return lambda b: torch.load(io.BytesIO(b), weights_only=True)
+        if (module, name) == ("collections", "OrderedDict"):
+            return OrderedDict
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def load_log_mel_pkl(path: Path, num_frames: int) -> np.ndarray:
+    """A precomputed ``audio_log_mel`` .pkl (a pickled torch tensor [N, 1, 96, 64]) as float32
+    [num_frames, 96, 64]: frame i <- example ``min(i, N - 1)``."""
+    try:
+        with open(path, "rb") as fh:
+            t = _TensorUnpickler(fh).load()
+    except (OSError, pickle.UnpicklingError, EOFError, RuntimeError, ValueError) as err:
+        raise SourceError(path, f"cannot read the log-mel pickle: {err}") from err
+    if not isinstance(t, torch.Tensor) or t.dim() != 4 or tuple(t.shape[1:]) != (1, 96, 64) or t.shape[0] < 1:
+        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise SourceError(path, f"expected a log-mel tensor [N, 1, 96, 64], got {shape}")
+    x = t.detach().float()[:, 0].numpy()
+    return np.ascontiguousarray(x[[min(i, len(x) - 1) for i in range(num_frames)]])
 
 
 # --------------------------------------------------------------------------- datasets
@@ -299,7 +356,7 @@ class _VideoDataset(Dataset):
             masks_t = torch.cat([masks_t, masks_t.new_zeros(pad, *masks_t.shape[1:])])
             annotated = torch.cat([annotated, torch.zeros(pad, dtype=torch.bool)])
             padded[t:] = True
-        return {
+        item = {
             "uid": v.uid,
             "label": v.label,
             "split": v.split,
@@ -309,9 +366,14 @@ class _VideoDataset(Dataset):
             "annotated": annotated,  # bool [T]: frames with a real annotation
             "padded": padded,  # bool [T]: zero frames added by pad_to
             "audio": torch.from_numpy(wave),  # float32 [S] at 16 kHz
-            "audio_windows": torch.from_numpy(audio_windows(wave, t + pad)),  # [T, 16000]
+            "audio_windows": torch.from_numpy(audio_windows(wave, t, pad)),  # [T, 15600]
             "sample_rate": SAMPLE_RATE,
         }
+        if v.log_mel_path is not None:  # the official loaders' precomputed examples [T, 96, 64]
+            lm = np.zeros((t + pad, 96, 64), dtype=np.float32)
+            lm[:t] = load_log_mel_pkl(v.log_mel_path, t)
+            item["audio_log_mel"] = torch.from_numpy(lm)
+        return item
 
 
 def _check_common(resolution: int | None, mode: str) -> None:
@@ -335,8 +397,8 @@ class AVSBenchDataset(_VideoDataset):
     ``self.skipped``.
 
     Items: uid, label, split, category (a_obj), frames uint8 [T, 3, H, W], masks [T, H, W],
-    annotated / padded bool [T], audio float32 [S], audio_windows float32 [T, 16000],
-    sample_rate.
+    annotated / padded bool [T], audio float32 [S], audio_windows float32 [T, 15600] (frame i's
+    VGGish example, :func:`audio_windows`), sample_rate.
     """
 
     def __init__(self, root: str | Path, subset: str = "s4", split: str | None = "test",
@@ -397,13 +459,16 @@ class AVSBenchObjectDataset(_VideoDataset):
             masks = tuple(data / "gt_masks" / rel / f"{name}_{i}.png" if (split != "train" or i == 1)
                           else None for i in idx)
             audio = data / "audio_wav" / split / cat / f"{name}.wav"
+            log_mel = data / "audio_log_mel" / split / cat / f"{name}.pkl"
         else:
             cat = row.get("category", "")
             frames = tuple(data / "visual_frames" / name / f"{name}.mp4_{i}.png" for i in idx)
             masks = tuple(data / "gt_masks" / split / name / f"{name}_{i}.png" for i in idx)
             audio = data / "audio_wav" / split / f"{name}.wav"
+            log_mel = data / "audio_log_mel" / split / f"{name}.pkl"
         return AVSBenchVideo(uid=name, label=self.subset, split=split, a_obj=cat,
-                             frame_paths=frames, mask_paths=masks, audio_path=audio)
+                             frame_paths=frames, mask_paths=masks, audio_path=audio,
+                             log_mel_path=log_mel if log_mel.is_file() else None)
 
 
 def collate_videos(batch: list[dict]) -> dict:

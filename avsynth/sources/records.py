@@ -130,3 +130,39 @@ class SkipCounter:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class LocalizationItem:
+    """One sound-source-localisation test sample (VGG-SS or Flickr-SoundNet).
+
+    ``boxes`` are ``(xmin, ymin, xmax, ymax)`` as the annotation file states them: normalised
+    floats for VGG-SS (corrupt coordinates kept, the ground-truth map clamps them), integers on the
+    256 grid for Flickr-SoundNet (one box per annotator box). The frame is ``frame`` (an image
+    file) or the middle frame of ``video``; the sound is ``audio`` (or the video's audio track).
+    """
+
+    dataset: Literal["vggss", "flickr"]
+    id: str
+    category: str
+    boxes: tuple[tuple[float, float, float, float], ...]
+    audio: Path
+    frame: Path | None = None
+    video: Path | None = None
+
+
+@dataclass
+class LocalizationSet:
+    """The samples of a localisation test set found locally, and what was not: ``skips`` counts
+    listed ids without annotations, frames or audio (``missing ...`` reasons) and
+    ``corrupt_entries`` names the annotated ids (of those listed) with a corrupt (negative)
+    coordinate, ``corrupt_coordinates`` counts those coordinates."""
+
+    dataset: Literal["vggss", "flickr"]
+    root: Path
+    annotations: Path
+    items: list[LocalizationItem]
+    listed: int
+    skips: SkipCounter = field(default_factory=SkipCounter)
+    corrupt_entries: tuple[str, ...] = ()
+    corrupt_coordinates: int = 0

@@ -19,7 +19,7 @@ Shard train rows come from :class:`avsynth.shards.reader.TripletIterableDataset`
 to ranks and workers, shuffle buffer, a fresh same-category clip from the audio pool each epoch);
 validation rows from the map-style one (:func:`shard_frames`). AVSBench fine-tuning uses
 :class:`AVSBenchFrames` (the annotated frames of the selected videos; one VGGish embedding per
-1-second window, frame i ↔ second i) of the videos an
+frame, frame i <- VGGish example i of the clip, the official cut) of the videos an
 :class:`avsynth.sources.avsbench.AVSBenchSource` names (:func:`~avsynth.sources.avsbench.
 select_videos`: a fraction of the videos, or k per class, seeded).
 """
@@ -45,6 +45,7 @@ from avsynth.sources.avsbench import (
     audio_windows,
     load_audio,
     load_frame,
+    load_log_mel_pkl,
     load_mask,
     select_videos,
 )
@@ -161,8 +162,10 @@ def shard_frames(source: str | Path, split: str, transform: ShardRowTransform,
 class AVSBenchFrames(Dataset):
     """The annotated frames of AVSBench videos as samples (one item = one frame).
 
-    Audio: the frame's 1-second window of the video's ``audio.wav`` (16 kHz mono; frame i ↔ [i,
-    i+1) s), embedded by the frozen VGGish (cache key: sha256 of the wav file + window index).
+    Audio: the frame's VGGish example of the video's ``audio.wav`` (frame i <- example i, the
+    0.96 s at 0.96·i s, as the official preprocessing cuts it; :func:`~avsynth.sources.avsbench.
+    audio_windows`), or of the object release's precomputed ``audio_log_mel`` .pkl when shipped,
+    embedded by the frozen VGGish (cache key: sha256 of the file + frame index).
     ``resolution`` resizes frames (bilinear) and masks (nearest) to resolution² first (224 =
     the official evaluation), None keeps them native.
     """
@@ -181,11 +184,18 @@ class AVSBenchFrames(Dataset):
         return len(self.items)
 
     def _audio(self, video: AVSBenchVideo, frame: int) -> torch.Tensor:
+        if video.log_mel_path is not None:  # the object release's precomputed examples
+            path = video.log_mel_path
+            try:
+                key = f"{bytes_key(path.read_bytes())}:lm{frame}"
+            except OSError as err:
+                raise SourceError(path, f"cannot read the log-mel pickle: {err}") from err
+            return self.embeddings.embed_examples(key, lambda: load_log_mel_pkl(path, video.num_frames)[frame])
         try:
             data = video.audio_path.read_bytes()
         except OSError as err:
             raise SourceError(video.audio_path, f"cannot read audio: {err}") from err
-        key = f"{bytes_key(data)}:w{frame}"
+        key = f"{bytes_key(data)}:x{frame}"  # frame i <- VGGish example i (the official cut)
 
         def load() -> tuple[np.ndarray, int]:
             windows = audio_windows(load_audio(video.audio_path), video.num_frames)

@@ -78,6 +78,14 @@ class AudioEmbeddings:
 
     def embed(self, key: str, load: WaveLoader) -> torch.Tensor:
         """The clip's [128] embedding; ``load`` gives ``(waveform, sample_rate)`` on a miss."""
+        return self._cached(key, lambda: self.vggish.embed_clip(*load()).numpy())
+
+    def embed_examples(self, key: str, load: Callable[[], np.ndarray]) -> torch.Tensor:
+        """The [128] embedding of one precomputed log-mel example; ``load`` gives it ([96, 64]) on
+        a miss (AVSBench's ``audio_log_mel`` .pkl)."""
+        return self._cached(key, lambda: self.vggish.embed_examples(load()[None])[0].numpy())
+
+    def _cached(self, key: str, compute: Callable[[], np.ndarray]) -> torch.Tensor:
         vec = self._memory.get(key)
         if vec is not None:
             self.hits += 1
@@ -87,7 +95,7 @@ class AudioEmbeddings:
                 self.disk_hits += 1
             else:
                 self.misses += 1
-                vec = self.vggish.embed_clip(*load()).numpy()
+                vec = compute()
                 self._write(key, vec)
             self._memory[key] = vec
         return torch.from_numpy(vec.copy())

@@ -6,6 +6,9 @@ GAVS AdamW 1e-3. Keys a config may set: ``optimizer`` (adamw), ``lr``, ``lr_sche
 constant), ``lr_min``, ``epochs``, ``batch_size``, ``weight_decay``, ``grad_accum``,
 ``max_grad_norm``, ``unfreeze`` (parameter-name prefixes trained in addition to the model's own
 choice, e.g. ``[sam.image_encoder.]`` for a tiny config whose SAM is random, not pre-trained),
+``phase2_divisor`` / ``phase2_lr`` (AAVS / Stepping Stones: at epoch ``epochs // phase2_divisor``, as
+the official ``idx_ep == epochs // 2`` (AVS) / ``// 3`` (AVSS), the best weights are reloaded, the
+Swin adapters join and AdamW restarts at ``phase2_lr``).
 ``batch_by`` (``frame``: batches of ``batch_size`` frames; ``video``: one AVSBench video's frames
 per step, as the public GAVS code trains; shard rows are single images, so shards keep ``frame``).
 """
@@ -33,6 +36,8 @@ FALLBACK = {
     "grad_accum": 1,
     "max_grad_norm": None,
     "unfreeze": (),
+    "phase2_divisor": None,
+    "phase2_lr": None,
     "batch_by": "frame",
 }
 BATCH_BY = ("frame", "video")
@@ -52,6 +57,8 @@ class Recipe:
     grad_accum: int
     max_grad_norm: float | None
     unfreeze: tuple[str, ...] = ()  # parameter-name prefixes trained besides the model's own
+    phase2_epoch: int | None = None  # AAVS: at epoch (0-based) epochs // phase2_divisor reload the best, start phase 2
+    phase2_lr: float | None = None  # ... with this learning rate
     batch_by: str = "frame"  # frame | video (one AVSBench video per step)
 
     def to_dict(self) -> dict:
@@ -77,8 +84,15 @@ def resolve_recipe(config_train: Mapping[str, Any], overrides: Mapping[str, Any]
         grad_accum=int(merged["grad_accum"]),
         max_grad_norm=None if merged["max_grad_norm"] is None else float(merged["max_grad_norm"]),
         unfreeze=_prefixes(merged["unfreeze"]),
+        phase2_epoch=None if merged["phase2_divisor"] is None else int(merged["epochs"]) // int(merged["phase2_divisor"]),
+        phase2_lr=None if merged["phase2_lr"] is None else float(merged["phase2_lr"]),
         batch_by=str(merged["batch_by"]).lower(),
     )
+    if (r.phase2_epoch is None) != (r.phase2_lr is None):
+        raise AvsynthError("phase2_divisor and phase2_lr go together (the AAVS two-phase recipe)")
+    if r.phase2_epoch is not None and not 0 < r.phase2_epoch < r.epochs:
+        raise AvsynthError(f"phase 2 would start at epoch {r.phase2_epoch} (epochs // phase2_divisor) of "
+                           f"{r.epochs}: give more epochs")
     if r.optimizer != "adamw":
         raise AvsynthError(f"optimizer {r.optimizer!r} is not supported (adamw)")
     if r.lr_schedule not in ("cosine", "constant"):

@@ -32,6 +32,7 @@ weights as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -47,9 +48,17 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from avsynth.errors import AvsynthError
 from avsynth.io import atomic_write_text
 from avsynth.modeling.base import SegmentationOutput
-from avsynth.modeling.checkpoint import read_checkpoint, save_checkpoint
+from avsynth.modeling.checkpoint import explained_missing, read_checkpoint, save_checkpoint
 from avsynth.modeling.predictor import AVPredictor
-from avsynth.modeling.registry import MODEL_NAMES, build_model, load_config, validate_config, with_weight_paths
+from avsynth.modeling.registry import (
+    M2F_FAMILIES,
+    MODEL_NAMES,
+    build_model,
+    load_config,
+    pretrained_checkpoint,
+    validate_config,
+    with_weight_paths,
+)
 from avsynth.modeling.sam import load_state_checked
 from avsynth.sources.avsbench import AVSBenchSource
 from avsynth.training.data import (
@@ -122,6 +131,7 @@ class TrainConfig:
     unfreeze: tuple[str, ...] | None = None
     sam_checkpoint: Path | None = None
     vggish_checkpoint: Path | None = None
+    mask2former_checkpoint: Path | None = None
     resume: bool = False
     seed: int = 0
     num_workers: int = 2
@@ -186,7 +196,7 @@ def resolve_model_config(config: TrainConfig) -> dict:
     cfg = validate_config(spec, str(spec.get("name", "<config>"))) if isinstance(spec, dict) else load_config(spec)
     if family is not None and cfg["family"] != family:
         raise TrainError(f"--model {config.family} but the config {cfg['name']!r} is a {cfg['family']} model")
-    return with_weight_paths(cfg, config.sam_checkpoint, config.vggish_checkpoint)
+    return with_weight_paths(cfg, config.sam_checkpoint, config.vggish_checkpoint, config.mask2former_checkpoint)
 
 
 def _mixed_precision(config: TrainConfig) -> str:
@@ -317,6 +327,12 @@ class Trainer:
     # ---- model ----------------------------------------------------------------------------
     def _build_model(self):
         model = build_model(self.model_config)
+        self._apply_unfreeze(model)
+        if self.config.init is not None and not self.resuming:
+            self._load_init(model)
+        return model
+
+    def _apply_unfreeze(self, model) -> None:
         names = [n for n, _ in model.named_parameters()]
         for prefix in self.recipe.unfreeze:
             hits = [n for n in names if n.startswith(prefix)]
@@ -326,24 +342,51 @@ class Trainer:
             for n, p in model.named_parameters():
                 if n.startswith(prefix):
                     p.requires_grad_(True)
-        if self.config.init is not None and not self.resuming:
-            payload = read_checkpoint(self.config.init)
-            if payload["trainable_only"] and not self.model_config["sam"].get("checkpoint"):
-                raise TrainError(
-                    f"--init {self.config.init} stores only the trained weights; give the SAM checkpoint "
-                    f"its frozen parts come from (--sam-checkpoint; it was trained with "
-                    f"{payload['config']['sam'].get('checkpoint')!r})")
-            report = load_state_checked(model, payload["state_dict"], self.config.init)
-            trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-            missing = [k for k in report.missing if k in trainable or not payload["trainable_only"]]
-            if missing or report.unexpected:
-                raise TrainError(f"--init {self.config.init} does not fit {self.model_config['name']}: "
-                                 f"{report.summary()}")
-        return model
+
+    def _load_init(self, model) -> None:
+        payload = read_checkpoint(self.config.init)
+        if payload["trainable_only"] and not pretrained_checkpoint(self.model_config):
+            raise TrainError(
+                f"--init {self.config.init} stores only the trained weights; give the checkpoint "
+                f"its frozen parts come from (--sam-checkpoint / --mask2former-checkpoint; it was "
+                f"trained with {pretrained_checkpoint(payload['config'])!r})")
+        report = load_state_checked(model, payload["state_dict"], self.config.init)
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        missing = [k for k in report.missing if (k in trainable or not payload["trainable_only"])
+                   and k not in explained_missing(payload)]
+        if missing or report.unexpected:
+            raise TrainError(f"--init {self.config.init} does not fit {self.model_config['name']}: "
+                             f"{report.summary()}")
+
+    # ---- the two-phase recipe (AAVS / Stepping Stones) --------------------------------------
+    def _phase_recipe(self, net) -> Recipe:
+        """The recipe of the model's current phase (phase 2: AdamW restarts at ``phase2_lr``)."""
+        r = self.recipe
+        if getattr(net, "phase", 1) == 2:
+            return dataclasses.replace(r, lr=r.phase2_lr, lr_min=min(r.lr_min, r.phase2_lr))
+        return r
+
+    def _enter_phase2(self, net) -> None:
+        """Reload the best weights but the Swin adapters (official ``get_fineture_model``), draw the
+        Swin adapters afresh, train them with the phase-1 set (+ ``unfreeze``)."""
+        best = self.run_dir / "best.pt"
+        if best.is_file():
+            payload = read_checkpoint(best)
+            net.load_state_dict({k: v for k, v in payload["state_dict"].items() if "swin_adapt" not in k},
+                                strict=False)
+        net.start_phase2(seed=self.config.seed)
+        self._apply_unfreeze(net)
 
     def _warnings(self, model) -> list[str]:
         """Setups that run but are almost certainly not what the user wants."""
         out = []
+        if self.model_config["family"] in M2F_FAMILIES:
+            if not pretrained_checkpoint(self.model_config) and self.model_config["name"].endswith("swin-b"):
+                out.append(f"{self.model_config['name']}: no Mask2Former checkpoint (--mask2former-checkpoint): "
+                           "its frozen Swin-B keeps random weights")
+            for w in out:
+                logger.warning(w)
+            return out
         arch = self.model_config["sam"]["arch"]
         tiny = arch == "tiny" or (isinstance(arch, dict) and arch.get("base") == "tiny")
         frozen_encoder = not any(p.requires_grad for n, p in model.named_parameters()
@@ -362,7 +405,7 @@ class Trainer:
         return out
 
     def _trainable_only(self) -> bool:
-        return bool(self.model_config["sam"].get("checkpoint"))
+        return bool(pretrained_checkpoint(self.model_config))
 
     # ---- checkpointing --------------------------------------------------------------------
     def _save_last(self, model, optimizer, schedule, state: dict) -> None:
@@ -425,12 +468,16 @@ class Trainer:
         emb = build_audio_embeddings(self.model_config, cache_dir)
         model = self._build_model()
         if self.resuming:
+            last_epoch = int(load_file(self.last_dir / "state.pt", "training state").get("epoch", 0))
+            if recipe.phase2_epoch is not None and last_epoch >= recipe.phase2_epoch:
+                model.start_phase2(seed=cfg.seed)  # the saved weights include the phase-2 Swin adapters
+                self._apply_unfreeze(model)
             self._load_last_model(model)
         spec = InputSpec.of(model)
         data = _build_data(cfg, spec, emb, self.rank, self.world, recipe.batch_by)
-        optimizer = build_optimizer(model.trainable_parameters(), recipe)
+        optimizer = build_optimizer(model.trainable_parameters(), self._phase_recipe(model))
         model, optimizer = acc.prepare(model, optimizer)
-        schedule = CosineSchedule(optimizer, recipe)
+        schedule = CosineSchedule(optimizer, self._phase_recipe(acc.unwrap_model(model)))
         net = acc.unwrap_model(model)
 
         state: dict = {"epoch": 0, "step": 0, "best_miou": -1.0, "best_epoch": -1, "history": []}
@@ -470,6 +517,14 @@ class Trainer:
             for epoch in range(int(state["epoch"]), recipe.epochs):
                 if cfg.stop_after_epochs is not None and epochs_run >= cfg.stop_after_epochs:
                     break
+                if recipe.phase2_epoch is not None and epoch >= recipe.phase2_epoch and net.phase == 1:
+                    self._enter_phase2(net)
+                    phase_recipe = self._phase_recipe(net)
+                    model, optimizer = acc.prepare(net, build_optimizer(net.trainable_parameters(), phase_recipe))
+                    schedule = CosineSchedule(optimizer, phase_recipe)
+                    trainable, _ = net.parameter_counts()
+                    log.event("phase2", epoch=epoch + 1, lr=phase_recipe.lr, trainable_params=trainable,
+                              reloaded_best_epoch=state["best_epoch"])
                 record = self._train_epoch(epoch, model, net, optimizer, schedule, data, train_loader,
                                            workers, state, log)
                 metrics = self.validate(model, val_loader)

@@ -1,0 +1,90 @@
+#!/bin/bash
+# Mutation testing (mutmut 3, the dev extra) of ONE core module with the tests that cover it.
+# Not part of the CI run: a module takes minutes to hours of CPU. Results: TESTING.md.
+#
+#   bash scripts/mutation.sh MODULE [MAX_CHILDREN]      e.g.  bash scripts/mutation.sh media/mask 2
+#   bash scripts/mutation.sh --list                     the modules and their test selections
+#
+# It copies the working tree (tracked and untracked, not ignored files) into a scratch folder
+# ($MUTATION_WORKDIR, default a new temporary one), sets [tool.mutmut] there to mutate only
+# avsynth/MODULE.py with that module's tests, runs `mutmut run`, and prints one JSON line:
+# {"module", "killed", "survived", "no_tests", "timeout", "suspicious", "total", "score"} plus the
+# survivors (`mutmut results`). Re-running with the same MUTATION_WORKDIR continues where it
+# stopped; with RETEST_SURVIVORS=1 it re-runs only the mutants that were not killed (after new
+# tests were added). The tests find ../shared through AVSYNTH_SHARED (default: the one beside the repo).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+selection() {
+  case $1 in
+    evaluation/metrics) echo "tests/test_metrics.py tests/test_properties.py" ;;
+    plan) echo "tests/test_plan.py tests/test_properties.py" ;;
+    sources/avs_synthetic) echo "tests/test_sources_avs_synthetic.py tests/test_mutation_kills.py tests/test_properties.py" ;;
+    sources/lvis) echo "tests/test_sources_lvis.py" ;;
+    sources/openimages) echo "tests/test_sources_openimages.py" ;;
+    sources/vggsound) echo "tests/test_sources_vggsound.py" ;;
+    sources/avsbench) echo "tests/test_avsbench.py" ;;
+    sources/avs_v3) echo "tests/test_bench.py::test_shipped_avs_v3_splits_are_the_gavs_files tests/test_bench.py::test_avs_v3_selection_on_a_tree_from_the_real_metadata" ;;
+    sources/records|sources/_files) echo "tests/test_sources_lvis.py tests/test_sources_openimages.py tests/test_sources_vggsound.py tests/test_sources_avs_synthetic.py" ;;
+    media/mask) echo "tests/test_media.py tests/test_properties.py tests/test_mutation_kills.py" ;;
+    media/image|media/audio) echo "tests/test_media.py" ;;
+    shards/writer) echo "tests/test_shards.py tests/test_mutation_kills.py" ;;
+    shards/verify) echo "tests/test_shards.py tests/test_mutation_kills.py" ;;
+    shards/record) echo "tests/test_record.py tests/test_shards.py" ;;
+    build/runner) echo "tests/test_build.py tests/test_mutation_kills.py tests/test_write_failure.py" ;;
+    build/rows) echo "tests/test_build.py tests/test_mutation_kills.py" ;;
+    modeling/sama_avs|modeling/adapters|modeling/gavs) echo "tests/test_models.py tests/test_mutation_kills.py" ;;
+    modeling/vggish) echo "tests/test_vggish.py" ;;
+    hub) echo "tests/test_hub.py" ;;
+    *) return 1 ;;
+  esac
+}
+
+if [[ ${1:-} == "--list" ]]; then
+  for m in evaluation/metrics plan sources/avs_synthetic sources/lvis sources/openimages \
+           sources/vggsound sources/avsbench sources/avs_v3 sources/records sources/_files media/mask \
+           media/image media/audio shards/writer shards/verify shards/record build/runner build/rows \
+           modeling/sama_avs modeling/adapters modeling/gavs modeling/vggish hub; do
+    printf '%-22s %s\n' "$m" "$(selection "$m")"
+  done
+  exit 0
+fi
+mod=${1:?usage: bash scripts/mutation.sh MODULE [MAX_CHILDREN] (see --list)}
+children=${2:-2}
+tests=$(selection "$mod") || { echo "unknown module $mod (see --list)" >&2; exit 2; }
+[[ -f "$repo/avsynth/$mod.py" ]] || { echo "avsynth/$mod.py: no such module" >&2; exit 2; }
+
+work=${MUTATION_WORKDIR:-$(mktemp -d -t avsynth-mutation.XXXXXX)}
+mkdir -p "$work"
+(cd "$repo" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$work")
+python - "$work/pyproject.toml" "avsynth/$mod.py" $tests <<'PY'
+import re, sys
+path, target, tests = sys.argv[1], sys.argv[2], sys.argv[3:]
+text = open(path, encoding="utf-8").read()
+block = ("[tool.mutmut]\nsource_paths = [\"avsynth\"]\n"
+         f"only_mutate = [{target!r}]\n".replace("'", '"')
+         + "pytest_add_cli_args_test_selection = [" + ", ".join(f'"{t}"' for t in tests) + "]\n"
+         + "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-x\", \"-q\"]\n"
+         + "also_copy = [\"models\", \"manifests\"]\n")
+text = re.sub(r"\n\[tool\.mutmut\]\n(?:(?!\n\[).)*", "\n", text, flags=re.S)
+open(path, "w", encoding="utf-8").write(text.rstrip("\n") + "\n\n" + block)
+PY
+export AVSYNTH_SHARED=${AVSYNTH_SHARED:-$(cd "$repo/.." && pwd)/shared}
+unset PYTHONPATH
+cd "$work"
+echo "mutating avsynth/$mod.py in $work with: $tests" >&2
+names=()
+if [[ -n ${RETEST_SURVIVORS:-} && -d mutants ]]; then  # after new tests: re-run only the survivors
+  mapfile -t names < <(mutmut results 2>/dev/null | grep -v ": killed$" | sed 's/^ *//; s/:.*//')
+fi
+mutmut run --max-children "$children" "${names[@]}" >&2 || true
+mutmut export-cicd-stats >&2
+python - "$mod" <<'PY'
+import json, sys
+s = json.load(open("mutants/mutmut-cicd-stats.json"))
+tested = s["total"] - s.get("skipped", 0)
+score = (s["killed"] + s.get("timeout", 0)) / tested if tested else 0.0
+print(json.dumps({"module": sys.argv[1], **{k: s.get(k, 0) for k in
+      ("killed", "survived", "no_tests", "timeout", "suspicious", "total")}, "score": round(score, 4)}))
+PY
+mutmut results 2>/dev/null | grep -v ": killed$" >&2 || true
