@@ -206,10 +206,10 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_shards, tmp_
     for f in sorted((tmp_path / "b" / "tensorboard").glob("events.out.tfevents.*")):
         acc = EventAccumulator(str(f))
         acc.Reload()
-        if "val/miou" in acc.Tags()["scalars"]:
-            points.update({s.step: s.value for s in acc.Scalars("val/miou")})
+        if "val/miou_percent" in acc.Tags()["scalars"]:  # TensorBoard shows percent (issue 16)
+            points.update({s.step: s.value for s in acc.Scalars("val/miou_percent")})
     assert sorted(points) == [1, 2]
-    assert all(points[k] == pytest.approx(logged[k], abs=1e-6) for k in (1, 2))
+    assert all(points[k] == pytest.approx(100 * logged[k], abs=1e-4) for k in (1, 2))
     # best.pt holds the weights of the best epoch: scoring it again gives the logged best mIoU
     from avsynth.training.validation import evaluate_dataset
 
@@ -285,7 +285,8 @@ def test_finetune_on_the_demo_avsbench_tree(demo_corpus, tiny_shards, tmp_path, 
 
     acc = EventAccumulator(str(out / "tensorboard"))
     acc.Reload()
-    assert [(s.step, round(s.value, 6)) for s in acc.Scalars("val/miou")] == [(1, round(epoch["val_miou"], 6))]
+    assert [(s.step, round(s.value, 4)) for s in acc.Scalars("val/miou_percent")] == [
+        (1, round(100 * epoch["val_miou"], 4))]
     # one epoch: best.pt is that epoch's model, i.e. the weights of last/model.pt, and they moved
     # away from the pre-trained start
     best, last, start = (_state(out / "best.pt"), _state(out / "last" / "model.pt"),
