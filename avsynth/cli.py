@@ -537,7 +537,7 @@ def train_cmd(
             stage1_checkpoint=stage1_checkpoint, subset=subset, epochs=epochs, lr=lr, seed=seed,
             mask2former_checkpoint=mask2former_checkpoint, vggish_checkpoint=vggish_checkpoint,
             device="cpu" if cpu else None))
-        typer.echo(f"best validation AVSS mIoU {res['best_miou']:.4f} (epoch {res['best_epoch']}); run: {out}")
+        typer.echo(f"best validation AVSS mIoU {100 * res['best_miou']:.2f}% (epoch {res['best_epoch']}); run: {out}")
         return
     bench = None
     if avsbench is not None:
@@ -712,7 +712,7 @@ def bench_cmd(
                    + ("; DEMO set" if run.demo else "") + ")")
         return
     if task == "avss":
-        from avsynth.protocols.avss import AVSSBenchConfig, run_avss_bench
+        from avsynth.protocols.avss import AVSSBenchConfig, console_line, run_avss_bench
 
         if avsbench is None:
             from avsynth.demo import DemoCorpus, ensure_demo
@@ -723,8 +723,7 @@ def bench_cmd(
             checkpoint=checkpoint, avsbench=avsbench, out=out, stage1_masks=stage1_masks,
             stage1_checkpoint=stage1_checkpoint, split=split, device=device, vggish_checkpoint=vggish_checkpoint))
         for name, r in report["protocols"].items():
-            typer.echo(f"{name}: mIoU {r['miou']:.4f} F {r['fscore']:.4f} (no background: mIoU "
-                       f"{r['miou_no_bg']:.4f}); {r['frames']} frames")
+            typer.echo(console_line(name, r))
         typer.echo(f"report: {out / 'avss_results.md'}")
         return
     if task != "binary":

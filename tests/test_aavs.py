@@ -299,7 +299,15 @@ def test_bench_avss_and_aavs_in_the_binary_protocols(demo_corpus, tmp_path):
     official, ours = report["protocols"]["official"], report["protocols"]["stepping_stones"]
     assert official["frames"] == 10 * report["videos"]  # v1s / v1m padded to 10 (no v2 in the demo tree)
     assert ours["frames"] == 5 * report["videos"] and report["stage1_masks_written"]["written"] == report["videos"]
-    assert "stepping_stones" in (tmp_path / "rep" / "avss_results.md").read_text()
+    # JSON: fractions 0-1; report and console: percent, the unit in every header
+    md = (tmp_path / "rep" / "avss_results.md").read_text()
+    assert "| mIoU (%) | F (%) | mIoU no bg ([1:]) (%) | F no bg ([1:]) (%) | mIoU official no bg ([:-1]) (%) |" in md
+    for name, r in report["protocols"].items():
+        keys = ("miou", "fscore", "miou_no_bg", "fscore_no_bg", "miou_official_no_bg")
+        assert all(0 <= r[k] <= 1 for k in keys)
+        assert f"| {name} | {r['frames']} | " + " | ".join(f"{100 * r[k]:.2f}" for k in keys) + " |" in md
+        assert (f"{name}: mIoU {100 * r['miou']:.2f}% F {100 * r['fscore']:.2f}% (no background: mIoU "
+                f"{100 * r['miou_no_bg']:.2f}%); {r['frames']} frames") in res.output
     # the binary AAVS in the S4 protocol (AVPredictor + the official metric)
     res = runner.invoke(app, ["bench", "--checkpoint", str(tmp_path / "s1.pt"), "--avsbench", root,
                               "--subsets", "s4", "--out", str(tmp_path / "bin"), "--device", "cpu", "--no-overlays"])

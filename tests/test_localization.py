@@ -353,9 +353,18 @@ def test_bench_localization_command_on_the_demo_set(loc_demo, tmp_path, dataset)
         g = gts[s["id"]]
         assert s["whole image"] == pytest.approx(g.sum() / (g.sum() + (g == 0).sum()))  # the ground truth's share
         assert s["centre box"] == pytest.approx(ref_ciou(centre, g))
+    # JSON: fractions 0-1; report and console: cIoU@0.5 and mean cIoU in percent, the AUC 0-1 (as the papers)
+    assert "cIoU@0.5 (% of samples" in md and "| AUC (0-1;" in md and "| mean cIoU (%) |" in md
     for name, key in (("model", "ciou"), ("whole image", "whole image"), ("centre box", "centre box")):
-        c, auc = ref_summary([s[key] for s in run["per_sample"]])
+        values = [s[key] for s in run["per_sample"]]
+        c, auc = ref_summary(values)
         assert run["results"][name]["cIoU@0.5"] == pytest.approx(c) and run["results"][name]["AUC"] == pytest.approx(auc)
+        mean = float(np.nansum(values)) / len(values)  # an undefined (0/0) sample counts as 0
+        assert 0 <= c <= 1 and 0 <= mean <= 1
+        label = f"**{run['model']}**" if name == "model" else f"control: {name}"
+        assert f"| {label} | {100 * c:.2f} | {auc:.3f} | {100 * mean:.2f} | 8 |" in md
+        line = f"{dataset} {name}: cIoU@0.5 {100 * c:.2f}% AUC {auc:.3f} (0-1) mean cIoU {100 * mean:.2f}% (8 samples)"
+        assert line in " ".join(res.output.split())  # the console may wrap the line
     pngs = sorted(p.name for p in (out / "overlays").glob("*.png"))
     assert len(pngs) == 6 and sum(p.startswith("localization-best-") for p in pngs) == 3
     with Image.open(out / "localization_curve.png") as im:

@@ -6,7 +6,8 @@ the background.
   black frames and background masks, every frame scored;
 * ``stepping_stones``: the Stepping Stones code's rule: the annotated frames only (5 for v1s / v1m).
 
-Each gives ``miou`` / ``fscore`` over the 71 classes, ``*_no_bg`` (without class 0: the Stepping
+Each gives ``miou`` / ``fscore`` over the 71 classes (fractions 0-1 in ``avss_results.json``, percent in
+``avss_results.md`` and on the console), ``*_no_bg`` (without class 0: the Stepping
 Stones code's ``[1:]`` slice) and ``*_official_no_bg`` (the AVSBench code's ``[:-1]`` slice).
 A Stepping Stones model reads its stage-1 masks from ``stage1_masks`` (PNGs in the official layout);
 with ``stage1_checkpoint`` the missing ones are predicted first (once).
@@ -27,6 +28,19 @@ from avsynth.sources.avsbench import AVSBenchSource
 from avsynth.training.avss import evaluate_avss, load_avss_video, write_stage1_masks
 
 PROTOCOLS = {"official": 10, "stepping_stones": None}
+#: The scores of one protocol, in the report's column order (fractions 0-1 in the JSON).
+SCORES = ("miou", "fscore", "miou_no_bg", "fscore_no_bg", "miou_official_no_bg")
+
+
+def percent(fraction: float) -> str:
+    """A 0-1 score as the percent a person reads (two decimals, no sign): 0.12345 -> "12.35"."""
+    return f"{100 * fraction:.2f}"
+
+
+def console_line(name: str, r: dict) -> str:
+    """The one-line console summary of protocol ``name`` (scores in percent)."""
+    return (f"{name}: mIoU {percent(r['miou'])}% F {percent(r['fscore'])}% (no background: mIoU "
+            f"{percent(r['miou_no_bg'])}%); {r['frames']} frames")
 
 
 @dataclass
@@ -73,15 +87,16 @@ def run_avss_bench(cfg: AVSSBenchConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "avss_results.json", json.dumps(report, indent=2) + "\n")
     lines = [f"# AVSS: {config['name']} on AVSBench-semantic {cfg.split} ({len(videos)} videos)", "",
-             "| protocol | frames | mIoU | F | mIoU no bg ([1:]) | F no bg ([1:]) | mIoU official no bg ([:-1]) |",
+             "| protocol | frames | mIoU (%) | F (%) | mIoU no bg ([1:]) (%) | F no bg ([1:]) (%) "
+             "| mIoU official no bg ([:-1]) (%) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['frames']} | {r['miou']:.4f} | {r['fscore']:.4f} | {r['miou_no_bg']:.4f} | "
-                     f"{r['fscore_no_bg']:.4f} | {r['miou_official_no_bg']:.4f} |")
-    lines += ["", "official: v1s / v1m padded to 10 frames (AVSBench AVSS test loader); stepping_stones: the "
+        lines.append(f"| {name} | {r['frames']} | " + " | ".join(percent(r[k]) for k in SCORES) + " |")
+    lines += ["", "mIoU and F in percent; `avss_results.json` keeps them as fractions (0-1).",
+              "official: v1s / v1m padded to 10 frames (AVSBench AVSS test loader); stepping_stones: the "
               "annotated frames only (the Stepping Stones code)."]
     atomic_write_text(out / "avss_results.md", "\n".join(lines) + "\n")
     return report
 
 
-__all__ = ["AVSSBenchConfig", "PROTOCOLS", "run_avss_bench"]
+__all__ = ["AVSSBenchConfig", "PROTOCOLS", "SCORES", "console_line", "percent", "run_avss_bench"]

@@ -208,8 +208,8 @@ def run_localization(cfg: LocalizationConfig, log: Callable[[str], None] = lambd
                    **{name: values[name][k] for name in CONTROLS}} for k, it in enumerate(lset.items)]
     results = {name: m.compute() for name, m in metrics.items()}
     for name, r in results.items():
-        log(f"{cfg.dataset} {name}: cIoU@0.5 {100 * r['cIoU@0.5']:.2f}  AUC {r['AUC']:.3f}  "
-            f"mean cIoU {r['mean_cIoU']:.3f} ({r['samples']} samples)")
+        log(f"{cfg.dataset} {name}: cIoU@0.5 {100 * r['cIoU@0.5']:.2f}%  AUC {r['AUC']:.3f} (0-1)  "
+            f"mean cIoU {100 * r['mean_cIoU']:.2f}% ({r['samples']} samples)")
     run = LocalizationRun(
         dataset=cfg.dataset, root=str(lset.root), annotations=str(lset.annotations), demo=demo,
         checkpoint=str(cfg.checkpoint), checkpoint_sha256=fingerprint(cfg.checkpoint), model=config["name"],

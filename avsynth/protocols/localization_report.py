@@ -1,8 +1,9 @@
-"""What ``avsynth bench --localization`` writes: ``localization.json`` (everything measured),
-``localization.md`` (the table of the model beside the whole-image and centre-box controls, the
-protocol named, the published VGG-SS numbers quoted), ``localization_curve.png`` (fraction of
-samples with cIoU >= t against t) and ``overlays/localization-{best,worst}-{id}.png`` (frame at
-224 x 224, heatmap, the binarised prediction's outline and the ground-truth boxes)."""
+"""What ``avsynth bench --localization`` writes: ``localization.json`` (everything measured, as
+fractions 0-1), ``localization.md`` (the table of the model beside the whole-image and centre-box
+controls, the protocol named, the published VGG-SS numbers quoted; cIoU@0.5 and mean cIoU in percent,
+the AUC 0-1 as the papers give it), ``localization_curve.png`` (% of samples with cIoU >= t against t)
+and ``overlays/localization-{best,worst}-{id}.png`` (frame at 224 x 224, heatmap, the binarised
+prediction's outline and the ground-truth boxes)."""
 
 from __future__ import annotations
 
@@ -68,20 +69,22 @@ def localization_markdown(run) -> str:
         "Per sample cIoU = sum(pred*gt) / (sum(gt) + sum(pred*[gt=0])). The controls are fixed binary "
         "predictions: every pixel (whole image), the centred square of half the image area (centre box).",
         "",
-        "| prediction | cIoU@0.5 (% of samples with cIoU >= 0.5; the papers' \"cIoU\") | AUC (cIoU >= t, t = 0..1) "
-        "| mean cIoU | samples | undefined (0/0) |",
+        "| prediction | cIoU@0.5 (% of samples with cIoU >= 0.5; the papers' \"cIoU\") "
+        "| AUC (0-1; area under the share of samples with cIoU >= t, t = 0..1) | mean cIoU (%) | samples "
+        "| undefined (0/0) |",
         "|---|---|---|---|---|---|",
     ]
     for name, r in run.results.items():
         label = f"**{run.model}**" if name == "model" else f"control: {name}"
-        lines.append(f"| {label} | {_pct(r['cIoU@0.5'])} | {r['AUC']:.3f} | {r['mean_cIoU']:.3f} | "
+        lines.append(f"| {label} | {_pct(r['cIoU@0.5'])} | {r['AUC']:.3f} | {_pct(r['mean_cIoU'])} | "
                      f"{r['samples']} | {r['undefined']} |")
     if run.dataset == "vggss":
         lines += ["", "Published VGG-SS numbers (quoted from GAVS, AAAI'24; other data, other models — for "
                   "reference, not comparable with a demo run):", "",
-                  "| model | cIoU@0.5 (%) | AUC | setting |", "|---|---|---|---|"]
+                  "| model | cIoU@0.5 (%) | AUC (0-1) | setting |", "|---|---|---|---|"]
         lines += [f"| {m} | {c:.2f} | {a:.3f} | {s} |" for m, c, a, s in PUBLISHED_VGGSS]
-    lines += ["", "Files: `localization.json`, `localization_curve.png`, `overlays/localization-*.png`.", ""]
+    lines += ["", "Files: `localization.json` (cIoU@0.5, AUC and cIoU as fractions 0-1), `localization_curve.png`, "
+              "`overlays/localization-*.png`.", ""]
     return "\n".join(lines)
 
 
@@ -96,12 +99,12 @@ def curve_png(run, path: Path) -> Path:
     for name, r in run.results.items():
         ls, mk = styles.get(name, ("-", "x"))
         label = f"{run.model if name == 'model' else name} (AUC {r['AUC']:.3f})"
-        ax.plot(r["curve_t"], r["curve"], linestyle=ls, marker=mk, markersize=3, label=label)
+        ax.plot(r["curve_t"], [100 * y for y in r["curve"]], linestyle=ls, marker=mk, markersize=3, label=label)
     ax.axvline(0.5, color="grey", linewidth=0.8)
     ax.set_xlabel("cIoU threshold t")
-    ax.set_ylabel("fraction of samples with cIoU >= t")
+    ax.set_ylabel("% of samples with cIoU >= t")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
+    ax.set_ylim(0, 102)
     ax.set_title(f"{run.dataset}{' (DEMO)' if run.demo else ''}: success curve, threshold {run.threshold}")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -145,7 +148,7 @@ def overlay_image(ex: Example) -> Image.Image:
     sheet.paste(panels[0], (0, 0))
     sheet.paste(panels[1], (GT_SIZE + 4, 0))
     cat = f" ({ex.item.category})" if ex.item.category else ""
-    c = "undefined" if math.isnan(ex.ciou) else f"{ex.ciou:.3f}"
+    c = "undefined" if math.isnan(ex.ciou) else f"{_pct(ex.ciou)}%"
     return captioned(sheet, f"{ex.which}: {ex.item.id}{cat} cIoU {c} | white pred, green GT",
                      font_size=12)
 

@@ -285,7 +285,7 @@ def train_avss(cfg: AVSSTrainConfig) -> dict:
         history.append(record)
         with open(out / "log.jsonl", "a") as fh:  # one line per epoch, readable while the run goes on
             fh.write(json.dumps(record) + "\n")
-        log.info("epoch %d: loss %.4f val mIoU %.4f", epoch + 1, record["train_loss"], metrics["miou"])
+        log.info("epoch %d: loss %.4f val mIoU %.2f%%", epoch + 1, record["train_loss"], 100 * metrics["miou"])
         if metrics["miou"] > best:
             best, best_epoch = metrics["miou"], epoch + 1
             save_checkpoint(model, out / "best.pt", model_cfg)
