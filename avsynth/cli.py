@@ -417,7 +417,7 @@ def view_cmd(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N rows of the split."),
     port: int = typer.Option(5151, "--port", help="Port of the FiftyOne App."),
     name: Optional[str] = typer.Option(None, "--name", help="FiftyOne dataset name (default: avsynth-DIR-SPLIT)."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Media cache (default: ~/.cache/avsynth/fiftyone/NAME)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Media cache, shared by every --limit of the split (default: ~/.cache/avsynth/fiftyone/avsynth-DIR-SPLIT)."),
     no_launch: bool = typer.Option(False, "--no-launch", help="Build the dataset but do not open the App."),
 ) -> None:
     """Open a split in FiftyOne: a persistent dataset with the image, the mask as a segmentation
@@ -431,7 +431,8 @@ def view_cmd(
         result = open_view(directory, split=split, limit=limit, name=name, cache_dir=cache_dir,
                            progress=progress)
     state = "reused" if result.reused else "built"
-    typer.echo(f"{state} FiftyOne dataset {result.dataset.name!r}: {len(result.dataset)} samples, media in {result.cache_dir}")
+    typer.echo(f"{state} FiftyOne dataset {result.dataset.name!r}: {len(result.dataset)} samples, media in {result.cache_dir}"
+               + ("" if result.reused else f" ({result.media_written} files written)"))
     if not no_launch:
         typer.echo(f"FiftyOne App on http://localhost:{port} (Ctrl-C to stop)")
         launch(result.dataset, port=port)

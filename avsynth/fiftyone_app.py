@@ -9,7 +9,10 @@ Each sample has ``ground_truth`` (``fo.Segmentation``), ``category`` (``fo.Class
 
 The dataset records a fingerprint of what it was built from (the split's shard sha256s from
 manifest.json, the row limit, the layout version). A second call with the same inputs reuses the
-dataset and its cache; if the shards changed, both are rebuilt.
+dataset and its cache after one listing of the media folders (no shard is read, no file written);
+if the shards changed, both are rebuilt. The media folder is named by the split's shards, not by
+the limit, so every ``--limit`` of a split shares one copy: a limit inside what is already
+materialised writes no file, a larger one writes only the rows that are missing.
 
 FiftyOne is an optional extra (``pip install 'avsynth[fiftyone]'``): it is imported only here,
 lazily, and a clear error says how to install it when it is missing.
@@ -21,6 +24,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -104,6 +108,11 @@ def fingerprint(entries: list[ShardEntry], split: str, limit: int | None) -> str
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
+def media_key(entries: list[ShardEntry], split: str) -> str:
+    """The media folder's name: 16 hex digits of the split's shards (whatever the limit)."""
+    return fingerprint(entries, split, None)[:16]
+
+
 def default_name(directory: Path, split: str, limit: int | None = None) -> str:
     """``avsynth-{folder}-{split}[-{limit}]`` (folder name made safe)."""
     folder = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(directory).resolve().name).strip("-") or "shards"
@@ -158,50 +167,85 @@ class _Materialised:
     audio_path: Path
 
 
-def _rows(directory: Path, entries: list[ShardEntry], limit: int | None) -> Iterator[dict]:
-    """Rows of the shards in order (projected columns, one row group at a time), at most ``limit``."""
-    n = 0
+_MEDIA = ("image", "mask", "audio")
+_META = [c for c in _COLUMNS if c not in _MEDIA]
+
+
+def _row_groups(directory: Path, entries: list[ShardEntry]) -> Iterator[tuple[pq.ParquetFile, int, Path]]:
     for s in entries:
         path = directory / s.path
         try:
             pf = pq.ParquetFile(path)
-            for g in range(pf.metadata.num_row_groups):
-                for row in pf.read_row_group(g, columns=_COLUMNS).to_pylist():
-                    if limit is not None and n >= limit:
-                        return
-                    yield row
-                    n += 1
         except OSError as err:
             raise AvsynthError(f"{path}: cannot read shard ({err})") from err
+        for g in range(pf.metadata.num_row_groups):
+            yield pf, g, path
+
+
+def _read(pf: pq.ParquetFile, g: int, columns: list[str], path: Path) -> list[dict]:
+    try:
+        return pf.read_row_group(g, columns=columns).to_pylist()
+    except OSError as err:
+        raise AvsynthError(f"{path}: cannot read shard ({err})") from err
+
+
+def _listing(media_dir: Path) -> dict[str, dict[str, str]]:
+    """{sub folder: {file stem: file name}} of the media folder (one directory listing each)."""
+    out = {}
+    for sub in ("images", "masks", "audio"):
+        try:
+            with os.scandir(media_dir / sub) as it:
+                out[sub] = {e.name.rsplit(".", 1)[0]: e.name for e in it
+                            if not e.name.startswith(".") and e.is_file()}
+        except FileNotFoundError:
+            out[sub] = {}
+    return out
 
 
 def materialise(directory: Path, entries: list[ShardEntry], limit: int | None, media_dir: Path,
-                progress=None) -> list[_Materialised]:
-    """Write each row's image, label mask and audio under ``media_dir``; return the rows.
-    ``progress(phase, done, total)`` is called every 50 rows."""
+                progress=None) -> tuple[list[_Materialised], int]:
+    """Each row's image, label mask and audio under ``media_dir``: files already there (from an
+    earlier view of the same shards, e.g. another ``--limit``) are kept, the missing ones written.
+    A row group whose rows all have their files is read without its media columns. Returns the
+    rows and the number of files written. ``progress(phase, done, total)`` every row group."""
     for sub in ("images", "masks", "audio"):
         (media_dir / sub).mkdir(parents=True, exist_ok=True)
-    out = []
+    have = _listing(media_dir)
+    out: list[_Materialised] = []
+    written = 0
     total = sum(max(0, e.rows) for e in entries)
     total = min(total, limit) if limit is not None else total
-    for i, row in enumerate(_rows(directory, entries, limit)):
-        if progress is not None and i % 50 == 0:
-            progress("write media (rows)", i, total)
-        stem = _safe(row["id"])
-        image = row["image"]["bytes"]
-        audio = row["audio"]["bytes"]
-        paths = (
-            media_dir / "images" / f"{stem}{_image_ext(image)}",
-            media_dir / "masks" / f"{stem}.png",
-            media_dir / "audio" / f"{stem}{_audio_ext(audio)}",
-        )
-        atomic_write_bytes(paths[0], image)
-        atomic_write_bytes(paths[1], label_mask_png(row["mask"]["bytes"], row["category_id"], f"row {row['id']}"))
-        atomic_write_bytes(paths[2], audio)
-        out.append(_Materialised(row, *paths))
+    for pf, g, path in _row_groups(directory, entries):
+        if limit is not None and len(out) >= limit:
+            break
+        if progress is not None:
+            progress("write media (rows)", len(out), total)
+        meta = _read(pf, g, _META, path)
+        if limit is not None:
+            meta = meta[:limit - len(out)]
+        stems = [_safe(r["id"]) for r in meta]
+        present = [st in have["images"] and st in have["masks"] and st in have["audio"] for st in stems]
+        media = None if all(present) else _read(pf, g, list(_MEDIA), path)
+        for k, (row, stem) in enumerate(zip(meta, stems)):
+            if present[k]:
+                paths = (media_dir / "images" / have["images"][stem], media_dir / "masks" / have["masks"][stem],
+                         media_dir / "audio" / have["audio"][stem])
+            else:
+                m = media[k]
+                image, audio = m["image"]["bytes"], m["audio"]["bytes"]
+                paths = (
+                    media_dir / "images" / f"{stem}{_image_ext(image)}",
+                    media_dir / "masks" / f"{stem}.png",
+                    media_dir / "audio" / f"{stem}{_audio_ext(audio)}",
+                )
+                atomic_write_bytes(paths[0], image)
+                atomic_write_bytes(paths[1], label_mask_png(m["mask"]["bytes"], row["category_id"], f"row {row['id']}"))
+                atomic_write_bytes(paths[2], audio)
+                written += 3
+            out.append(_Materialised(row, *paths))
     if progress is not None:
         progress("write media (rows)", len(out), len(out))
-    return out
+    return out, written
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,6 +259,7 @@ class ViewResult:
     dataset: Any
     reused: bool
     cache_dir: Path
+    media_written: int = 0  # files written into cache_dir by this call (0 when everything was there)
 
 
 def _sample(fo, m: _Materialised):
@@ -238,14 +283,16 @@ def _sample(fo, m: _Materialised):
 
 
 def _reusable(dataset, fp: str, media_dir: Path) -> bool:
+    """The dataset was built from these inputs and every sample's image, mask and audio file is in
+    ``media_dir`` (checked against one listing per folder, not a stat per file)."""
     info = (dataset.info or {}).get(INFO_KEY) or {}
     if info.get("fingerprint") != fp or info.get("samples") != len(dataset):
         return False
     if not media_dir.is_dir():
         return False
-    return all(Path(p).is_file() for p in dataset.values("filepath")) and all(
-        Path(p).is_file() for p in dataset.values("ground_truth.mask_path")
-    )
+    names = {str(media_dir / sub): set(files.values()) for sub, files in _listing(media_dir).items()}
+    paths = dataset.values(["filepath", "ground_truth.mask_path", "audio_path"])
+    return all(os.path.basename(p) in names.get(os.path.dirname(p), ()) for column in paths for p in column)
 
 
 def _old_media_dirs(cache: Path, keep: Path) -> list[Path]:
@@ -281,8 +328,10 @@ def open_view(
     entries = split_shards(directory, record, split)
     fp = fingerprint(entries, split, limit)
     name = name or default_name(directory, split, limit)
-    cache = Path(cache_dir) if cache_dir is not None else cache_dir_for("fiftyone", name)
-    media_dir = cache / fp[:16]
+    # the cache folder and its media are shared by every --limit (and --name) of the split
+    cache = Path(cache_dir) if cache_dir is not None else cache_dir_for("fiftyone", default_name(directory, split))
+    cache = cache.resolve()
+    media_dir = cache / media_key(entries, split)
 
     fo = import_fiftyone()
     _check_database(fo)
@@ -301,7 +350,7 @@ def open_view(
     for old in _old_media_dirs(cache, keep=media_dir):
         shutil.rmtree(old)
 
-    rows = materialise(directory, entries, limit, media_dir, progress)
+    rows, written = materialise(directory, entries, limit, media_dir, progress)
     if progress is not None:
         progress("FiftyOne samples", 0, 2)
     dataset = fo.Dataset(name)
@@ -330,7 +379,7 @@ def open_view(
     }
     dataset.persistent = True
     dataset.save()
-    return ViewResult(dataset, False, media_dir)
+    return ViewResult(dataset, False, media_dir, written)
 
 
 def build_fiftyone_dataset(

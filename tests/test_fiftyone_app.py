@@ -94,15 +94,49 @@ def test_second_call_reuses_dataset_and_cache(fo, tiny, tmp_path):
 
     first = open_view(tiny, split="validation", name="avs-test-reuse", cache_dir=tmp_path / "cache")
     assert not first.reused and len(first.dataset) == 3
+    assert first.media_written == 3 * 3  # image, mask, audio of each of the 3 validation rows
     ids = sorted(first.dataset.values("id"))
-    stamps = {p: p.stat().st_mtime_ns for p in first.cache_dir.rglob("*") if p.is_file()}
+    dataset_id = first.dataset._doc.id
+    stamps = _cache_state(tmp_path / "cache")
+    assert len(stamps) == 9
     second = open_view(tiny, split="validation", name="avs-test-reuse", cache_dir=tmp_path / "cache")
-    assert second.reused and sorted(second.dataset.values("id")) == ids
-    assert {p: p.stat().st_mtime_ns for p in second.cache_dir.rglob("*") if p.is_file()} == stamps
-    # a deleted cache file forces a rebuild
-    Path(second.dataset.first().filepath).unlink()
-    third = open_view(tiny, split="validation", name="avs-test-reuse", cache_dir=tmp_path / "cache")
-    assert not third.reused and all(Path(p).is_file() for p in third.dataset.values("filepath"))
+    assert second.reused and second.media_written == 0 and sorted(second.dataset.values("id")) == ids
+    assert second.dataset._doc.id == dataset_id  # the same database document, not a rebuilt dataset
+    assert _cache_state(tmp_path / "cache") == stamps  # no file written, replaced or added
+    # a deleted cache file (image, mask or audio) forces a rebuild that writes only what is missing
+    for gone in (Path(second.dataset.first().filepath), Path(second.dataset.last()["audio_path"])):
+        gone.unlink()
+        third = open_view(tiny, split="validation", name="avs-test-reuse", cache_dir=tmp_path / "cache")
+        assert not third.reused and third.media_written == 3 and third.dataset._doc.id != dataset_id
+        assert all(Path(p).is_file() for p in third.dataset.values("filepath") + third.dataset.values("audio_path"))
+        dataset_id = third.dataset._doc.id
+
+
+def _cache_state(cache: Path) -> dict[Path, tuple[int, int]]:
+    """Every file under ``cache`` with its inode and mtime: a rewrite (atomic: new inode) shows."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.rglob("*") if p.is_file()}
+
+
+def test_limits_share_one_copy_of_the_media(fo, tiny, tmp_path):
+    """Every --limit of a split reads and writes one media folder: a limit inside what is there
+    writes nothing; a larger one only the missing rows; no limit's media is deleted by another."""
+    from avsynth.fiftyone_app import open_view
+
+    cache = tmp_path / "cache"
+    four = open_view(tiny, split="train", limit=4, name="avs-test-lim4", cache_dir=cache)
+    assert len(four.dataset) == 4 and four.media_written == 4 * 3
+    state = _cache_state(cache)
+    two = open_view(tiny, split="train", limit=2, name="avs-test-lim2", cache_dir=cache)
+    assert not two.reused and len(two.dataset) == 2 and two.media_written == 0
+    assert two.cache_dir == four.cache_dir and _cache_state(cache) == state  # the same files, untouched
+    assert set(two.dataset.values("filepath")) < set(four.dataset.values("filepath"))
+    full = open_view(tiny, split="train", name="avs-test-lim-all", cache_dir=cache)
+    assert len(full.dataset) == 6 and full.media_written == 2 * 3  # rows 5 and 6 only
+    now = _cache_state(cache)
+    assert len(now) == 6 * 3 and all(now[p] == st for p, st in state.items())
+    # the earlier datasets stay valid: reopening them reuses them
+    assert open_view(tiny, split="train", limit=4, name="avs-test-lim4", cache_dir=cache).reused
+    assert open_view(tiny, split="train", limit=2, name="avs-test-lim2", cache_dir=cache).reused
 
 
 def test_changed_shards_rebuild_and_limit(fo, tmp_path):
