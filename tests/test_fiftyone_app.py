@@ -202,6 +202,10 @@ def test_label_mask_png_widths():
     assert big.max() == 401 and ((big > 0) == mask).all()
 
 
+#: JS: the leaf elements of the page filtered by their text (complete with ``=== 'text')``)
+LEAVES = "[...document.querySelectorAll('*')].filter(e => e.childElementCount === 0 && e.textContent"
+
+
 def _chromium() -> str | None:
     return next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
 
@@ -251,7 +255,17 @@ def test_app_in_a_real_browser_serves_the_sample_audio(fo, tiny, tmp_path):
                 if page.locator(f"text={label}").count():
                     page.locator(f"text={label}").first.click()
             page.screenshot(path=str(tmp_path / "app.png"))
+            # open the last sample in the modal: the audio panel is there as a tab beside the sample
+            # (the plugin opens it; the user does not add it by hand), and it plays that sample's clip
+            last = ds.last()
+            session.sample_id = last.id
+            page.wait_for_function(f"() => {LEAVES} === 'Audio (avsynth)').length >= 2", timeout=60_000)
+            page.screenshot(path=str(tmp_path / "modal.png"))
+            page.locator("text=Audio (avsynth)").last.click()
+            page.wait_for_function("() => document.querySelectorAll('audio').length >= 2", timeout=60_000)
+            modal_srcs = page.eval_on_selector_all("audio", "as => as.map(a => a.getAttribute('src'))")
             b.close()
+        assert modal_srcs == [audio_url(last["audio_path"])] * 2  # grid and modal panels: the open sample
         assert src == audio_url(first["audio_path"])
         assert duration == pytest.approx(SECONDS, abs=0.02)  # the tiny build's clips last 0.5 s
         audio = [f for f in fetched if f[0].endswith(audio_url(first["audio_path"]))]
@@ -262,6 +276,7 @@ def test_app_in_a_real_browser_serves_the_sample_audio(fo, tiny, tmp_path):
         shot = os.environ.get("AVSYNTH_SCREENSHOT")
         if shot:
             shutil.copy(tmp_path / "app.png", shot)
+            shutil.copy(tmp_path / "modal.png", str(Path(shot).with_suffix("")) + "-modal.png")
     finally:
         close(session, port)
     assert server and not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in server
