@@ -31,7 +31,7 @@ INPUT = 64  # aavs-avss71-tiny.yaml: Mask2Former input 64 x 64
 def semantic_shards(demo_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("avss-shards") / "out"
     build(options(out, demo_corpus, categories=CATEGORIES, sizes=dict(SIZES), sources_per_row=2, negatives=0.25,
-                  semantic=True, semantic_classes="avsbench"), progress=False)
+                  semantic=True, semantic_classes="avsbench", rows_per_shard=4), progress=False)
     return out
 
 
@@ -165,3 +165,21 @@ def test_shards_without_avss_ids_and_binary_configs_are_refused(semantic_shards,
     # the binary trainer does not take a 71-label model (it would train class 1 on the binary masks)
     with pytest.raises(TrainError, match="AVSS model"):
         train(TrainConfig(out=tmp_path / "e", model="aavs-avss71-tiny", data=str(semantic_shards), progress=False))
+
+
+def test_an_epoch_serves_every_row_once_a_row_group_at_a_time(semantic_shards):
+    from avsynth.modeling.registry import build_vggish_for, load_config
+    from avsynth.training.avss_shards import SemanticShardRows
+
+    shard_of = {r["id"]: p.name for p in sorted((semantic_shards / "data").glob("train-*.parquet"))
+                for r in pq.read_table(p, columns=["id"]).to_pylist()}
+    assert len(set(shard_of.values())) >= 3  # rows_per_shard 4: one row group per shard
+    rows = SemanticShardRows(semantic_shards, "train", build_vggish_for(load_config("aavs-avss71-tiny")))
+    orders = []
+    for seed in (0, 1):
+        ids = [i for u in rows.epoch(torch.Generator().manual_seed(seed), 3) for i in u.ids]
+        assert sorted(ids) == sorted(shard_of)
+        shards = [shard_of[i] for i in ids]
+        assert sum(a != b for a, b in zip(shards, shards[1:])) == len(set(shards)) - 1  # groups contiguous
+        orders.append(ids)
+    assert orders[0] != orders[1]

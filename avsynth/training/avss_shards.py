@@ -11,7 +11,8 @@ to the model's loss as they are; the model resizes them to its input itself (nea
   (``manifest.json``: ``arguments.semantic_classes``) whose class space is not ``avsbench``;
 * :class:`SemanticShardRows` serves one split: ``rows[i]`` is row ``i`` as a one-frame unit
   (validation; the class map at the stored size), :meth:`SemanticShardRows.epoch` the train rows
-  in a seeded order, ``batch_size`` rows per unit (class maps kept per row, at their own sizes).
+  in a seeded order (row groups shuffled, then rows within each), ``batch_size`` rows per unit
+  (class maps kept per row, at their own sizes).
 
 A unit has what :func:`avsynth.training.avss.train_avss` and :func:`~avsynth.training.avss.
 evaluate_avss` read from an AVSBench video: ``frames`` (uint8 [H, W, 3] as stored), ``labels``
@@ -132,8 +133,12 @@ class SemanticShardRows:
         return SemanticUnit(frames, labels, torch.stack(audio), ids, list(range(len(ids))))
 
     def epoch(self, generator: torch.Generator, batch_size: int) -> Iterator[SemanticUnit]:
-        """The rows in the order ``generator`` draws, ``batch_size`` per unit (the last may be short)."""
-        order = torch.randperm(len(self), generator=generator).tolist()
+        """Every row once, ``batch_size`` per unit (the last may be short), in the order ``generator``
+        draws: the row groups shuffled, then the rows inside each (so a row group is read once an
+        epoch, not once a row)."""
+        groups = self.rows.reader.row_groups
+        order = [groups[g].start + r for g in torch.randperm(len(groups), generator=generator).tolist()
+                 for r in torch.randperm(groups[g].rows, generator=generator).tolist()]
         for start in range(0, len(order), max(1, batch_size)):
             yield self.unit(order[start:start + batch_size])
 
