@@ -509,7 +509,9 @@ def train_cmd(
 
     A 71-label AVSS model (stepping-stones-*, or an AAVS config with labels: avss) trains with
     --avsbench ROOT --subset avss one video per step (avsynth.training.avss); Stepping Stones reads
-    the stage-1 PNGs of --stage1-masks (written once by --stage1-checkpoint).
+    the stage-1 PNGs of --stage1-masks (written once by --stage1-checkpoint). A one-stage AAVS with
+    labels: avss (e.g. aavs-avss71-tiny) also pre-trains on --data shards built with --semantic
+    --semantic-classes avsbench, then fine-tunes with --avsbench ROOT --subset avss --init RUN/best.pt.
 
     Single process: `avsynth train ...`; several GPUs or nodes: `accelerate launch --multi_gpu
     --num_processes N -m avsynth train ...` or `torchrun --nproc_per_node N -m avsynth train ...`
@@ -528,16 +530,21 @@ def train_cmd(
         import torch
 
         torch.set_num_threads(threads)
-    if stage1_masks is not None or (config or "").startswith("stepping-stones") or model == "stepping-stones":
+    from avsynth.training.avss import is_avss_config
+
+    if (stage1_masks is not None or (config or "").startswith("stepping-stones") or model == "stepping-stones"
+            or (config is not None and is_avss_config(config))):
         from avsynth.training.avss import AVSSTrainConfig, train_avss
 
-        if avsbench is None:
-            raise typer.BadParameter("AVSS training reads AVSBench: give --avsbench ROOT", param_hint="--avsbench")
+        if (avsbench is None) == (data is None):
+            raise typer.BadParameter("AVSS training reads AVSBench (--avsbench ROOT --subset avss) or "
+                                     "--semantic-classes avsbench shards (--data)", param_hint="--avsbench")
         res = train_avss(AVSSTrainConfig(
             root=avsbench, out=out, model=config or "stepping-stones-swin-b", stage1_masks=stage1_masks,
             stage1_checkpoint=stage1_checkpoint, subset=subset, epochs=epochs, lr=lr, seed=seed,
             mask2former_checkpoint=mask2former_checkpoint, vggish_checkpoint=vggish_checkpoint,
-            device="cpu" if cpu else None))
+            device=device, data=data, init=init, batch_size=batch_size,
+            val_split=val_split))
         typer.echo(f"best validation AVSS mIoU {100 * res['best_miou']:.2f}% (epoch {res['best_epoch']}); run: {out}")
         return
     bench = None

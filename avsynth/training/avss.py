@@ -22,6 +22,14 @@ Stage 1 is an AAVS binary model trained by the ordinary trainer on the AVSS vide
 
 S4 train videos annotate frame 0 only; as officially, they train on 5 copies of frame 0 with the
 audio seconds 0-4.
+
+Pre-training on shards (``data``: ``avsynth train --data SHARDS --config <AVSS config>``): a one-stage
+71-label AAVS (family ``aavs``, ``mask2former.labels: avss``) trains on the ``semantic_mask`` rows of a
+``--semantic --semantic-classes avsbench`` build (:mod:`avsynth.training.avss_shards`; other shards,
+a binary config or a Stepping Stones config, whose stage-1 masks shards do not have, are one-line
+errors), the recipe's ``batch_size`` rows per step, validated on the shards' validation split with
+the same AVSS metric. ``init`` starts a run (e.g. the AVSBench fine-tune) from such a ``best.pt``:
+every tensor must fit and no trainable weight may be missing (:func:`load_init`).
 """
 
 from __future__ import annotations
@@ -40,15 +48,18 @@ from PIL import Image
 from avsynth.errors import AvsynthError, SourceError
 from avsynth.evaluation.metrics import AVSSMetric
 from avsynth.io import atomic_write_text
-from avsynth.modeling.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from avsynth.modeling.checkpoint import explained_missing, load_checkpoint, read_checkpoint, save_checkpoint
 from avsynth.modeling.predictor import AVPredictor, resolve_device
 from avsynth.modeling.registry import (
     build_model,
     build_vggish_for,
     load_config,
+    m2f_labels,
+    pretrained_checkpoint,
     validate_config,
     with_weight_paths,
 )
+from avsynth.modeling.sam import load_state_checked
 from avsynth.modeling.stepping_stones import SteppingStones
 from avsynth.modeling.vggish import VGGishEmbedder
 from avsynth.sources.avsbench import (
@@ -60,6 +71,7 @@ from avsynth.sources.avsbench import (
     load_frame,
     load_mask,
 )
+from avsynth.training.avss_shards import SemanticShardRows, check_semantic_shards
 from avsynth.training.recipe import build_optimizer, resolve_recipe
 
 log = logging.getLogger(__name__)
@@ -74,7 +86,7 @@ S4_TRAIN_COPIES = 5
 class AVSSVideo:
     """One video ready for a model: frames uint8 [T, H, W, 3], class maps [T, H, W], audio [T, 128]."""
 
-    video: AVSBenchVideo
+    video: AVSBenchVideo | None
     frames: list[np.ndarray]
     labels: torch.Tensor
     audio: torch.Tensor
@@ -193,9 +205,15 @@ def evaluate_avss(model, videos: Sequence[AVSSVideo], stage1_root: str | Path | 
 class AVSSTrainConfig:
     """One stage-2 (or one-stage 71-label) AVSS run; ``None`` recipe fields take the config's."""
 
-    root: Path
+    root: Path | None  # AVSBench root (None: pre-training on ``data``)
     out: Path
     model: str | Path | dict = "stepping-stones-swin-b"
+    data: str | None = None  # a --semantic --semantic-classes avsbench shard directory (pre-training)
+    init: Path | None = None  # start from this checkpoint (best.pt of an AVSS run)
+    batch_size: int | None = None  # shards: rows per step (None: the config's)
+    train_split: str = "train"
+    val_split: str = "validation"
+    storage_options: dict | None = None
     stage1_masks: Path | None = None  # where the stage-1 PNGs are (needed by a Stepping Stones model)
     stage1_checkpoint: Path | None = None  # predicts the missing PNGs of the validation videos first
     mask2former_checkpoint: Path | None = None
@@ -209,15 +227,68 @@ class AVSSTrainConfig:
     val_videos: int | None = None  # first n validation videos (quick runs)
 
 
+def _model_config(spec: str | Path | dict) -> dict:
+    return validate_config(spec, str(spec.get("name", "<config>"))) if isinstance(spec, dict) else load_config(spec)
+
+
+def is_avss_config(spec: str | Path | dict) -> bool:
+    """Whether a model config is an AVSS one (Stepping Stones, or a Mask2Former with more than the
+    two binary labels): such a model trains through :func:`train_avss`, not the binary trainer."""
+    cfg = _model_config(spec)
+    return cfg["family"] == "stepping_stones" or (
+        "mask2former" in cfg and len(m2f_labels(cfg["mask2former"]["labels"])) > 2)
+
+
+def load_init(model, path: str | Path, model_cfg: dict) -> dict:
+    """Load the checkpoint ``path`` into ``model`` to start a run from it; every tensor of the file
+    must fit and no trainable weight may be missing (weights the file leaves out on purpose, e.g.
+    frozen pre-trained ones, must come from the config's own checkpoint). Returns the keys left
+    missing and unexpected."""
+    payload = read_checkpoint(path)
+    if payload["trainable_only"] and not pretrained_checkpoint(model_cfg):
+        raise AvsynthError(f"--init {path} stores only the trained weights; give the checkpoint its frozen parts "
+                           f"come from (--mask2former-checkpoint; it was trained with "
+                           f"{pretrained_checkpoint(payload['config'])!r})")
+    report = load_state_checked(model, payload["state_dict"], path)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    missing = [k for k in report.missing if (k in trainable or not payload["trainable_only"])
+               and k not in explained_missing(payload)]
+    if missing or report.unexpected:
+        raise AvsynthError(f"--init {path} does not fit {model_cfg['name']}: {report.summary()}")
+    return {"missing": list(report.missing), "unexpected": list(report.unexpected)}
+
+
+def _loss(model, output, labels, device) -> torch.Tensor:
+    """The model's loss; ``labels``: class maps [T, H, W] or a list of [H_i, W_i] (shard rows of
+    their own sizes, each brought to the input size by the model itself)."""
+    if isinstance(labels, torch.Tensor):
+        return model.loss(output, labels.to(device))
+    masks, classes = [], []
+    for lab in labels:
+        m, c = model.labels_from_maps(lab[None].to(device))
+        masks += m
+        classes += c
+    return model.loss_from_labels(output, masks, classes)
+
+
 def train_avss(cfg: AVSSTrainConfig) -> dict:
     """Train and validate (see the module docstring); returns and writes ``OUT/result.json``."""
-    model_cfg = (validate_config(cfg.model, str(cfg.model.get("name", "<config>"))) if isinstance(cfg.model, dict)
-                 else load_config(cfg.model))
-    model_cfg = with_weight_paths(model_cfg, vggish_checkpoint=cfg.vggish_checkpoint,
+    model_cfg = with_weight_paths(_model_config(cfg.model), vggish_checkpoint=cfg.vggish_checkpoint,
                                   mask2former_checkpoint=cfg.mask2former_checkpoint)
     if model_cfg["family"] not in ("aavs", "stepping_stones"):
         raise AvsynthError(f"{model_cfg['name']}: AVSS training takes an aavs / stepping_stones config")
-    recipe = resolve_recipe(model_cfg.get("train", {}), {"epochs": cfg.epochs, "lr": cfg.lr})
+    if len(m2f_labels(model_cfg["mask2former"]["labels"])) < 3:
+        raise AvsynthError(f"{model_cfg['name']}: a binary config (labels {model_cfg['mask2former']['labels']}); "
+                           "an AVSS model needs the 71 labels (mask2former.labels: avss)")
+    if (cfg.data is None) == (cfg.root is None):
+        raise AvsynthError("AVSS training reads one source: AVSBench (--avsbench) or shards (--data)")
+    if cfg.data is not None:
+        if model_cfg["family"] == "stepping_stones":
+            raise AvsynthError(f"{model_cfg['name']}: Stepping Stones needs stage-1 masks, which shards do not "
+                               "have; pre-train a one-stage AAVS config with labels: avss on shards")
+        check_semantic_shards(cfg.data, cfg.train_split, cfg.storage_options)
+    recipe = resolve_recipe(model_cfg.get("train", {}), {"epochs": cfg.epochs, "lr": cfg.lr,
+                                                        "batch_size": cfg.batch_size})
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = build_model(model_cfg).to(device)
@@ -230,14 +301,19 @@ def train_avss(cfg: AVSSTrainConfig) -> dict:
     stepping = isinstance(model, SteppingStones)
     if stepping and cfg.stage1_masks is None:
         raise AvsynthError("a Stepping Stones model needs the stage-1 masks (stage1_masks)")
+    init = load_init(model, cfg.init, model_cfg) if cfg.init is not None else None
     vggish = build_vggish_for(model_cfg)
-    source = AVSBenchSource(Path(cfg.root), subset=cfg.subset)
-    train_videos = source.videos("train")[: cfg.max_videos]
-    val_videos = source.videos("val")[: cfg.val_videos]
-    if stepping and cfg.stage1_checkpoint is not None:
-        write_stage1_masks(cfg.stage1_checkpoint, val_videos, cfg.stage1_masks, device=str(device))
-    train_data = [load_avss_video(v, vggish, train=True) for v in train_videos]
-    val_data = [load_avss_video(v, vggish, train=False) for v in val_videos]
+    if cfg.data is not None:
+        train_data = SemanticShardRows(cfg.data, cfg.train_split, vggish, cfg.storage_options)
+        val_data = SemanticShardRows(cfg.data, cfg.val_split, vggish, cfg.storage_options)
+    else:
+        source = AVSBenchSource(Path(cfg.root), subset=cfg.subset)
+        train_videos = source.videos("train")[: cfg.max_videos]
+        val_videos = source.videos("val")[: cfg.val_videos]
+        if stepping and cfg.stage1_checkpoint is not None:
+            write_stage1_masks(cfg.stage1_checkpoint, val_videos, cfg.stage1_masks, device=str(device))
+        train_data = [load_avss_video(v, vggish, train=True) for v in train_videos]
+        val_data = [load_avss_video(v, vggish, train=False) for v in val_videos]
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -265,12 +341,13 @@ def train_avss(cfg: AVSSTrainConfig) -> dict:
             optimizer = fresh_optimizer(phase_recipe)
         model.train()
         t0, losses = time.perf_counter(), []
-        for idx in torch.randperm(len(train_data), generator=order_gen).tolist():
-            v = train_data[idx]
+        units = (train_data.epoch(order_gen, recipe.batch_size) if isinstance(train_data, SemanticShardRows)
+                 else (train_data[i] for i in torch.randperm(len(train_data), generator=order_gen).tolist()))
+        for v in units:
             batch = model.preprocess(v.frames, device=device)
             stage1 = (v.labels != 0).float().to(device) if stepping else None
             output = _forward(model, batch.images, v.audio.to(device), stage1)
-            loss = model.loss(output, v.labels.to(device))
+            loss = _loss(model, output, v.labels, device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.max_grad_norm is not None:
@@ -291,6 +368,11 @@ def train_avss(cfg: AVSSTrainConfig) -> dict:
             save_checkpoint(model, out / "best.pt", model_cfg)
     result = {"model": model_cfg["name"], "best_miou": best, "best_epoch": best_epoch,
               "train_videos": len(train_data), "val_videos": len(val_data), "history": history}
+    if cfg.data is not None:  # shard rows, not videos
+        result.update(data=str(cfg.data), train_rows=result.pop("train_videos"),
+                      val_rows=result.pop("val_videos"))
+    if init is not None:
+        result["init"] = {"path": str(cfg.init), **init}
     atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
     return result
 
@@ -299,7 +381,9 @@ __all__ = [
     "AVSSTrainConfig",
     "AVSSVideo",
     "evaluate_avss",
+    "is_avss_config",
     "load_avss_video",
+    "load_init",
     "mask_path",
     "read_stage1_masks",
     "train_avss",

@@ -55,6 +55,7 @@ from avsynth.modeling.registry import (
     MODEL_NAMES,
     build_model,
     load_config,
+    m2f_labels,
     pretrained_checkpoint,
     validate_config,
     with_weight_paths,
@@ -289,6 +290,10 @@ class Trainer:
 
         self.config = config
         self.model_config = resolve_model_config(config)
+        if self.model_config["family"] == "stepping_stones" or (
+                "mask2former" in self.model_config and len(m2f_labels(self.model_config["mask2former"]["labels"])) > 2):
+            raise TrainError(f"{self.model_config['name']} is an AVSS model (71 labels); it trains through "
+                             "avsynth.training.avss.train_avss (avsynth train routes it there)")
         self.recipe: Recipe = resolve_recipe(self.model_config.get("train", {}), {
             "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
             "lr_min": config.lr_min, "weight_decay": config.weight_decay,
