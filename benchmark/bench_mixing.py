@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--equal-steps", action="store_true", help="as many training samples, not epochs")
     ap.add_argument("--runs", nargs="+", default=["single", "mix+neg"], choices=["single", "mix+neg"])
+    ap.add_argument("--negatives", type=float, default=0.2, help="--negatives of the mix+neg build")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench-mixing-") as tmp:
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         demo = write_demo(root / "demo", seed=args.seed, scale=size, workers=2)
         sources = SourcePaths(lvis_json=[demo.lvis_train_json, demo.lvis_val_json], coco_root=demo.coco_root,
                               vggsound_csv=demo.vggsound_csv, vggsound_audio=demo.vggsound_audio)
-        builds = {"single": {}, "mix+neg": {"sources_per_row": 2, "negatives": 0.2}}
+        builds = {"single": {}, "mix+neg": {"sources_per_row": 2, "negatives": args.negatives}}
         rows = {}
         for name, extra in builds.items():
             rec = build(BuildOptions(out=root / name, categories=",".join(demo.categories), sources=sources,
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                                        num_workers=0, seed=args.seed, progress=False, log_every=50))
             best = root / f"run-{name}" / "best.pt"
             (ms3,) = zero_shot(best, demo.avsbench_root, subsets=["ms3"], split="test")
-            emit(figure=f"pretrained_on_{name}", epochs=epochs, train_samples=epochs * rows[name], ms3_zero_shot_miou=ms3.miou,
+            emit(figure=f"pretrained_on_{name}", negatives=builds[name].get("negatives", 0.0), epochs=epochs, train_samples=epochs * rows[name], ms3_zero_shot_miou=ms3.miou,
                  ms3_zero_shot_fscore=ms3.fscore, ms3_videos=ms3.videos,
                  own_val_miou=result.best_miou, **negatives_fpr(best, root / "mix+neg"),
                  train_seconds=round(time.perf_counter() - t0, 1))
