@@ -10,7 +10,8 @@ sounding instances; a negative row's mask is empty and its ``semantic_mask`` all
 
 from __future__ import annotations
 
-from avsynth.errors import BuildError, SourceError
+from avsynth.build.inputs import checked_image, counted
+from avsynth.errors import BuildError
 from avsynth.manifest import Manifest
 from avsynth.plan import RowSpec
 from avsynth.sources.records import SkipCounter
@@ -65,13 +66,12 @@ def extended_row(item: RowSpec, opts, skips: SkipCounter, cache: dict, *, base_r
     import numpy as np
 
     from avsynth.media.audio import encode_audio
-    from avsynth.media.checks import Rejected, checked_window
-    from avsynth.media.image import read_image
+    from avsynth.media.checks import checked_window
     from avsynth.media.mask import encode_label_png, encode_png, rasterize
     from avsynth.media.mix import mix
 
     if item.negative:
-        row = _negative_base(item, opts, skips, cache, read_image, encode_png)
+        row = _negative_base(item, opts, skips, cache, encode_png)
     else:
         row = base_row(item, opts, skips, cache)
     if row is None:
@@ -89,13 +89,9 @@ def extended_row(item: RowSpec, opts, skips: SkipCounter, cache: dict, *, base_r
         return samples, win
 
     if len(sources) > 1:
-        try:
-            waves = [window(i, s.clip, s.audio_offset_s)[0] for i, s in enumerate(sources)]
-        except SourceError as err:
-            skips.skip("unreadable audio file", str(err))
-            return None
-        except Rejected as rej:
-            skips.skip(rej.reason, rej.detail)
+        waves = counted(skips, "unreadable audio file",
+                        lambda: [window(i, s.clip, s.audio_offset_s)[0] for i, s in enumerate(sources)])
+        if waves is None:
             return None
         row["audio"] = {"bytes": encode_audio(mix(waves, [s.gain_db for s in sources]), opts.sample_rate,
                                               fmt=opts.audio_format),
@@ -105,15 +101,11 @@ def extended_row(item: RowSpec, opts, skips: SkipCounter, cache: dict, *, base_r
         row["license"] = "; ".join(sorted({i.license for i in item.instances if i.license})
                                    + [f"audio: {s.clip.license}" for s in sources])
     elif item.negative:
-        try:
-            wave, win = window(0, item.clip, item.audio_offset_s)
-            audio = encode_audio(wave, opts.sample_rate, fmt=opts.audio_format)
-        except SourceError as err:
-            skips.skip("unreadable audio file", str(err))
+        got = counted(skips, "unreadable audio file", window, 0, item.clip, item.audio_offset_s)
+        if got is None:
             return None
-        except Rejected as rej:
-            skips.skip(rej.reason, rej.detail)
-            return None
+        wave, win = got
+        audio = encode_audio(wave, opts.sample_rate, fmt=opts.audio_format)
         row["audio"] = {"bytes": audio, "path": f"{item.clip.audio_id}.{opts.audio_format}"}
         row["audio_offset_s"] = float(win.offset_s)
     if len(sources) == 1 and not item.negative:  # the base row checked (and maybe moved) the window
@@ -134,23 +126,13 @@ def extended_row(item: RowSpec, opts, skips: SkipCounter, cache: dict, *, base_r
     return row
 
 
-def _negative_base(item: RowSpec, opts, skips: SkipCounter, cache: dict, read_image, encode_png) -> dict | None:
+def _negative_base(item: RowSpec, opts, skips: SkipCounter, cache: dict, encode_png) -> dict | None:
     """The single-source columns of an off-screen row: the image, an empty mask, the clip."""
     import numpy as np
 
     lab = item.image
-    try:
-        image = cache.get(lab.image_path)
-        if image is None:
-            cache.clear()
-            image = read_image(lab.image_path)
-            cache[lab.image_path] = image
-    except SourceError as err:
-        skips.skip("unreadable image file", str(err))
-        return None
-    if (image.width, image.height) != (lab.width, lab.height):
-        skips.skip("image size differs from its annotation",
-                   f"{lab.image_path}: {image.width}x{image.height} vs {lab.width}x{lab.height}")
+    image = checked_image(cache, lab.image_path, lab.width, lab.height, skips)
+    if image is None:
         return None
     return {
         "id": item.id, "split": item.split, "category": item.category, "category_id": item.category_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avsynth.errors import SourceError
+from avsynth.build.inputs import checked_image, counted
 from avsynth.plan import PoolSpec, RowSpec, ShardSpec
 from avsynth.sources.records import AudioClip, SkipCounter
 
@@ -84,17 +84,11 @@ def note_window(notes: SkipCounter, row: str, planned_s: float, win) -> None:
 
 def pool_row(item: PoolSpec, opts: WorkerOptions, skips: SkipCounter,
              notes: SkipCounter) -> dict | None:
-    from avsynth.media.checks import Rejected
-
-    try:
-        audio, offset = _audio_bytes(item.clip, item.audio_offset_s, item.audio_seconds, opts,
-                                     notes, f"pool:{item.clip.audio_id}")
-    except SourceError as err:
-        skips.skip("unreadable audio file", str(err))
+    got = counted(skips, "unreadable audio file", _audio_bytes, item.clip, item.audio_offset_s,
+                  item.audio_seconds, opts, notes, f"pool:{item.clip.audio_id}")
+    if got is None:
         return None
-    except Rejected as rej:
-        skips.skip(rej.reason, rej.detail)
-        return None
+    audio, offset = got
     return {
         "category": item.category,
         "category_id": item.category_id,
@@ -108,51 +102,28 @@ def pool_row(item: PoolSpec, opts: WorkerOptions, skips: SkipCounter,
 
 def triplet_row(item: RowSpec, opts: WorkerOptions, skips: SkipCounter, cache: dict,
                 notes: SkipCounter | None = None) -> dict | None:
-    from avsynth.media.checks import Rejected
-    from avsynth.media.image import read_image
     from avsynth.media.mask import encode_png, mask_stats, rasterize_checked, union
 
     notes = SkipCounter() if notes is None else notes
     first = item.instances[0]
-    try:
-        image = cache.get(first.image_path)
-        if image is None:
-            cache.clear()  # rows of one image are rarely far apart; keep memory flat
-            image = read_image(first.image_path)
-            cache[first.image_path] = image
-    except SourceError as err:
-        skips.skip("unreadable image file", str(err))
+    image = checked_image(cache, first.image_path, first.width, first.height, skips)
+    if image is None:
         return None
-    if (image.width, image.height) != (first.width, first.height):
-        skips.skip(
-            "image size differs from its annotation",
-            f"{first.image_path}: {image.width}x{image.height} vs {first.width}x{first.height}",
-        )
-        return None
-    try:
-        masks = [rasterize_checked(i.mask, image.width, image.height,
-                                   f"{i.source}:{i.image_id}:{i.annotation_id}")
-                 for i in item.instances]
-    except SourceError as err:
-        skips.skip("unreadable mask", str(err))
-        return None
-    except Rejected as rej:
-        skips.skip(rej.reason, rej.detail)
+    masks = counted(skips, "unreadable mask", lambda: [
+        rasterize_checked(i.mask, image.width, image.height, f"{i.source}:{i.image_id}:{i.annotation_id}")
+        for i in item.instances])
+    if masks is None:
         return None
     mask = masks[0] if len(masks) == 1 else union(masks)
     area, bbox = mask_stats(mask)
     if area <= 0.0:
         skips.skip("empty mask", f"{first.source}:{first.image_id}:{first.annotation_id}")
         return None
-    try:
-        audio, offset = _audio_bytes(item.clip, item.audio_offset_s, item.audio_seconds, opts,
-                                     notes, item.id)
-    except SourceError as err:
-        skips.skip("unreadable audio file", str(err))
+    got = counted(skips, "unreadable audio file", _audio_bytes, item.clip, item.audio_offset_s,
+                  item.audio_seconds, opts, notes, item.id)
+    if got is None:
         return None
-    except Rejected as rej:
-        skips.skip(rej.reason, rej.detail)
-        return None
+    audio, offset = got
     licenses = sorted({i.license for i in item.instances if i.license})
     return {
         "id": item.id,
