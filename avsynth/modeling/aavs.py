@@ -386,14 +386,10 @@ def load_official_aavs(model: Aavs, path: str | Path) -> list[str]:
     fit; returns this model's keys the file does not hold (transformers 5's unused Swin
     ``layernorm``)."""
     from avsynth.errors import SourceError
+    from avsynth.modeling.sam import read_state_dict
 
     p = Path(path)
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a bad file
-        raise SourceError(p, f"not a loadable state dict (torch.load weights_only=True): {err}") from err
-    if not isinstance(state, Mapping):
-        raise SourceError(p, "not a state dict")
+    state = read_state_dict(p, "AAVS / Stepping Stones state dict")
     try:
         converted = convert_official_aavs(state)
     except KeyError as err:

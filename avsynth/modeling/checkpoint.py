@@ -27,7 +27,7 @@ from avsynth.io import atomic_open
 from avsynth.modeling.base import AVSegmenter
 from avsynth.modeling.official import FORMATS, convert_official, detect_format, state_dict_of
 from avsynth.modeling.registry import build_model, pretrained_checkpoint, validate_config
-from avsynth.modeling.sam import CheckpointError, load_state_checked, read_state_dict
+from avsynth.modeling.sam import CheckpointError, load_state_checked, load_torch_file, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,7 @@ def save_checkpoint(
 def read_checkpoint(path: str | Path) -> dict:
     """The raw checkpoint payload (validated format), loaded with ``weights_only=True``."""
     p = Path(path)
-    if not p.is_file():
-        raise SourceError(p, "model checkpoint not found")
-    try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise SourceError(p, f"not a loadable checkpoint (torch.load weights_only=True): {err}") from err
+    payload = load_torch_file(p, "model checkpoint")
     if isinstance(payload, Mapping) and payload.get("format") == FORMAT:
         return dict(payload)
     state = state_dict_of(payload)
@@ -94,12 +89,7 @@ def convert_checkpoint_file(src: str | Path, dst: str | Path, fmt: str | None = 
     None, conversion report)``; refuses (CheckpointError) a file with unexpected or unexplained
     missing keys, writing nothing."""
     src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise SourceError(src, "checkpoint not found")
-    try:
-        raw = torch.load(src, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise SourceError(src, f"not a loadable checkpoint (torch.load weights_only=True): {err}") from err
+    raw = load_torch_file(src, "checkpoint")
     state = state_dict_of(raw)
     if state is None:
         raise SourceError(src, "holds no state dict (a mapping of tensor names to tensors)")

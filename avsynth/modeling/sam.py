@@ -187,15 +187,22 @@ class LoadReport:
         return "; ".join(parts) or "all keys matched"
 
 
-def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
-    """``torch.load(path, weights_only=True)`` → a flat {name: tensor} dict, or a clear error."""
+def load_torch_file(path: str | Path, what: str):
+    """``torch.load(path, map_location="cpu", weights_only=True)``, or a one-line SourceError naming
+    the file and ``what`` it should be (missing, or not loadable)."""
     p = Path(path)
     if not p.is_file():
         raise SourceError(p, f"{what} not found")
     try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file
         raise SourceError(p, f"not a loadable {what} (torch.load weights_only=True): {err}") from err
+
+
+def read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
+    """``torch.load(path, weights_only=True)`` → a flat {name: tensor} dict, or a clear error."""
+    p = Path(path)
+    state = load_torch_file(p, what)
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SourceError(p, f"{what} is not a state dict of tensors")
     return dict(state)
