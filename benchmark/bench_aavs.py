@@ -4,31 +4,37 @@ One JSON line per figure:
 
 * S4: a tiny AAVS fine-tuned on the demo S4 train videos with the real audio, and the same run with
   the audio zeroed / shuffled in training and validation (audio-blind controls): validation mIoU / F;
-* AVSS: stage 1 (tiny AAVS on the binary masks of the AVSS videos, the ordinary trainer), its
-  predictions written once as PNGs, stage 2 (tiny Stepping Stones) trained on them, against a
-  one-stage tiny AVSS model (the same config as a plain 71-label AAVS: no stage-1 masks): validation
-  mIoU with / without background;
+* AVSS (on the ``avss`` demo scale: 8 classes, each sounding in about 9 train videos): stage 1 (tiny
+  AAVS on the binary masks of the AVSS videos, the ordinary trainer), its predictions of the val and
+  test videos written once as PNGs, stage 2 (tiny Stepping Stones: ground-truth masks in training,
+  the stage-1 PNGs in validation / test) against a one-stage tiny AVSS model (``aavs-avss71-tiny``,
+  the same Mask2Former, no masks), same videos, seed, epochs and learning rate: best validation
+  mIoU, then that checkpoint on the test split under both protocols (``official``, ``stepping_stones``)
+  with / without background (``[1:]`` and the official ``[:-1]``);
 * CPU step time of each run (steps/s, one video or batch per step).
 
-Usage: ``python benchmark/bench_aavs.py [--s4-epochs 12] [--avss-epochs 12] [--threads 1]``.
+Usage: ``python benchmark/bench_aavs.py [--s4-epochs 12] [--avss-epochs 12] [--threads 1]``;
+AVSS only: ``--part avss [--avss-scale avss] [--avss-epochs 12] [--avss-lr 3e-3] [--lr 3e-3]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from avsynth.demo import write_demo
-from avsynth.modeling.registry import load_config
-from avsynth.sources.avsbench import AVSBenchSource
-from avsynth.training.avss import AVSSTrainConfig, train_avss, write_stage1_masks
+from avsynth.evaluation.metrics import avss_class_names
+from avsynth.protocols.avss import AVSSBenchConfig, run_avss_bench
+from avsynth.sources.avsbench import OFFICIAL_SIZE, AVSBenchSource, load_mask
+from avsynth.training.avss import AVSSTrainConfig, read_stage1_masks, train_avss, write_stage1_masks
 from avsynth.training.trainer import TrainConfig, train
 
 
@@ -49,6 +55,93 @@ def run_trainer(out: Path, root: Path, subset: str, epochs: int, audio: str, see
             "wall_s": round(time.perf_counter() - t0, 1)}
 
 
+AVSS_MODELS = {"two-stage": "stepping-stones-tiny", "one-stage": "aavs-avss71-tiny"}
+AVSS_FIGURES = ("miou", "miou_no_bg", "miou_official_no_bg", "fscore", "fscore_no_bg", "fscore_official_no_bg",
+                "classes_present", "frames")
+
+
+def avss_test(checkpoint: Path, root: Path, masks: Path | None, stage1: Path | None) -> dict:
+    """The checkpoint on the AVSS test split under both named protocols (``official``: v1s / v1m padded
+    to 10 frames; ``stepping_stones``: the annotated frames), with / without background ([1:] and the
+    official [:-1]); a Stepping Stones model reads the stage-1 PNGs of the test videos (written once)."""
+    rep = run_avss_bench(AVSSBenchConfig(checkpoint=checkpoint, avsbench=root, out=checkpoint.parent / "test",
+                                         stage1_masks=masks, stage1_checkpoint=stage1, split="test", device="cpu"))
+    return {name: {k: r[k] for k in AVSS_FIGURES} for name, r in rep["protocols"].items()}
+
+
+def run_avss(args, work: Path, default_demo: Path | None) -> None:
+    """Stage 1 (the binary AAVS on the AVSS videos, ordinary trainer) and its masks of the val / test
+    videos, written once; then the two-stage (Stepping Stones) and the one-stage (71-label AAVS) tiny
+    models on the same videos, seed, epochs and learning rate, best-on-validation checkpoints scored
+    on the test split."""
+    if args.avss_demo is not None:
+        root = args.avss_demo / "avsbench"
+    elif args.avss_scale == "default" and default_demo is not None:
+        root = default_demo / "avsbench"
+    else:
+        root = Path(write_demo(work / f"demo-{args.avss_scale}", seed=0, scale=args.avss_scale, workers=2).avsbench_root)
+    emit(task="avss-tree", scale=args.avss_scale, **avss_tree(root))
+    stage1 = args.stage1
+    if stage1 is None:
+        epochs = args.avss_stage1_epochs or args.avss_epochs
+        s1 = run_trainer(work / "avss-stage1", root, "avss", epochs, "real", args.seed, args.lr)
+        emit(task="avss-stage1", model="aavs-tiny", epochs=epochs, lr=args.lr, seed=args.seed, **s1)
+        stage1 = work / "avss-stage1" / "best.pt"
+    masks = work / "stage1-masks"
+    source = AVSBenchSource(root, subset="avss")
+    for split in ("val", "test"):
+        videos = source.videos(split)
+        t0 = time.perf_counter()
+        w = write_stage1_masks(stage1, videos, masks)
+        again = write_stage1_masks(stage1, videos, masks)
+        emit(task="avss-stage1-masks", split=split, videos=len(videos), written=w["written"],
+             kept_on_rerun=again["kept"], seconds=round(time.perf_counter() - t0, 1),
+             binary_miou_vs_gt=stage1_quality(videos, masks))
+    for key in [m for m in args.avss_models.split(",") if m]:
+        name = AVSS_MODELS[key]
+        t0 = time.perf_counter()
+        out = work / name
+        r = train_avss(AVSSTrainConfig(root=root, out=out, model=name, stage1_masks=masks, epochs=args.avss_epochs,
+                                       lr=args.avss_lr, seed=args.seed, device="cpu"))
+        best = max(r["history"], key=lambda h: h["val_miou"])
+        steps = r["train_videos"] * len(r["history"])
+        train_s = sum(h["seconds"] for h in r["history"])
+        emit(task="avss", model=f"{name} ({key})", scale=args.avss_scale, epochs=args.avss_epochs, lr=args.avss_lr,
+             seed=args.seed, val_best_miou=r["best_miou"], val_best_miou_no_bg=best["val_miou_no_bg"],
+             best_epoch=r["best_epoch"], train_videos=r["train_videos"], val_videos=r["val_videos"],
+             final_train_loss=round(r["history"][-1]["train_loss"], 3), s_per_step=round(train_s / steps, 3),
+             wall_s=round(time.perf_counter() - t0, 1),
+             test=avss_test(out / "best.pt", root, masks if key == "two-stage" else None, stage1))
+
+
+def avss_tree(root: Path) -> dict:
+    """Videos per split and the number of train videos each class sounds in (from the masks)."""
+    source = AVSBenchSource(root, subset="avss")
+    per_class = Counter()
+    for v in source.videos("train"):
+        present = set()
+        for i, annotated in enumerate(v.annotated):
+            if annotated:
+                present |= set(np.unique(load_mask(v.mask_paths[i], "semantic", (OFFICIAL_SIZE,) * 2)).tolist())
+        per_class.update(present - {0})
+    names = avss_class_names(71)
+    return {"videos": {s: len(source.videos(s)) for s in ("train", "val", "test")},
+            "train_videos_per_class": {names[c]: n for c, n in sorted(per_class.items())}}
+
+
+def stage1_quality(videos, masks: Path) -> float:
+    """Mean per-frame IoU of the stage-1 PNGs against the binary ground truth (annotated frames)."""
+    ious = []
+    for v in videos:
+        for i, annotated in enumerate(v.annotated):
+            if annotated:
+                gt = load_mask(v.mask_paths[i], "binary", (OFFICIAL_SIZE,) * 2) > 0
+                pred = read_stage1_masks(masks, v, [i])[0].numpy() > 0.5
+                union = (gt | pred).sum()
+                ious.append(1.0 if union == 0 else float((gt & pred).sum() / union))
+    return round(float(np.mean(ious)), 4)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--s4-epochs", type=int, default=12)
@@ -62,42 +155,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=None, help="Working folder (default: a temporary one).")
     ap.add_argument("--demo", type=Path, default=None,
                     help="An existing `avsynth demo` folder (default scale, seed 0) instead of writing one.")
+    ap.add_argument("--avss-scale", default="avss",
+                    help="Demo scale of the AVSS tree (default: avss, 8 classes; `default` = the 46-category tree).")
+    ap.add_argument("--avss-demo", type=Path, default=None,
+                    help="An existing `avsynth demo --scale avss` folder (seed 0) for the AVSS part.")
+    ap.add_argument("--avss-stage1-epochs", type=int, default=None, help="AVSS stage-1 epochs (default: --avss-epochs).")
+    ap.add_argument("--avss-models", default="two-stage,one-stage", help="AVSS runs: comma list of two-stage, one-stage.")
+    ap.add_argument("--stage1", type=Path, default=None,
+                    help="An existing stage-1 best.pt (trained on the same tree) instead of training one.")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-aavs-"))
-    if args.demo is not None:
-        root = args.demo / "avsbench"
-    else:
-        root = Path(write_demo(work / f"demo-{args.part}", seed=0, scale="default", workers=2).avsbench_root)
+    if args.part in ("all", "s4"):
+        root = (args.demo / "avsbench" if args.demo is not None else
+                Path(write_demo(work / f"demo-{args.part}", seed=0, scale="default", workers=2).avsbench_root))
     for audio in args.s4_audio.split(",") if args.part in ("all", "s4") else ():
         r = run_trainer(work / f"s4-{audio}", root, "s4", args.s4_epochs, audio, args.seed, args.lr)
         emit(task="s4", model="aavs-tiny", audio=audio, epochs=args.s4_epochs, lr=args.lr, seed=args.seed, **r)
     if args.part == "s4":
         return 0
-    # AVSS stage 1: the binary AAVS on the AVSS videos, then its masks of the val videos, written once
-    s1 = run_trainer(work / "avss-stage1", root, "avss", args.avss_epochs, "real", args.seed, args.lr)
-    emit(task="avss-stage1", model="aavs-tiny", epochs=args.avss_epochs, seed=args.seed, **s1)
-    val = AVSBenchSource(root, subset="avss").videos("val")
-    masks = work / "stage1-masks"
-    t0 = time.perf_counter()
-    w = write_stage1_masks(work / "avss-stage1" / "best.pt", val, masks)
-    again = write_stage1_masks(work / "avss-stage1" / "best.pt", val, masks)
-    emit(task="avss-stage1-masks", videos=len(val), written=w["written"], kept_on_rerun=again["kept"],
-         seconds=round(time.perf_counter() - t0, 1))
-    one_stage = copy.deepcopy(load_config("stepping-stones-tiny"))
-    one_stage.update(name="aavs-avss71-tiny", family="aavs")
-    for name, cfg in (("stepping-stones-tiny (two-stage)", "stepping-stones-tiny"),
-                      ("aavs-avss71-tiny (one-stage)", one_stage)):
-        t0 = time.perf_counter()
-        r = train_avss(AVSSTrainConfig(root=root, out=work / name.split()[0], model=cfg, stage1_masks=masks,
-                                       epochs=args.avss_epochs, lr=args.avss_lr, seed=args.seed, device="cpu"))
-        best = max(r["history"], key=lambda h: h["val_miou"])
-        steps = sum(r["train_videos"] for _ in r["history"])
-        train_s = sum(h["seconds"] for h in r["history"])
-        emit(task="avss", model=name, epochs=args.avss_epochs, lr=args.avss_lr, seed=args.seed, best_miou=r["best_miou"],
-             best_miou_no_bg=best["val_miou_no_bg"], best_fscore=best["val_fscore"], best_epoch=r["best_epoch"],
-             train_videos=r["train_videos"], val_videos=r["val_videos"], s_per_step=round(train_s / steps, 3),
-             wall_s=round(time.perf_counter() - t0, 1))
+    run_avss(args, work, args.demo)
     return 0
 
 

@@ -82,6 +82,25 @@ SCALES: dict[str, DemoSize] = {
         avs_images=6,
         max_categories=5,
     ),
+    # The demo AVSS tree: the first 8 categories of the manifest (for avs-synthetic-46 all 8 are
+    # AVSBench-semantic classes) in 6 S4 train videos each plus 24 MS3 train videos, so every class
+    # sounds in about 9 train videos (the default tree: 1-4 videos for each of 34 classes, and 14
+    # of its 46 categories are no AVSS class, i.e. background in the semantic masks). The other
+    # corpora are kept small.
+    "avss": DemoSize(
+        "avss",
+        images_per_category=4,
+        oi_images_per_category=0,
+        val_every=4,
+        clips_train=2,
+        clips_test=2,
+        missing_rows=2,
+        extra_label_rows=1,
+        v1s=(48, 16, 16),
+        v1m=(24, 8, 8),
+        avs_images=8,
+        max_categories=8,
+    ),
 }
 
 
