@@ -84,7 +84,7 @@ SCALES: dict[str, DemoSize] = {
     ),
     # The demo AVSS tree: the first 8 categories of the manifest (for avs-synthetic-46 all 8 are
     # AVSBench-semantic classes) in 6 S4 train videos each plus 24 MS3 train videos, so every class
-    # sounds in about 9 train videos (the default tree: 1-4 videos for each of 34 classes, and 14
+    # sounds in about 9 train videos (the default tree: 1-4 videos for each of 34 classes, and 11
     # of its 46 categories are no AVSS class, i.e. background in the semantic masks). The other
     # corpora are kept small.
     "avss": DemoSize(
