@@ -56,6 +56,34 @@ def run_trainer(out: Path, root: Path, subset: str, epochs: int, audio: str, see
             "wall_s": round(time.perf_counter() - t0, 1)}
 
 
+def audio_probe(root: Path) -> dict:
+    """Can aavs-tiny's frozen (random, seeded) VGGish tell the S4 categories apart? Nearest centroid
+    (cosine and Euclidean) over the per-second 128-d vectors: centroids from the train videos,
+    accuracy on every second of the val + test videos."""
+    import numpy as np
+
+    from avsynth.modeling.registry import build_vggish_for
+    from avsynth.sources.avsbench import audio_windows, load_audio
+
+    vgg = build_vggish_for(load_config("aavs-tiny"))
+    src = AVSBenchSource(root, subset="s4")
+    vecs, cats, train = [], [], []
+    for split in ("train", "val", "test"):
+        for v in src.videos(split):
+            e = vgg.embed_windows(audio_windows(load_audio(v.audio_path), v.num_frames), 16000).numpy()
+            vecs += list(e)
+            cats += [v.a_obj] * len(e)
+            train += [split == "train"] * len(e)
+    x, y, tr = np.stack(vecs), np.array(cats), np.array(train)
+    names = sorted(set(y[tr]))
+    out = {"vectors": int(len(x)), "categories": len(names), "chance": round(1 / len(names), 3)}
+    for kind, z in (("euclidean", x), ("cosine", x / np.linalg.norm(x, axis=1, keepdims=True))):
+        centroids = np.stack([z[tr & (y == c)].mean(0) for c in names])
+        pred = np.array(names)[((z[~tr][:, None] - centroids[None]) ** 2).sum(-1).argmin(1)]
+        out[f"nearest_centroid_{kind}"] = round(float((pred == y[~tr]).mean()), 3)
+    return out
+
+
 def s4_test(checkpoint: Path, root: Path) -> dict:
     """The checkpoint on the S4 test split (official 224² metric, F grouped per 4 videos) with the
     four controls of ``avsynth bench`` (the audio of the same model zeroed / shuffled at test time,
@@ -87,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("all", "s4"):
         s4_root = (args.s4_demo / "avsbench" if args.s4_demo is not None else
                    Path(write_demo(work / "demo-s4", seed=0, scale=args.s4_scale, workers=2).avsbench_root))
+        emit(task="s4-audio-probe", scale=args.s4_scale, **audio_probe(s4_root))
         for audio in args.s4_audio.split(","):
             r = run_trainer(work / f"s4-{audio}", s4_root, "s4", args.s4_epochs, audio, args.seed, args.lr)
             emit(task="s4", model="aavs-tiny", audio=audio, epochs=args.s4_epochs, lr=args.lr, seed=args.seed,
