@@ -25,7 +25,8 @@ selection() {
     sources/vggsound) echo "tests/test_sources_vggsound.py" ;;
     sources/avsbench) echo "tests/test_avsbench.py" ;;
     sources/avs_v3) echo "tests/test_bench.py::test_shipped_avs_v3_splits_are_the_gavs_files tests/test_bench.py::test_avs_v3_selection_on_a_tree_from_the_real_metadata" ;;
-    sources/records|sources/_files) echo "tests/test_sources_lvis.py tests/test_sources_openimages.py tests/test_sources_vggsound.py tests/test_sources_avs_synthetic.py" ;;
+    sources/records) echo "tests/test_kills_records.py" ;;
+    sources/_files) echo "tests/test_kills_files.py" ;;
     media/mask) echo "tests/test_media.py tests/test_properties.py tests/test_mutation_kills.py" ;;
     media/image|media/audio) echo "tests/test_media.py" ;;
     shards/writer) echo "tests/test_shards.py tests/test_mutation_kills.py" ;;
@@ -33,7 +34,8 @@ selection() {
     shards/record) echo "tests/test_record.py tests/test_shards.py" ;;
     build/runner) echo "tests/test_build.py tests/test_mutation_kills.py tests/test_write_failure.py" ;;
     build/rows) echo "tests/test_build.py tests/test_mutation_kills.py" ;;
-    modeling/sama_avs|modeling/adapters|modeling/gavs) echo "tests/test_models.py tests/test_mutation_kills.py" ;;
+    modeling/adapters|modeling/sama_avs) echo "tests/test_kills_models.py tests/test_official_sama_avs.py::test_forward_loss_and_gradients_match_the_official_code tests/test_official_sama_avs.py::test_dense_pe_is_random_and_no_mask_embed_trains_in_the_official_recipe" ;;
+    modeling/gavs) echo "tests/test_models.py tests/test_mutation_kills.py" ;;
     modeling/vggish) echo "tests/test_vggish.py" ;;
     hub) echo "tests/test_hub.py" ;;
     *) return 1 ;;
