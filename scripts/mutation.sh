@@ -24,7 +24,8 @@ selection() {
     sources/openimages) echo "tests/test_sources_openimages.py" ;;
     sources/vggsound) echo "tests/test_sources_vggsound.py" ;;
     sources/avsbench) echo "tests/test_avsbench.py" ;;
-    sources/avs_v3) echo "tests/test_bench.py::test_shipped_avs_v3_splits_are_the_gavs_files tests/test_bench.py::test_avs_v3_selection_on_a_tree_from_the_real_metadata" ;;
+    sources/avs_v3) echo "tests/test_kills_avs_v3.py tests/test_bench.py::test_shipped_avs_v3_splits_are_the_gavs_files" ;;
+    sources/vggss|sources/flickr_soundnet) echo "tests/test_kills_localization_sources.py" ;;
     sources/records) echo "tests/test_kills_records.py" ;;
     sources/_files) echo "tests/test_kills_files.py" ;;
     media/mask) echo "tests/test_media.py tests/test_properties.py tests/test_mutation_kills.py" ;;
@@ -44,7 +45,8 @@ selection() {
 
 if [[ ${1:-} == "--list" ]]; then
   for m in evaluation/metrics plan sources/avs_synthetic sources/lvis sources/openimages \
-           sources/vggsound sources/avsbench sources/avs_v3 sources/records sources/_files media/mask \
+           sources/vggsound sources/avsbench sources/avs_v3 sources/vggss sources/flickr_soundnet \
+           sources/records sources/_files media/mask \
            media/image media/audio shards/writer shards/verify shards/record build/runner build/rows \
            modeling/sama_avs modeling/adapters modeling/gavs modeling/vggish hub; do
     printf '%-22s %s\n' "$m" "$(selection "$m")"
@@ -73,6 +75,9 @@ open(path, "w", encoding="utf-8").write(text.rstrip("\n") + "\n\n" + block)
 PY
 export AVSYNTH_SHARED=${AVSYNTH_SHARED:-$(cd "$repo/.." && pwd)/shared}
 unset PYTHONPATH
+# one intra-op thread: mutmut forks its children after the stats run has started torch's OpenMP
+# pool, and a forked child that uses that pool can hang (seen as mutmut "timeouts")
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 cd "$work"
 echo "mutating avsynth/$mod.py in $work with: $tests" >&2
 names=()

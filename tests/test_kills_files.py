@@ -4,6 +4,7 @@ one-line errors — on files written here, with hand-stated expectations."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,6 +35,8 @@ def test_dir_index_lists_plain_files_once(tmp_path):
 def test_image_size_reads_the_header(tmp_path):
     Image.new("RGB", (7, 5)).save(tmp_path / "i.jpg")
     assert image_size(tmp_path / "i.jpg") == (7, 5)
+    Image.new("L", (1, 1)).save(tmp_path / "dot.png")  # the smallest image is still an image
+    assert image_size(tmp_path / "dot.png") == (1, 1)
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     assert image_size(tmp_path / "bad.jpg") is None
     assert image_size(tmp_path / "missing.jpg") is None
@@ -108,10 +111,17 @@ def test_open_text_and_csv_rows(tmp_path):
     assert err(tmp_path / "latin.csv") == (f"{tmp_path / 'latin.csv'}: the list is not UTF-8 text (byte 5); "
                                            "it is not a CSV text file")
     # a multi-byte character cut by the 64 KiB probe is not an error: the file is valid UTF-8
-    cut = b"a," * 32767 + b"\xc3\xa9\n"  # 65534 bytes + "é" straddling the boundary
+    cut = b"a," * 32767 + b"a\xc3\xa9\n"  # 65535 bytes, then "é" straddling the 65,536-byte probe
     (tmp_path / "cut.csv").write_bytes(cut)
     rows = list(csv_rows(tmp_path / "cut.csv", "the list"))
-    assert len(rows) == 1 and rows[0][1][-1] == "é"
+    assert len(rows) == 1 and rows[0][1][-1] == "aé"
+    # the probe is the first 64 KiB: a NUL byte after it is not refused, csv reads it as text
+    (tmp_path / "nul_late.csv").write_bytes(b"x" * 65536 + b"\x00,y\n")
+    assert list(csv_rows(tmp_path / "nul_late.csv", "the list")) == [(1, ["x" * 65536 + "\x00", "y"])]
+    # a quoted field may hold a line break, kept as written (the file is opened with newline="")
+    (tmp_path / "multi.csv").write_bytes(b'id,text\r\n1,"two\r\nlines"\r\n2,z\r\n')
+    assert list(csv_rows(tmp_path / "multi.csv", "the list")) == [
+        (1, ["id", "text"]), (3, ["1", "two\r\nlines"]), (4, ["2", "z"])]
     # an invalid byte beyond the probe: decoding error while reading, named with its line
     late = b"x,y\n" * 20000 + b"bad,\xff\xfe\n"
     (tmp_path / "late.csv").write_bytes(late)
@@ -123,3 +133,13 @@ def test_open_text_and_csv_rows(tmp_path):
     assert err(tmp_path / "bad.csv") == (f"{tmp_path / 'bad.csv'}: malformed CSV at line 2: "
                                          "field larger than field limit (131072)")
 
+
+def test_open_text_read_error_is_one_line():
+    """A file that exists but cannot be read: /proc/self/mem is a regular file whose read at
+    offset 0 fails with EIO (whoever runs the test, root included)."""
+    mem = Path("/proc/self/mem")
+    if not mem.is_file():
+        pytest.skip("no /proc/self/mem (not Linux)")
+    with pytest.raises(SourceError) as e:
+        open_text(mem, "the list")
+    assert str(e.value) == "/proc/self/mem: cannot read the list: Input/output error"

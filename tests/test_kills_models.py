@@ -86,3 +86,103 @@ def test_audio_prompt_mlp_is_linear_gelu_linear():
     assert (first.in_features, first.out_features, second.out_features) == (4, 6, 3)
     want = gelu(audio @ first.weight.T + first.bias) @ second.weight.T + second.bias
     assert torch.allclose(mlp(audio), want, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- sama_avs
+
+
+@pytest.fixture(scope="module")
+def tiny_sam_state():
+    torch.manual_seed(0)
+    return build_sam(SAM_ARCHS["tiny"]).state_dict()
+
+
+def tiny_sama(state, **kwargs) -> SamaAvs:
+    sam = build_sam(SAM_ARCHS["tiny"])
+    sam.load_state_dict(state)
+    return SamaAvs(sam, **kwargs)
+
+
+def inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(2, 3, 64, 64, generator=g), torch.randn(2, 128, generator=g),
+            (torch.rand(2, 1, 64, 64, generator=g) > 0.6).float())
+
+
+def bce_plus_soft_iou(logits, gt, bce_w, iou_w, eps):
+    """BCE with logits + (1 - (Σpg + eps) / (Σ(p + g - pg) + eps)), written out."""
+    p = torch.sigmoid(logits)
+    bce = -(gt * torch.log(p) + (1 - gt) * torch.log(1 - p)).mean()
+    inter = (p * gt).flatten(1).sum(1)
+    union = (p + gt - p * gt).flatten(1).sum(1)
+    return bce_w * bce + iou_w * (1 - (inter + eps) / (union + eps)).mean()
+
+
+def test_sama_defaults_are_avsynths_former_recipe(tiny_sam_state):
+    model = tiny_sama(tiny_sam_state)
+    assert model.recipe() == {"resize": "longest", "pretrained_dense_pe": True,
+                              "loss_resolution": "low_res", "iou_eps": 1.0}
+    assert not model.grad_checkpointing
+    down, up = model.adapters.down, model.adapters.shared_up
+    assert len(down) == len(model.sam.image_encoder.blocks)
+    assert (down[0].in_features, down[0].out_features, up.in_features) == (128, 512, 512)
+    assert up.out_features == model.sam.image_encoder.patch_embed.proj.out_channels
+    small = tiny_sama(tiny_sam_state, audio_dim=8, adapter_dim=4)
+    assert (small.adapters.down[1].in_features, small.adapters.shared_up.in_features) == (8, 4)
+    # pretrained dense PE (default): SAM's values kept and frozen
+    pe = model.sam.prompt_encoder
+    assert torch.equal(pe.pe_layer.positional_encoding_gaussian_matrix,
+                       tiny_sam_state["prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"])
+    assert torch.equal(pe.no_mask_embed.weight, tiny_sam_state["prompt_encoder.no_mask_embed.weight"])
+    with pytest.raises(ValueError, match=r"^loss_resolution must be one of \('input', 'low_res'\), got 'full'$"):
+        tiny_sama(tiny_sam_state, loss_resolution="full")
+
+
+def test_sama_trainable_set(tiny_sam_state):
+    for pretrained in (True, False):
+        model = tiny_sama(tiny_sam_state, pretrained_dense_pe=pretrained)
+        names = {n for n, _ in model.named_parameters()}
+        decoder = {n for n in names if n.startswith("sam.mask_decoder.")
+                   and not n.startswith("sam.mask_decoder.iou_prediction_head.")
+                   and not (n.startswith("sam.mask_decoder.output_hypernetworks_mlps.")
+                            and not n.startswith("sam.mask_decoder.output_hypernetworks_mlps.0."))}
+        want = {n for n in names if n.startswith("adapters.")} | decoder
+        if not pretrained:
+            want.add("sam.prompt_encoder.no_mask_embed.weight")
+        assert "sam.mask_decoder.output_hypernetworks_mlps.0.layers.0.weight" in decoder
+        assert {n for n, p in model.named_parameters() if p.requires_grad} == want
+
+
+def test_sama_encoder_audio_before_each_block_and_none_is_vanilla(tiny_sam_state):
+    model = tiny_sama(tiny_sam_state).eval()
+    fill(model.adapters, 4)
+    images, audio, _ = inputs()
+    enc = model.sam.image_encoder
+    with torch.no_grad():
+        vanilla = enc(images)
+        assert torch.equal(model.encode_image(images, None), vanilla)
+        x = enc.patch_embed(images) + enc.pos_embed  # SAM's encoder, written out, tokens + audio
+        for i, blk in enumerate(enc.blocks):
+            x = blk(x + model.adapters(audio, i))
+        want = enc.neck(x.permute(0, 3, 1, 2))
+        got = model.encode_image(images, audio)
+    assert torch.allclose(got, want, atol=1e-5) and not torch.allclose(got, vanilla, atol=1e-3)
+
+
+def test_sama_loss_at_both_resolutions_and_weights(tiny_sam_state):
+    images, audio, gt = inputs(1)
+    model = tiny_sama(tiny_sam_state, bce_weight=2.0, iou_weight=3.0).eval()
+    with torch.no_grad():
+        out = model(images, audio)
+        low = out.logits
+        assert low.shape == (2, 1, 32, 32)
+        small_gt = gt[:, :, ::2, ::2]  # nearest 64 → 32 takes pixel 2k (floor(k · 64/32))
+        assert torch.allclose(model.loss(out, gt), bce_plus_soft_iou(low, small_gt, 2.0, 3.0, 1.0), atol=1e-5)
+        model.loss_resolution, model.iou_eps = "input", 0.0
+        up = torch.nn.functional.interpolate(low, size=(64, 64), mode="bilinear", align_corners=False)
+        assert torch.allclose(model.loss(out, gt), bce_plus_soft_iou(up, gt, 2.0, 3.0, 0.0), atol=1e-5)
+    plain = tiny_sama(tiny_sam_state).eval()  # default weights 1 : 1
+    with torch.no_grad():
+        out = plain(images, audio)
+        assert torch.allclose(plain.loss(out, gt), bce_plus_soft_iou(out.logits, gt[:, :, ::2, ::2], 1.0, 1.0, 1.0),
+                              atol=1e-5)
