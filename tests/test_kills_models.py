@@ -186,3 +186,40 @@ def test_sama_loss_at_both_resolutions_and_weights(tiny_sam_state):
         out = plain(images, audio)
         assert torch.allclose(plain.loss(out, gt), bce_plus_soft_iou(out.logits, gt[:, :, ::2, ::2], 1.0, 1.0, 1.0),
                               atol=1e-5)
+
+
+def test_sama_forward_is_sams_own_decoder_on_the_audio_embeddings(tiny_sam_state):
+    """Logits and predicted IoU = segment_anything's MaskDecoder (single mask, no prompts: SAM's
+    own prompt encoder with nothing given) on the audio-conditioned embeddings, image by image."""
+    model = tiny_sama(tiny_sam_state).eval()
+    fill(model.adapters, 5)
+    images, audio, _ = inputs(2)
+    sam = model.sam
+    with torch.no_grad():
+        out = model(images, audio)
+        emb = model.encode_image(images, audio)
+        sparse, dense = sam.prompt_encoder(points=None, boxes=None, masks=None)
+        for i in range(2):
+            masks, iou = sam.mask_decoder(image_embeddings=emb[i:i + 1], image_pe=sam.prompt_encoder.get_dense_pe(),
+                                          sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                          multimask_output=False)
+            assert torch.allclose(out.logits[i:i + 1], masks, atol=1e-5)
+            assert out.iou.shape == (2, 1) and torch.allclose(out.iou[i:i + 1], iou, atol=1e-5)
+
+
+def test_sama_grad_checkpointing_recomputes_each_block_in_backward(tiny_sam_state):
+    """The option exists to trade time for memory: with it, each ViT block runs twice in a
+    training step (forward, then again in backward); without it once; in eval once either way."""
+    images, audio, gt = inputs(3)
+    for flag, want in ((True, 2), (False, 1)):
+        model = tiny_sama(tiny_sam_state, grad_checkpointing=flag).train()
+        calls = []
+        for blk in model.sam.image_encoder.blocks:
+            blk.register_forward_pre_hook(lambda m, args: calls.append(m))
+        model.loss(model(images, audio), gt).backward()
+        n = len(model.sam.image_encoder.blocks)
+        assert len(calls) == want * n, flag
+        calls.clear()
+        with torch.no_grad():
+            model.eval()(images, audio)
+        assert len(calls) == n
