@@ -56,6 +56,8 @@ def test_k_shot_file_filled_from_metadata(tmp_path):
     assert isinstance(split, AVSV3Split) and split.name == "3_shot_train" and split.uids == ["b_2", "a_1"]
     t = split.table
     assert list(t.index) == [0, 1]
+    assert list(t.columns) == ["vid", "uid", "s_min", "s_sec", "a_obj", "split", "label", "source_split",
+                               "avsbench_split"]
     assert list(t["s_min"]) == ["1", "0"] and list(t["s_sec"]) == ["7", "9"]  # only empty cells filled
     assert list(t["a_obj"]) == ["cat_background", "own"]
     assert list(t["avsbench_split"]) == ["test", "train"]
@@ -66,10 +68,10 @@ def test_k_shot_file_filled_from_metadata(tmp_path):
     assert load_avs_v3_split(write(tmp_path / "meta_v3_seen_val.csv", "a,a_1,0,1,dog,x,v1s\n")).name == "seen_val"
     assert load_avs_v3_split(write(tmp_path / "custom.csv", "a,a_1,0,1,dog,x,v1s\n")).name == "custom"
 
-    bad = write(tmp_path / "v3_1_shot_test.csv", "c,c_9,,,,x,v2\nd,d_9,,,,x,v2\nb,b_2,,,,x,v2\n")
+    bad = write(tmp_path / "v3_1_shot_test.csv", "c,c_9,,,,x,v2\nd,d_9,,,,x,v2\nb,b_2,,,,x,v2\ne,e_9,,,,x,v2\nf,f_9,,,,x,v2\n")
     with pytest.raises(SourceError) as e:
         load_avs_v3_split(bad, meta)
-    assert str(e.value) == f"{bad}: 2 uid(s) not in the metadata (first: ['c_9', 'd_9'])"
+    assert str(e.value) == f"{bad}: 4 uid(s) not in the metadata (first: ['c_9', 'd_9', 'e_9'])"
     lab = write(tmp_path / "v3_5_shot_test.csv", "a,a_1,,,,x,v3\na,a_1,,,,x,v9\n")
     with pytest.raises(SourceError) as e:
         load_avs_v3_split(lab)
