@@ -74,6 +74,7 @@ def test_read_id_list_first_column(tmp_path):
     assert read_id_list(str(p), "the test list") == ["100", "200", "300"]
     p.write_text("\n , 1\n")
     assert message(read_id_list, str(p), "Flickr test list") == f"{p}: Flickr test list lists no ids"
+    assert message(read_id_list, tmp_path / "gone.csv", "Flickr test list") == f"{tmp_path / 'gone.csv'}: Flickr test list not found"
 
 
 def test_find_media_precedence_and_fallbacks(tmp_path):
@@ -142,6 +143,16 @@ def test_open_vggss_defaults_skips_and_corrupt(tmp_path):
     s = open_vggss(root, str(ann), str(other))  # explicit paths win
     assert [it.id for it in s.items] == ["c_3"] and s.annotations == ann and s.listed == 1
     assert s.corrupt_entries == () and s.corrupt_coordinates == 0
+    touch(root / "video" / "b_2.mp4")
+    (root / "audio" / "b_2.wav").unlink()
+    (root / "frames" / "b_2.jpg").unlink()
+    (other.parent / "only_b.csv").write_text("b_2\n")
+    s = open_vggss(root, None, other.parent / "only_b.csv")  # b_2 has only a video now
+    assert [(it.id, it.frame, it.video, it.audio) for it in s.items] == [
+        ("b_2", None, root / "video" / "b_2.mp4", root / "video" / "b_2.mp4")]
+    (other.parent / "none.csv").write_text(" ,x\n")
+    assert message(open_vggss, root, None, other.parent / "none.csv") == f"{other.parent / 'none.csv'}: VGG-SS test list lists no ids"
+    assert message(open_vggss, root, None, other.parent / "gone.csv") == f"{other.parent / 'gone.csv'}: VGG-SS test list not found"
     assert message(open_vggss, tmp_path / "nope") == (
         f"{tmp_path / 'nope'}: VGG-SS root not found (expected frames/ and audio/ inside)")
     (tmp_path / "plain").write_text("")
@@ -172,6 +183,10 @@ def test_read_flickr_xml(tmp_path):
     assert message(read_flickr_xml, p).endswith("got ['1', '2', '3', None]")
     p.write_text("<a><o><name>n</name></o></a>")
     assert read_flickr_xml(p) == ()
+    # children after the four coordinates are not read (the reference reads children 1-4 only)
+    p.write_text("<a><o><bbox><n>1</n><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax><note>x</note>"
+                 "</bbox></o></a>")
+    assert read_flickr_xml(p) == ((1, 2, 3, 4),)
 
 
 def flickr_tree(tmp_path) -> Path:
@@ -207,6 +222,15 @@ def test_open_flickr(tmp_path):
     lst.write_text("10\n")
     s = open_flickr(root, str(ann), str(lst))
     assert [(it.id, it.boxes) for it in s.items] == [("10", ((1, 2, 3, 4),))] and s.annotations == ann
+    touch(root / "videos" / "20.mkv")  # 20: a frame, no audio file, a video: its audio from the video
+    (lst).write_text("20\n")
+    s = open_flickr(root, None, lst)
+    assert s.root == root
+    assert [(it.id, it.frame, it.video, it.audio) for it in s.items] == [
+        ("20", root / "frames" / "20.jpg", root / "videos" / "20.mkv", root / "videos" / "20.mkv")]
+    (lst).write_text(" ,x\n")
+    assert message(open_flickr, root, None, lst) == f"{lst}: Flickr-SoundNet test list lists no ids"
+    assert message(open_flickr, root, None, tmp_path / "gone.csv") == f"{tmp_path / 'gone.csv'}: Flickr-SoundNet test list not found"
     assert message(open_flickr, tmp_path / "nope") == (
         f"{tmp_path / 'nope'}: Flickr-SoundNet root not found (expected frames/ and audio/ inside)")
     bare = tmp_path / "bare"
