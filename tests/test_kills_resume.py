@@ -231,3 +231,46 @@ def test_check_out_dir_resume_compares_the_plan(tmp_path):
     assert msg(out, True, changed).endswith("(differs in: media); use a new --out")  # no media list: none named
     plan.write_text(json.dumps({**IDENTITY, "arguments": {"seed": 5}}))
     assert msg(out, True, IDENTITY, {"a.jpg": [0, 0]}).endswith("(differs in: arguments); use a new --out")
+
+
+def test_out_with_missing_parents_and_the_progress_bar_counts_rows_to_write(plan, finished, tmp_path, capsys):
+    out = tmp_path / "a" / "b" / "out"  # parents created
+    results, written = run_plan(plan, out, IDENTITY, WorkerOptions(), resume=False, engine="local", workers=1,
+                                ray_address=None, progress=True)
+    assert written == 3 and [sha(out / r) for r in RELS] == [sha(finished / r) for r in RELS]
+    bar = capsys.readouterr().out
+    assert "building" in bar and "6/6" in bar  # three shards of two rows
+    (out / RELS[0]).unlink()
+    run_plan(plan, out, IDENTITY, WorkerOptions(), resume=True, engine="local", workers=1, ray_address=None,
+             progress=True)
+    bar = capsys.readouterr().out
+    assert "2/2" in bar and "6/6" not in bar  # only the rows still to write
+    run_plan(plan, out, IDENTITY, WorkerOptions(), resume=True, engine="local", workers=1, ray_address=None,
+             progress=True)
+    assert capsys.readouterr().out == ""  # nothing to write: no bar
+
+
+def test_a_refused_write_is_one_line_and_resume_completes(plan, finished, tmp_path):
+    """The file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored) makes the writer's write() fail with
+    EFBIG part-way through a shard, as a full disk would."""
+    import resource
+    import signal
+
+    out = tmp_path / "out"
+    size = min((finished / r).stat().st_size for r in RELS)
+    old_sig = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, hard))
+    try:
+        with pytest.raises(BuildError) as e:
+            run(plan, out, resume=False)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_sig)
+    where, _, rest = str(e.value).partition(": ")
+    assert rest == ("writing shards failed: File too large. Finished shards are kept and checked; free the "
+                    "problem and rerun the same command with --resume")
+    assert where == str(out)  # a failed write() names no file: the message names --out
+    assert not [p for p in out.rglob("*") if p.name.startswith(".tmp-")]  # no partial file left
+    results, written = run(plan, out, resume=True)
+    assert written == 3 and [sha(out / r) for r in RELS] == [sha(finished / r) for r in RELS]
