@@ -155,3 +155,61 @@ def test_a_state_dict_with_avsynth_keys_is_never_official():
     assert is_official_gavs({"model_v.mask_decoder.audio_proj.0.weight": t})
     assert not is_official_gavs({"sam.image_encoder.x": t, "model_v.mask_decoder.audio_proj.0.weight": t})
     assert not is_official_gavs({})
+
+
+def test_default_triplet_margin_is_the_papers_0_2(tiny_state):
+    mask = [torch.ones(64, 64), torch.ones(64, 64)]
+    g = torch.Generator().manual_seed(5)
+    images, audio = torch.randn(2, 3, 64, 64, generator=g), torch.randn(2, 128, generator=g)
+    plain = tiny(tiny_state, tune_v=2).eval()
+    model = tiny(tiny_state, tune_v=2, triplet_weight=1.0).eval()
+    model.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        out = model(images, audio)
+        a, p = out.aux["audio_prompt"], out.aux["image_embeddings"].mean(dim=(2, 3))  # whole-frame masks
+        cos = F.cosine_similarity
+        trip = torch.stack([F.relu(0.2 - cos(a[i], p[i], dim=0) + cos(a[i], p[i - 1], dim=0)) for i in range(2)]).mean()
+        assert torch.allclose(model.loss(out, mask) - plain.loss(out, mask), trip, atol=1e-5)
+
+
+def test_grad_checkpointing_recomputes_the_tuned_blocks(tiny_state):
+    images, audio = torch.randn(2, 3, 64, 64), torch.randn(2, 128)
+    for flag, want in ((True, 2), (False, 1)):
+        model = tiny(tiny_state, tune_v=2, grad_checkpointing=flag).train()
+        calls = []
+        for blk in model.sam.image_encoder.blocks:
+            blk.register_forward_pre_hook(lambda m, args: calls.append(m))
+        model.loss(model(images, audio), torch.ones(2, 1, 64, 64)).backward()
+        blocks = model.sam.image_encoder.blocks
+        assert [sum(c is b for c in calls) for b in blocks] == [1, 1, want, want], flag  # only blocks >= tune_v
+
+
+def test_official_conversion_layouts_and_messages(tiny_state):
+    from avsynth.modeling.gavs import OFFICIAL_MISSING_REASONS, OfficialCheckpointError, convert_official_gavs, \
+        official_missing_keys
+
+    t = torch.zeros(1)
+    assert convert_official_gavs({"model_v.image_encoder.a": t, "mask_decoder.b": t}) == {
+        "sam.image_encoder.a": t, "sam.mask_decoder.b": t}  # with or without the AVSM prefix
+    bad = {f"other.k{i:02d}": t for i in range(11)}
+    with pytest.raises(OfficialCheckpointError) as e:
+        convert_official_gavs({"model_v.prompt_encoder.c": t, **bad})
+    assert str(e.value) == ("not an official GAVS checkpoint: 11 keys outside its layout (model_v.image_encoder/"
+                            "prompt_encoder/mask_decoder): " + ", ".join(f"other.k{i:02d}" for i in range(10))
+                            + ", ... (11 in all)")
+    ten = dict(list(bad.items())[:10])
+    with pytest.raises(OfficialCheckpointError) as e:
+        convert_official_gavs(ten)
+    assert str(e.value).endswith(": " + ", ".join(ten))  # ten named: all of them, no "in all"
+    with pytest.raises(OfficialCheckpointError, match="1 keys outside"):
+        convert_official_gavs({"model_v.image_encoder.a": [1.0]})  # not a tensor
+    paper = tiny(tiny_state, tune_v=2, adaptive_noise=True, visual_cue=True)
+    public = {k: v for k, v in paper.state_dict().items() if k.startswith("sam.")}
+    assert official_missing_keys(paper, public) == {
+        "noise.mu": OFFICIAL_MISSING_REASONS["noise."], "noise.log_sigma": OFFICIAL_MISSING_REASONS["noise."],
+        "visual_proj.weight": OFFICIAL_MISSING_REASONS["visual_proj."],
+        "visual_proj.bias": OFFICIAL_MISSING_REASONS["visual_proj."]}
+    assert OFFICIAL_MISSING_REASONS["noise."].startswith("the paper's adaptive noise is not in the public code")
+    public.pop("sam.mask_decoder.audio_proj.0.weight")
+    with pytest.raises(OfficialCheckpointError, match=r"lacks 'sam\.mask_decoder\.audio_proj\.0\.weight'"):
+        official_missing_keys(paper, public)
