@@ -68,7 +68,7 @@ def test_instances_fields_order_licences_and_skips(tmp_path, manifest):
     (root / "train2017" / "000000000017.jpg").write_bytes(b"not a jpeg")
     imgs.append({"id": 17, "coco_url": "http://x/train2017/000000000017.jpg", "width": 40, "height": 30})
     anns = [ann(5, 10, DOG), ann(3, 10, CAT, box=(0, 0, 4, 4)), ann(7, 9, DOG), ann(8, 11, OWL),
-            ann(2, 12, CAT), ann(4, 12, DOG, area=0), ann(20, 13, DOG), ann(21, 14, DOG), ann(22, 15, DOG),
+            ann(2, 12, CAT), ann(4, 12, DOG, area=0), ann(20, 13, DOG), ann(21, 14, DOG), ann(22, 15, DOG), ann(29, 15, DOG),
             ann(23, 16, DOG), ann(24, 17, DOG), ann(25, 99, DOG), ann(26, 10, COW),
             ann(27, 10, DOG, bbox=[1, 1, 0, 3]), ann(28, 10, DOG, segmentation=[[1, 2, 3]])]
     path = write(tmp_path / "lvis.json", imgs, anns)
@@ -92,7 +92,7 @@ def test_instances_fields_order_licences_and_skips(tmp_path, manifest):
         L.SKIP_POLYGON: {"count": 1, "examples": ["image 10 annotation 28"]},
         L.SKIP_IMAGE_UNKNOWN: {"count": 1, "examples": ["image 99 annotation 25"]},
         L.SKIP_IMAGE_NO_URL: {"count": 2, "examples": ["image 14 annotation 21", "image 16 annotation 23"]},
-        L.SKIP_IMAGE_MISSING: {"count": 1, "examples": [str(root / "val2017" / "000000000015.jpg")]},
+        L.SKIP_IMAGE_MISSING: {"count": 2, "examples": [str(root / "val2017" / "000000000015.jpg")] * 2},
         L.SKIP_IMAGE_SIZE: {"count": 1, "examples": [str(root / "train2017" / "000000000013.jpg")]},
         L.SKIP_IMAGE_UNREADABLE: {"count": 1, "examples": [str(root / "train2017" / "000000000017.jpg")]},
         L.SKIP_NOT_EXHAUSTIVE: {"count": 1, "examples": ["image 12 annotation 2 (cat)"]},
@@ -111,6 +111,15 @@ def test_two_files_duplicates_and_string_ids(tmp_path, manifest):
     assert [(i.image_id, i.annotation_id) for i in got] == [("2", "1"), ("10", "3")]
     assert skips.as_dict()[L.SKIP_DUPLICATE] == {"count": 1, "examples": ["image 2 annotation 1"]}
     assert L._id_key((10, "a")) < L._id_key(("9", 1)) and L._id_key((9, 1)) < L._id_key((10, 0))
+    c = write(tmp_path / "c.json", [image(root, 3)], [ann(4, 3, DOG)], categories=[{"id": DOG, "name": "dog"}])
+    d_imgs = [image(root, 5), {**image(root, 6), "id": "zeta"}, {**image(root, 7), "id": "alpha"}]
+    d = write(tmp_path / "d.json", d_imgs, [ann(6, "zeta", CAT), ann(5, 5, CAT), ann(7, "alpha", CAT)],
+              categories=[{"id": CAT, "name": "cat"}])
+    s2 = SkipCounter()
+    got = L.read_lvis([c, d], root, manifest, s2)
+    # names defined by either file count as present; int ids first (numerically), then strings
+    assert s2.examples[L.SKIP_LABEL_ABSENT] == ["lion", "owl"]
+    assert [(i.image_id, i.annotation_id) for i in got] == [("3", "4"), ("5", "5"), ("alpha", "7"), ("zeta", "6")]
     none = write(tmp_path / "none.json", [image(root, 2)], [ann(1, 2, COW)], categories=[{"id": COW, "name": "cow"}])
     s = SkipCounter()
     assert L.read_lvis(none, root, manifest, s) == []
@@ -122,6 +131,8 @@ def test_verified_labels(tmp_path, manifest):
     imgs = [image(root, 30, neg_category_ids=[OWL, COW, CAT], not_exhaustive_category_ids=[DOG]),
             image(root, 4, license=2, neg_category_ids=[DOG, "x", None, 1.5]),
             image(root, 5),  # nothing verified: no record
+            {"id": 12, "coco_url": "http://x/train2017/000000000012.jpg", "width": 40, "neg_category_ids": [DOG]},
+            image(root, 13, license=99, neg_category_ids=[CAT]),
             image(root, 6, neg_category_ids=[COW]),  # only categories outside the manifest
             {"id": 7, "width": 40, "height": 30, "neg_category_ids": [DOG]},
             {"id": 8, "coco_url": "http://x/train2017/000000000008.jpg", "width": 40, "height": 30,
@@ -135,14 +146,15 @@ def test_verified_labels(tmp_path, manifest):
     L.read_lvis(path, root, manifest, skips, image_labels=labels)
     # sorted by image id as a string (the record's id): "30" < "4" < "9" (instances sort numerically)
     assert [(r.image_id, r.negatives, r.not_exhaustive) for r in labels] == [
-        ("30", ("cat", "owl"), ("doggo",)), ("4", ("doggo",), ()), ("9", (), ("owl",))]
+        ("13", ("cat",), ()), ("30", ("cat", "owl"), ("doggo",)), ("4", ("doggo",), ()), ("9", (), ("owl",))]
+    assert labels.pop(0).license == f"image: {L.DEFAULT_IMAGE_LICENSE}; LVIS v1 annotations: CC BY 4.0"
     r = labels[0]
     assert (r.source, r.image_path, r.width, r.height) == ("lvis", root / "train2017" / "000000000030.jpg", 40, 30)
     assert r.license == ("image: Attribution License (http://creativecommons.org/licenses/by/2.0/); "
                          "LVIS v1 annotations: CC BY 4.0")
     assert labels[1].license == "image: No URL licence; LVIS v1 annotations: CC BY 4.0"
-    assert skips.as_dict()[L.SKIP_LABELS_IMAGE] == {"count": 2, "examples": [
-        "image 7: no coco_url/file_name or size",
+    assert skips.as_dict()[L.SKIP_LABELS_IMAGE] == {"count": 3, "examples": [
+        "image 12: no coco_url/file_name or size", "image 7: no coco_url/file_name or size",  # file order
         f"{root / 'train2017' / '000000000008.jpg'}: {L.SKIP_IMAGE_MISSING}"]}
     other: list = []
     only_cow = write(tmp_path / "c.json", imgs, [], categories=[{"id": COW, "name": "cow"}])
@@ -162,6 +174,7 @@ def test_image_relpath_pixels_bbox_area():
     assert (px(640), px(640.0), px(1)) == (640, 640, 1) and type(px(640.0)) is int
     assert [px(v) for v in (0, -3, 640.5, True, "640", None, float("inf"))] == [None] * 7
     assert L._bbox({"bbox": [1, 2, 3, 4]}) == (1.0, 2.0, 3.0, 4.0)
+    assert L._bbox({"bbox": [1, 2, 0.5, 0.25]}) == (1.0, 2.0, 0.5, 0.25)  # sub-pixel boxes are boxes
     for bad in ([1, 2, 0, 4], [1, 2, 3, 0], [1, 2, -3, 4], [1, 2, 3], [1, 2, 3, 4, 5], [1, 2, True, 4],
                 [1, 2, float("nan"), 4], (1, 2, 3, 4), None):
         assert L._bbox({"bbox": bad}) is None, bad
@@ -169,6 +182,7 @@ def test_image_relpath_pixels_bbox_area():
     for area in (None, 0, -2, float("nan"), True, "9"):
         assert L._area({"area": area}, tri, 8, 12) == 3.0, area
     assert L._area({"area": 7}, tri, 8, 12) == 7.0
+    assert L._area({"area": 0.5}, tri, 8, 12) == 0.5  # any positive stated area is kept
     rle = L.parse_segmentation({"size": [3, 4], "counts": [2, 5, 5]}, 3, 4)  # 5 of 12 pixels set
     assert L._area({}, rle, 3, 4) == 5.0
     two = MaskRef(polygons=((0.0, 0.0, 10.0, 0.0, 10.0, 5.0, 0.0, 5.0), (1.0, 1.0, 4.0, 1.0, 4.0, 3.0)))
@@ -185,6 +199,8 @@ def test_parse_segmentation():
     assert unc.rle[0] == (3, 4) and isinstance(unc.rle[1], str) and unc.rle[1]
     assert ps({"size": [3, 4], "counts": b"abc"}, 3, 4) == MaskRef(rle=((3, 4), "abc"))
     assert ps({"size": ["3", 4.0], "counts": "abc"}, 3, 4) == MaskRef(rle=((3, 4), "abc"))
+    assert ps({"size": [1, 1], "counts": "01"}, 1, 1) == MaskRef(rle=((1, 1), "01"))  # a 1 x 1 mask
+    assert ps({"size": [3, 0], "counts": "a"}, 3, 4) is None
     for bad in ({"counts": "abc"}, {"size": [3, 4]}, {"size": [0, 4], "counts": "a"}, {"size": [3, -1], "counts": "a"},
                 {"size": [3, 4], "counts": ""}, {"size": [3, 4], "counts": 5}, {"size": [3], "counts": "a"},
                 {"size": ["x", 4], "counts": "a"}, {"size": None, "counts": "a"}):

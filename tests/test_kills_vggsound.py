@@ -47,6 +47,10 @@ def test_csv_rows_valid_and_malformed(tmp_path):
         V.parse_vggsound_csv(bad, SkipCounter())
     assert str(e.value) == (f"{bad}: no valid 'ytid,start_seconds,label,split' rows (3 malformed; first: "
                             "line 2: ['x', '1'])")
+    blank = csv(tmp_path / "blank.csv", ",,,\n , \n")  # rows, but none with content: nothing malformed either
+    with pytest.raises(SourceError) as e:
+        V.parse_vggsound_csv(blank, SkipCounter())
+    assert str(e.value).endswith("rows (0 malformed; first: )")
     six = csv(tmp_path / "six.csv", "a,b,c,d,e,f,g\n")
     with pytest.raises(SourceError, match=r"\(1 malformed; first: line 1: \['a', 'b', 'c', 'd', 'e'\]\)$"):
         V.parse_vggsound_csv(six, SkipCounter())
@@ -63,15 +67,17 @@ def test_test_list_rows(tmp_path):
             "_000005.mp4,label\n"  # no ytid
             "empty_000006.mp4, \n"  # no label
             "three_000007.mp4,a,b\n"
-            "abc_x.mp4,label\n")
+            "abc_x.mp4,label\n"
+            " , \n"  # no content: skipped, not counted
+            "two_000008.mp4.mp4,label\n")  # one extension is removed: "000008.mp4" is not a start
     rows = V.read_vggsound_test_list(p)  # no SkipCounter given: the skips are still counted somewhere
     assert [(r.ytid, r.start_seconds, r.label, r.split) for r in rows] == [
         ("abc", 10, "dog barking", "test"), ("a_b-c", 2, "owl hooting", "test"),
         ("noext", 3, "cat meowing", "test"), ("flac", 4, "cow lowing", "test")]
     skips = SkipCounter(max_examples=10)
     V.read_vggsound_test_list(p, skips)
-    assert skips.as_dict() == {V.SKIP_MALFORMED: {"count": 5, "examples": [
-        "test.csv:6", "test.csv:7", "test.csv:8", "test.csv:9", "test.csv:10"]}}
+    assert skips.as_dict() == {V.SKIP_MALFORMED: {"count": 6, "examples": [
+        "test.csv:6", "test.csv:7", "test.csv:8", "test.csv:9", "test.csv:10", "test.csv:12"]}}
     none = csv(tmp_path / "none.csv", "x,y\n")
     with pytest.raises(SourceError) as e:
         V.read_vggsound_test_list(none)
