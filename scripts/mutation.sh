@@ -20,7 +20,7 @@ selection() {
   case $1 in
     evaluation/metrics) echo "tests/test_metrics.py tests/test_properties.py" ;;
     plan) echo "tests/test_plan.py tests/test_properties.py" ;;
-    sources/avs_synthetic) echo "tests/test_sources_avs_synthetic.py tests/test_mutation_kills.py tests/test_properties.py" ;;
+    sources/avs_synthetic) echo "tests/test_sources_avs_synthetic.py tests/test_kills_avs_synthetic.py tests/test_mutation_kills.py tests/test_properties.py" ;;
     sources/lvis) echo "tests/test_sources_lvis.py tests/test_kills_lvis.py" ;;
     sources/openimages) echo "tests/test_sources_openimages.py tests/test_kills_openimages.py" ;;
     sources/vggsound) echo "tests/test_sources_vggsound.py tests/test_kills_vggsound.py" ;;
