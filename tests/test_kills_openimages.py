@@ -214,3 +214,37 @@ def test_verified_negatives(tmp_path, manifest):
     empty = root / "test-annotations-human-imagelabels-boxable.csv"
     empty.write_text("")
     assert err(empty) == f"{empty}: Open Images image-level labels is empty"
+
+
+def test_blank_lines_boundaries_corrupt_members_and_long_headers(tmp_path, manifest):
+    root = release(tmp_path / "oi", [])
+    with open(root / "validation-annotations-object-segmentation.csv", "w", newline="") as fh:
+        fh.write(",".join(HEADER) + "\n")
+        fh.write(",".join(row("0aaa_dog_1.png", "0aaa", DOG, ("0.0", "1.000001", "0", "1"))) + "\n")  # x edge
+        fh.write("\n")  # a blank line does not end the file
+        fh.write(",".join(row("1bbb_dog_1.png", "1bbb")) + "\n")
+        fh.write(",".join(row("0aaa_dog_2.png", "0aaa")) + "\n")
+    import zipfile as zf_
+
+    with zf_.ZipFile(root / "validation-masks-0.zip", "w", compression=zf_.ZIP_STORED) as zf:
+        zf.writestr("0aaa_dog_1.png", png())
+        zf.writestr("0aaa_dog_2.png", png())
+    with zf_.ZipFile(root / "validation-masks-1.zip", "w") as zf:
+        zf.writestr("1bbb_dog_1.png", png())
+    data = bytearray((root / "validation-masks-0.zip").read_bytes())
+    second = data.find(b"0aaa_dog_2.png") + len("0aaa_dog_2.png") + 40  # inside the stored PNG bytes
+    data[second] ^= 0xFF  # its CRC no longer matches: the member cannot be read
+    (root / "validation-masks-0.zip").write_bytes(bytes(data))
+    skips = SkipCounter()
+    got = O.read_openimages(root, "validation", manifest, skips)
+    assert [i.annotation_id for i in got] == ["0aaa_dog_1", "1bbb_dog_1"]
+    assert got[0].bbox[2] == pytest.approx(20.00002)
+    assert skips.as_dict()[O.SKIP_MASK_UNREADABLE] == {"count": 1, "examples": ["0aaa_dog_2.png"]}
+    long = [f"c{i}" for i in range(14)]
+    (root / "validation-annotations-object-segmentation.csv").write_text(",".join(long) + "\n")
+    with pytest.raises(SourceError, match=rf"\(header has {long[:12]!r}\)".replace("[", r"\[").replace("]", r"\]")):
+        O.read_openimages(root, "validation", manifest, SkipCounter())
+    labels = labels_file(root / "validation-annotations-human-imagelabels.csv", [], header=tuple(long))
+    with pytest.raises(SourceError) as e:
+        O.read_openimages_negatives(labels, root, manifest, SkipCounter())
+    assert str(e.value).endswith(f"(header has {long[:8]})")
