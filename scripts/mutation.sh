@@ -38,7 +38,7 @@ selection() {
     build/rows) echo "tests/test_build.py tests/test_mutation_kills.py" ;;
     modeling/adapters|modeling/sama_avs) echo "tests/test_kills_models.py tests/test_official_sama_avs.py::test_forward_loss_and_gradients_match_the_official_code tests/test_official_sama_avs.py::test_dense_pe_is_random_and_no_mask_embed_trains_in_the_official_recipe" ;;
     modeling/gavs) echo "tests/test_gavs.py tests/test_kills_gavs.py" ;;
-    modeling/vggish) echo "tests/test_vggish.py tests/test_official_audio.py" ;;
+    modeling/vggish) echo "tests/test_vggish.py tests/test_official_audio.py tests/test_kills_vggish.py" ;;
     hub) echo "tests/test_hub.py" ;;
     *) return 1 ;;
   esac
