@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from avsynth.modeling.adapters import AdaptiveNoise, AudioPromptMLP, AudioTokenAdapters
-from avsynth.modeling.losses import bce_iou_loss
 from avsynth.modeling.sam import SAM_ARCHS, build_sam
 from avsynth.modeling.sama_avs import SamaAvs
 
