@@ -24,7 +24,7 @@ selection() {
     sources/lvis) echo "tests/test_sources_lvis.py tests/test_kills_lvis.py" ;;
     sources/openimages) echo "tests/test_sources_openimages.py tests/test_kills_openimages.py" ;;
     sources/vggsound) echo "tests/test_sources_vggsound.py tests/test_kills_vggsound.py" ;;
-    sources/avsbench) echo "tests/test_avsbench.py" ;;
+    sources/avsbench) echo "tests/test_avsbench.py tests/test_kills_avsbench.py" ;;
     sources/avs_v3) echo "tests/test_kills_avs_v3.py tests/test_bench.py::test_shipped_avs_v3_splits_are_the_gavs_files" ;;
     sources/vggss|sources/flickr_soundnet) echo "tests/test_kills_localization_sources.py" ;;
     sources/records) echo "tests/test_kills_records.py" ;;
