@@ -17,6 +17,7 @@ from avsynth.errors import SourceError
 from avsynth.sources import avs_synthetic as A
 from avsynth.sources.records import MaskRef, SkipCounter
 
+SET = [f"q{i:02d}" for i in range(19, -1, -1)]  # 20 pool names, listed in reverse
 HEADER = ["inst_id", "img_id", "class_name", "class_id", "split", "audio_name", "source"]
 
 
@@ -68,7 +69,7 @@ def tree(tmp_path) -> Path:
         [" ", " "],  # no content: ignored
         ["i19", "a", "dog", "3", "test", "none", "oi"],
     ]
-    root = release(tmp_path / "avs", rows, pool={3: ["p1", "p1 ", " ", "pgone"], "4": "p2", 5.0: {"p3", "p1"}})
+    root = release(tmp_path / "avs", rows, pool={3: ["p2", "p1 ", " ", "pgone", "p1"], "4": "p2", 5.0: {"p3", "p1", *SET}})
     for image_id in ("a", "b", "c"):
         Image.new("RGB", (20, 10)).save(root / "images" / f"{image_id}.jpg")
     (root / "images" / "bad.jpg").write_bytes(b"broken")
@@ -76,7 +77,7 @@ def tree(tmp_path) -> Path:
         mask(root / "masks" / f"{inst}.png")
     (root / "masks" / "i15.png").write_bytes(b"broken")
     mask(root / "masks" / "i16.png", box=(0, 0, 0, 0))
-    for name in ("s1.wav", "s2.WAV", "p1.wav", "p2.wav", "p3.wav"):
+    for name in ("s1.wav", "s2.WAV", "p1.wav", "p2.wav", "p3.wav", *(f"{n}.wav" for n in SET)):
         wav(root / "audios" / name)
     wav(root / "audios" / "s0.wav", 0)
     return root
@@ -102,7 +103,8 @@ def test_rows_skips_and_order(tree):
     assert rel.audio_path("x") == tree / "audios" / "x.wav" and rel.audio_path("y.Wav") == tree / "audios" / "y.Wav"
     assert rel.columns == {"split": "split", "instance_id": "inst_id", "image_id": "img_id", "class_name": "class_name",
                            "class_id": "class_id", "source": "source", "audio": "audio_name"}
-    assert rel.audio_pool == {3: ["p1", "p1"], 4: ["p2"], 5: ["p1", "p3"]}  # sets sorted, names stripped
+    # lists keep their order, sets are sorted (a set's own order varies between runs); names stripped
+    assert rel.audio_pool == {3: ["p2", "p1", "p1"], 4: ["p2"], 5: sorted(["p1", "p3", *SET])}
     w = "annotations.csv"
     assert rel.skips.as_dict() == {
         A.SKIP_AUDIO_MISSING: {"count": 1, "examples": ["gone"]},

@@ -224,6 +224,12 @@ def test_open_flickr(tmp_path):
     assert [(it.id, it.boxes) for it in s.items] == [("10", ((1, 2, 3, 4),))] and s.annotations == ann
     touch(root / "videos" / "20.mkv")  # 20: a frame, no audio file, a video: its audio from the video
     (lst).write_text("20\n")
+    touch(root / "video" / "30.mp4")  # 30 has its frame and audio files too: the video is only recorded
+    lst.write_text("20\n30\n")
+    s = open_flickr(root, None, lst)
+    assert [(it.id, it.frame, it.video, it.audio) for it in s.items][1] == (
+        "30", root / "frames" / "30.jpg", root / "video" / "30.mp4", root / "audio" / "30.wav")
+    lst.write_text("20\n")
     s = open_flickr(root, None, lst)
     assert s.root == root
     assert [(it.id, it.frame, it.video, it.audio) for it in s.items] == [
