@@ -78,6 +78,8 @@ def test_embedder_is_frozen_and_its_clip_rules():
     assert per.shape[0] == 2
     assert torch.allclose(emb.embed_clip(wave, 16_000), per.mean(0))
     assert torch.equal(tiny_embedder("example1").embed_clip(wave, 16_000), per[1])
+    torch.manual_seed(0)
+    assert G.VGGishEmbedder(G.VGGish(G.TINY_LAYERS, G.TINY_FC)).clip_token == "mean"  # the default rule
     with pytest.raises(ValueError) as e:
         tiny_embedder("first")
     assert str(e.value) == f"clip_token must be one of {G.CLIP_TOKENS}, got 'first'"
@@ -119,6 +121,10 @@ def test_loaders_errors(tmp_path):
     text.write_text("hello")
     assert err(G.load_vggish_weights, net, text).startswith(
         f"{text}: not a loadable VGGish weights file (torch.load weights_only): ")
+    obj = tmp_path / "object.pth"  # weights only: a pickled object other than tensors is refused
+    torch.save({"features.0.weight": tmp_path}, obj)
+    assert err(G.load_vggish_weights, net, obj).startswith(
+        f"{obj}: not a loadable VGGish weights file (torch.load weights_only): ")
     lst = tmp_path / "list.pth"
     torch.save([1, 2], lst)
     assert err(G.load_vggish_weights, net, lst) == f"{lst}: VGGish weights file holds a list, expected a dict"
