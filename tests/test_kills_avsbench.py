@@ -162,3 +162,21 @@ def test_log_mel_pickles(tmp_path):
         B.load_log_mel_pkl(p, 1)
     with pytest.raises(SourceError, match="cannot read the log-mel pickle: .*No such file"):
         B.load_log_mel_pkl(tmp_path / "none.pkl", 1)
+
+
+def test_avsbench_dataset_passes_its_arguments_to_either_release(tmp_path, labels_dir):
+    from tests.avsbench_fixture import pick_rows, write_semantic_tree
+
+    rows = pick_rows(labels_dir / "gavs_avs_v3" / "metadata.csv")
+    sem = write_semantic_tree(tmp_path / "sem", rows, labels_dir / "avsbench_avss_classes.csv", (48, 32))
+    test_uids = [u for u, s in zip(rows["uid"], rows["split"]) if s == "test"]
+    ds = B.avsbench_dataset(sem, "avss", "test", 112, uids=test_uids[:1])
+    assert isinstance(ds, B.AVSBenchDataset)
+    assert (ds.subset, ds.split, ds.resolution, ds.mode) == ("avss", "test", 112, "binary")  # always binary
+    assert [v.uid for v in ds.videos] == test_uids[:1]
+    assert [v.uid for v in B.AVSBenchSource(sem, subset="avss").videos("test", test_uids[:1])] == test_uids[:1]
+    obj = tmp_path / "avsbench_data"
+    write_object_tree(obj, "s4", [("vidA", "dog", "test")], size_wh=(8, 8))
+    o = B.avsbench_dataset(obj, "s4", "test", 112)
+    assert isinstance(o, B.AVSBenchObjectDataset) and o.resolution == 112
+    assert B.AVSBenchObjectDataset(obj).subset == "s4" and B.AVSBenchObjectDataset(obj).split == "test"  # defaults
