@@ -15,10 +15,15 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
+# test ids of tests/test_mutation_kills.py whose names contain one of the given words
+_kills() { local w; for w in "$@"; do grep -o "^def test_[a-z0-9_]*${w}[a-z0-9_]*" "$repo/tests/test_mutation_kills.py" | sed 's|^def |tests/test_mutation_kills.py::|'; done | sort -u | tr '\n' ' '; }
+
 selection() {
   case $1 in
     evaluation/metrics) echo "tests/test_metrics.py tests/test_properties.py" ;;
-    plan) echo "tests/test_plan.py tests/test_properties.py" ;;
+    plan) echo "tests/test_plan.py tests/test_properties.py::test_plan_splits_are_disjoint_and_permutation_invariant"\
+               "tests/test_properties.py::test_plan_balances_categories_in_test_and_train tests/test_kills_plan.py"\
+               "$(_kills unbalanced_quotas plan_from_rows plan_rows_carry every_seeded unbalanced_plan units_skip)" ;;
     sources/avs_synthetic) echo "tests/test_sources_avs_synthetic.py tests/test_mutation_kills.py tests/test_properties.py" ;;
     sources/lvis) echo "tests/test_sources_lvis.py" ;;
     sources/openimages) echo "tests/test_sources_openimages.py" ;;
@@ -27,7 +32,10 @@ selection() {
     sources/avs_v3) echo "tests/test_bench.py::test_shipped_avs_v3_splits_are_the_gavs_files tests/test_bench.py::test_avs_v3_selection_on_a_tree_from_the_real_metadata" ;;
     sources/records|sources/_files) echo "tests/test_sources_lvis.py tests/test_sources_openimages.py tests/test_sources_vggsound.py tests/test_sources_avs_synthetic.py" ;;
     media/mask) echo "tests/test_media.py tests/test_properties.py tests/test_mutation_kills.py" ;;
-    media/image|media/audio) echo "tests/test_media.py" ;;
+    media/image|media/audio) echo "tests/test_media.py tests/test_kills_media.py" ;;
+    media/mix|media/video) echo "tests/test_kills_media.py" ;;
+    media/checks) echo "tests/test_kills_media.py tests/test_build_checks.py::test_window_rejects_short_and_silent_and_moves_off_silence"\
+                       "tests/test_build_checks.py::test_rle_length_agrees_with_pycocotools" ;;
     shards/writer) echo "tests/test_shards.py tests/test_mutation_kills.py" ;;
     shards/verify) echo "tests/test_shards.py tests/test_mutation_kills.py" ;;
     shards/record) echo "tests/test_record.py tests/test_shards.py" ;;
@@ -43,7 +51,7 @@ selection() {
 if [[ ${1:-} == "--list" ]]; then
   for m in evaluation/metrics plan sources/avs_synthetic sources/lvis sources/openimages \
            sources/vggsound sources/avsbench sources/avs_v3 sources/records sources/_files media/mask \
-           media/image media/audio shards/writer shards/verify shards/record build/runner build/rows \
+           media/image media/audio media/mix media/video media/checks shards/writer shards/verify shards/record build/runner build/rows \
            modeling/sama_avs modeling/adapters modeling/gavs modeling/vggish hub; do
     printf '%-22s %s\n' "$m" "$(selection "$m")"
   done

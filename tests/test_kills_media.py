@@ -1,0 +1,270 @@
+"""Focused tests of media/{mix,video,checks,image,audio} written against the survivors of
+mutation testing (issue 17, `scripts/mutation.sh media/...`). Every expected value comes from the
+construction of the input (constant waves, hand-built frames and files), not from the code."""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from avsynth.errors import SourceError
+from avsynth.media import audio, checks, image, mix, video
+
+SR = 16000
+
+# ------------------------------------------------------------------------------------------ mix
+
+
+def test_rms_normalise_scales_to_minus_20_dbfs_and_keeps_silence_silent():
+    # constant 0.5 has RMS 0.5; -20 dBFS is an RMS of 10**(-20/20) = 0.1, so every sample -> 0.1
+    out = mix.rms_normalise(np.full(100, 0.5, np.float32))
+    assert out.dtype == np.float64 and np.allclose(out, 0.1, rtol=1e-12)
+    # a sine of amplitude 0.8 has RMS 0.8/sqrt(2); at -6 dBFS (RMS 10**-0.3) the amplitude is
+    # 10**-0.3 * sqrt(2)
+    t = np.arange(16000) / 16000
+    sine = 0.8 * np.sin(2 * np.pi * 100 * t)
+    out = mix.rms_normalise(sine, target_dbfs=-6.0)
+    assert np.abs(out).max() == pytest.approx(10 ** -0.3 * math.sqrt(2), rel=1e-6)
+    # RMS 1e-7 (below the 1e-6 silence threshold) -> zeros, RMS 2e-6 (above) -> scaled to 0.1
+    assert not mix.rms_normalise(np.full(10, 1e-7)).any()
+    assert np.allclose(mix.rms_normalise(np.full(10, 2e-6)), 0.1)
+    empty = mix.rms_normalise(np.zeros(0))
+    assert empty.shape == (0,)
+
+
+def test_mix_sums_normalised_windows_with_gains_and_guards_the_peak():
+    a = np.full(8, 0.5, np.float32)    # normalised -> +0.1
+    b = np.full(10, -0.25, np.float32)  # normalised -> -0.1; two samples longer: cut to 8
+    # gains 0 dB and 20*log10(2) dB: 0.1 - 2 * 0.1 = -0.1
+    out = mix.mix([a, b], [0.0, 20 * math.log10(2)])
+    assert out.dtype == np.float32 and out.shape == (8,)
+    assert np.allclose(out, -0.1, atol=1e-7)
+    # +20 dB on one window: 0.1 * 10 = 1.0 > 0.99, so the whole sum is scaled to peak 0.99
+    loud = mix.mix([a], [20.0])
+    assert np.allclose(loud, 0.99, atol=1e-7)
+    # +19 dB: 0.1 * 10**(19/20) ~ 0.891 <= 0.99, left alone
+    assert np.allclose(mix.mix([a], [19.0]), 0.1 * 10 ** (19 / 20), atol=1e-7)
+    # the guard scales the whole sum (ratios kept): two windows at +20 dB and +14 dB
+    two = mix.mix([a, -a], [20.0, 14.0])
+    expected = 1.0 - 10 ** (14 / 20) * 0.1
+    assert np.allclose(two, expected, atol=1e-6)  # 0.498 < 0.99: no guard
+    big = mix.mix([a, a], [20.0, 14.0])
+    assert np.allclose(big, 0.99, atol=1e-6)
+
+
+def test_mix_refuses_missing_or_mismatched_gains():
+    with pytest.raises(ValueError, match=r"one gain per wave \(got 0 waves, 0 gains\)"):
+        mix.mix([], [])
+    with pytest.raises(ValueError, match=r"got 2 waves, 1 gains"):
+        mix.mix([np.ones(4), np.ones(4)], [0.0])
+
+
+# ---------------------------------------------------------------------------------------- video
+
+
+def _write_video(path, levels, codec="mpeg4"):
+    import av
+
+    with av.open(str(path), "w") as c:
+        st = c.add_stream(codec, rate=10)
+        st.width, st.height, st.pix_fmt = 32, 16, "yuv420p"
+        for lv in levels:  # frame i is uniformly grey at levels[i]
+            frame = av.VideoFrame.from_ndarray(np.full((16, 32, 3), lv, np.uint8), format="rgb24")
+            for pkt in st.encode(frame):
+                c.mux(pkt)
+        for pkt in st.encode():
+            c.mux(pkt)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])  # mkv: no frame count in the header
+def test_middle_frame_is_frame_n_over_2(tmp_path, suffix):
+    pytest.importorskip("av")
+    levels = [20, 60, 100, 140, 180, 220]  # 6 frames: the middle one is index 3 (level 140)
+    path = tmp_path / f"clip{suffix}"
+    _write_video(path, levels)
+    frame = video.middle_frame(path)
+    assert frame.shape == (16, 32, 3) and frame.dtype == np.uint8 and frame.flags.c_contiguous
+    assert abs(float(frame.mean()) - 140) < 6
+
+
+def test_middle_frame_errors_name_the_file(tmp_path):
+    av = pytest.importorskip("av")
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(SourceError, match=r"bad\.mp4.*not a decodable video"):
+        video.middle_frame(bad)
+    sound = tmp_path / "sound.mp4"  # an audio-only container
+    with av.open(str(sound), "w") as c:
+        st = c.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for pkt in st.encode(frame):
+            c.mux(pkt)
+        for pkt in st.encode(None):
+            c.mux(pkt)
+    with pytest.raises(SourceError, match=r"sound\.mp4.*no video stream"):
+        video.middle_frame(sound)
+
+
+def test_middle_frame_without_pyav_is_a_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "av", None)
+    with pytest.raises(SourceError, match=r"clip\.mp4.*needs PyAV"):
+        video.middle_frame(tmp_path / "clip.mp4")
+
+
+# --------------------------------------------------------------------------------------- checks
+
+
+def _noise(seconds, amp=0.1, seed=0):
+    return (amp * np.random.default_rng(seed).standard_normal(int(seconds * SR))).astype(np.float32)
+
+
+def test_rms_dbfs_of_constants_and_its_floor():
+    assert checks.rms_dbfs(np.full(10, 0.1)) == pytest.approx(-20.0, abs=1e-9)
+    assert checks.rms_dbfs(np.full(10, -0.5)) == pytest.approx(20 * math.log10(0.5), abs=1e-9)
+    assert checks.rms_dbfs(np.zeros(0)) == -120.0
+    assert checks.rms_dbfs(np.zeros(5)) == -120.0
+    assert checks.rms_dbfs(np.full(5, 1e-9)) == -120.0  # -180 dBFS, floored
+
+
+def test_window_exactly_at_the_end_and_exactly_at_the_threshold_is_kept():
+    loud = _noise(10)
+    w = checks.choose_window(loud, SR, 7.0, 3.0, key="k")  # [7 s, 10 s) ends at the clip's end
+    assert (w.offset_s, w.moved, w.padded) == (7.0, False, False)
+    level = checks.rms_dbfs(loud[2 * SR : 5 * SR])
+    kept = checks.choose_window(loud, SR, 2.0, 3.0, key="k", min_rms_dbfs=level)  # level >= min
+    assert (kept.offset_s, kept.moved, kept.rms_dbfs) == (2.0, False, level)
+
+
+def test_clip_within_a_millisecond_of_the_window_is_the_whole_clip():
+    clip = _noise(3)[: 3 * SR - 10]  # 10 samples (0.6 ms) short of 3 s
+    w = checks.choose_window(clip, SR, 0.5, 3.0, key="k")
+    assert (w.offset_s, w.padded, w.moved) == (0.0, False, True)
+    assert w.rms_dbfs == checks.rms_dbfs(clip)
+    assert checks.choose_window(clip, SR, 0.0, 3.0, key="k").moved is False
+    with pytest.raises(checks.Rejected) as err:
+        checks.choose_window(np.zeros(3 * SR - 10, np.float32), SR, 0.0, 3.0, key="q.wav")
+    assert err.value.reason == checks.SILENT_AUDIO
+    assert err.value.detail == "q.wav: -120.0 dBFS over the whole clip"
+    # 17 samples short (> 1 ms at 16 kHz) is a short clip
+    with pytest.raises(checks.Rejected) as err:
+        checks.choose_window(_noise(3)[: 3 * SR - 17], SR, 0.0, 3.0, key="s.wav")
+    assert err.value.reason == checks.SHORT_AUDIO
+    assert err.value.detail == f"s.wav: {(3 * SR - 17) / SR:.3f} s decoded, window 3 s"
+    assert str(err.value) == f"audio shorter than window: {err.value.detail}"
+
+
+def test_padded_short_clip_level_and_moved_flag():
+    clip = _noise(1)
+    w = checks.choose_window(clip, SR, 0.0, 2.0, key="k", pad_short=True)
+    assert (w.offset_s, w.padded, w.moved) == (0.0, True, False)
+    # 1 s of the clip + 1 s of zeros: mean square halves, -3.01 dB below the clip's level
+    assert w.rms_dbfs == pytest.approx(checks.rms_dbfs(clip) + 10 * math.log10(0.5), abs=1e-6)
+    with pytest.raises(checks.Rejected) as err:
+        checks.choose_window(np.zeros(SR, np.float32), SR, 0.0, 2.0, key="z.wav", pad_short=True)
+    assert err.value.reason == checks.SILENT_AUDIO and err.value.detail.startswith("z.wav: -120.0 dBFS")
+
+
+def test_loud_window_starts_lie_on_the_10ms_grid_over_the_loud_part():
+    wave = _noise(10)
+    wave[: 6 * SR] = 0.0  # sound only in [6 s, 10 s)
+    starts = checks._loud_starts(wave, SR, 3 * SR, -60.0)
+    assert np.all(starts % 160 == 0)  # 10 ms at 16 kHz
+    # windows of 3 s with at least 1.5 s of sound start in [4.5 s, 7 s]; the last fits exactly
+    assert starts.max() == 7 * SR
+    assert abs(starts.min() - 4.5 * SR) <= 0.05 * SR
+    assert np.array_equal(starts, np.arange(starts.min(), 7 * SR + 1, 160))
+    # the moved window is one of them, chosen by the key: different keys spread over the set
+    picks = {checks.choose_window(wave, SR, 1.0, 3.0, key=f"clip{i}").offset_s for i in range(20)}
+    assert len(picks) > 5 and all(round(p * SR) in set(starts.tolist()) for p in picks)
+    # silent everywhere: no start; a clip shorter than the window: no start
+    assert checks._loud_starts(np.zeros(5 * SR, np.float32), SR, 3 * SR, -60.0).size == 0
+    assert checks._loud_starts(_noise(2), SR, 3 * SR, -60.0).size == 0
+    with pytest.raises(checks.Rejected) as err:
+        checks.choose_window(np.zeros(5 * SR, np.float32), SR, 0.0, 3.0, key="n.wav")
+    assert err.value.detail == "n.wav: no 3 s window reaches -60 dBFS"
+
+
+def test_rle_length_parses_pycocotools_strings_and_refuses_malformed_counts():
+    from pycocotools import mask as coco_mask
+
+    m = np.zeros((6, 5), np.uint8, order="F")
+    m[1:4, 2:4] = 1
+    counts = coco_mask.encode(m)["counts"]
+    assert checks.rle_length(counts) == 30 and checks.rle_length(counts.decode()) == 30
+    assert checks.rle_length([3, 4, 23]) == 30 and checks.rle_length((0, 30)) == 30
+    assert checks.rle_length([3, -1, 28]) is None  # negative run
+    assert checks.rle_length([3, "x"]) is None and checks.rle_length([None]) is None
+    assert checks.rle_length(b"\xff\xfe") is None  # not ASCII
+    assert checks.rle_length(30) is None  # neither list nor string
+    assert checks.rle_length(" ") is None  # below the alphabet ('0' = 48)
+    assert checks.rle_length("\x7f") is None  # above it (48 + 63)
+    assert checks.rle_length("P") is None  # "more" bit set on the last char: truncated
+    assert checks.rle_length("") == 0
+    # hand-encoded, each char = value + 48; from the FOURTH count on a value is a delta to the
+    # count two before (pycocotools' rleFrString; its decode of "1234" into a 3x4 mask gives the
+    # runs 1, 2, 3, 6 = 0 11 000 111111)
+    assert checks.rle_length("123") == 1 + 2 + 3
+    assert checks.rle_length("1234") == 1 + 2 + 3 + (4 + 2)
+    assert checks.rle_length("5?") == 5 + 15  # '?' = 15: no sign bit (0x10 clear)
+    assert checks.rle_length("5@") is None  # '@' = 16: sign bit -> -16
+
+
+def test_check_rle_messages_name_sizes():
+    with pytest.raises(checks.Rejected) as err:
+        checks.check_rle([200], 10, 20, 30, 10, "lvis:1:2")
+    assert (err.value.reason, err.value.detail) == ("RLE size differs from its image",
+                                                    "lvis:1:2: RLE 20x10, image 30x10")
+    with pytest.raises(checks.Rejected) as err:
+        checks.check_rle(5, 10, 20, 20, 10, "lvis:1:2")
+    assert err.value.detail == "lvis:1:2: counts are not a COCO RLE string or list"
+    with pytest.raises(checks.Rejected) as err:
+        checks.check_rle([199], 10, 20, 20, 10, "lvis:1:2")
+    assert (err.value.reason, err.value.detail) == ("malformed RLE",
+                                                    "lvis:1:2: counts cover 199 pixels, size 20x10 has 200")
+    checks.check_rle(["100", 100], "10", "20", 20, 10, "ok")  # numbers as strings are read
+
+
+def test_check_mask_image_modes_emptiness_and_aspect_tolerance():
+    for mode in ("1", "L", "P", "I", "I;16"):
+        checks.check_mask_image(mode, (100, 100), 1000, 1000, "oi")
+    with pytest.raises(checks.Rejected) as err:
+        checks.check_mask_image("LA", (100, 100), 1000, 1000, "oi:m.png")
+    assert err.value.detail == "oi:m.png: mode LA (expected 1, L or P)"
+    for size in ((0, 5), (5, 0)):
+        with pytest.raises(checks.Rejected) as err:
+            checks.check_mask_image("L", size, 1000, 1000, "oi:m.png")
+        assert (err.value.reason, err.value.detail) == ("mask image is empty",
+                                                        f"oi:m.png: {size[0]}x{size[1]}")
+    # tolerance 0.02 + 1/min side (100 -> 0.03): ratio 1/1.029 passes, 1/1.032 does not
+    checks.check_mask_image("L", (100, 100), 1029, 1000, "oi")
+    checks.check_mask_image("L", (100, 100), 1000, 1029, "oi")
+    with pytest.raises(checks.Rejected) as err:
+        checks.check_mask_image("L", (100, 100), 1032, 1000, "oi")
+    assert err.value.detail == "oi: mask 100x100, image 1032x1000"
+    with pytest.raises(checks.Rejected):
+        checks.check_mask_image("L", (100, 100), 1000, 1032, "oi")
+    # the slack follows the smallest side of all four: a side of 40 gives 0.02 + 0.025, so a
+    # deviation of ~0.025 (41 vs 40) passes; with a 1000 px smallest side it would not
+    for mask_size, image_size in [((1000, 1000), (41, 40)), ((1000, 1000), (40, 41)),
+                                  ((41, 40), (1000, 1000)), ((40, 41), (1000, 1000))]:
+        checks.check_mask_image("L", mask_size, *image_size, "oi")
+
+
+def test_check_polygons_limits_per_axis():
+    # image 100 x 80: x in [-100, 200], y in [-80, 160]
+    checks.check_polygons([(-100, -80, 200, 160, 0, 0)], 100, 80, "ok")
+    for poly, v in [((-100.5, 0), "-100.5"), ((200.5, 0), "200.5"), ((0, -80.5), "-80.5"),
+                    ((0, 160.5), "160.5"), ((0, float("nan")), "nan"), ((float("inf"), 0), "inf")]:
+        with pytest.raises(checks.Rejected) as err:
+            checks.check_polygons([(1, 1, 2, 2), poly], 100, 80, "lvis:3")
+        assert err.value.reason == "polygon outside its image"
+        assert err.value.detail == f"lvis:3: coordinate {v} with image 100x80"
