@@ -15,12 +15,18 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
-# test ids of tests/test_mutation_kills.py whose names contain one of the given words
-_kills() { local w; for w in "$@"; do grep -o "^def test_[a-z0-9_]*${w}[a-z0-9_]*" "$repo/tests/test_mutation_kills.py" | sed 's|^def |tests/test_mutation_kills.py::|'; done | sort -u | tr '\n' ' '; }
+# test ids of FILE (or tests/test_mutation_kills.py, tests/test_properties.py) whose names contain one of the words
+_ids() { local f=$1 w; shift; for w in "$@"; do grep -o "^def test_[a-z0-9_]*${w}[a-z0-9_]*" "$repo/$f" | sed "s|^def |$f::|"; done | sort -u | tr '\n' ' '; }
+_kills() { _ids tests/test_mutation_kills.py "$@"; }
+_props() { _ids tests/test_properties.py "$@"; }
+# the hub functions that issue 17 calls "hub redaction" (token resolution, redaction, log filter)
+HUB_REDACTION="avsynth.hub.x_resolve_token* avsynth.hub.x_redact* avsynth.hub.xǁ_RedactFilterǁ*"
 
 selection() {
   case $1 in
-    evaluation/metrics) echo "tests/test_metrics.py tests/test_properties.py" ;;
+    evaluation/metrics) echo "tests/test_metrics.py tests/test_kills_metrics.py"\
+                             "--deselect tests/test_metrics.py::test_counts_equal_the_per_threshold_loop[shape4]"\
+                             "$(_props metrics_equal perfect_and_inverted invariant_to_frame_order)" ;;
     plan) echo "tests/test_plan.py tests/test_properties.py::test_plan_splits_are_disjoint_and_permutation_invariant"\
                "tests/test_properties.py::test_plan_balances_categories_in_test_and_train tests/test_kills_plan.py"\
                "$(_kills unbalanced_quotas plan_from_rows plan_rows_carry every_seeded unbalanced_plan units_skip)" ;;
@@ -36,9 +42,10 @@ selection() {
     media/mix|media/video) echo "tests/test_kills_media.py" ;;
     media/checks) echo "tests/test_kills_media.py tests/test_build_checks.py::test_window_rejects_short_and_silent_and_moves_off_silence"\
                        "tests/test_build_checks.py::test_rle_length_agrees_with_pycocotools" ;;
-    shards/writer) echo "tests/test_shards.py tests/test_mutation_kills.py" ;;
-    shards/verify) echo "tests/test_shards.py tests/test_mutation_kills.py" ;;
-    shards/record) echo "tests/test_record.py tests/test_shards.py" ;;
+    shards/writer) echo "tests/test_kills_shards.py $(_kills 100_rows_per_row_group)"\
+                        "$(_ids tests/test_shards.py writer_is_byte failing_row bad_row refuses_to_overwrite pool_shard)" ;;
+    shards/verify) echo "tests/test_kills_verify.py $(_kills verify_reports) $(_ids tests/test_shards.py verify)" ;;
+    shards/record) echo "tests/test_record.py tests/test_kills_shards.py" ;;
     build/runner) echo "tests/test_build.py tests/test_mutation_kills.py tests/test_write_failure.py" ;;
     build/rows) echo "tests/test_build.py tests/test_mutation_kills.py" ;;
     modeling/sama_avs|modeling/adapters|modeling/gavs) echo "tests/test_models.py tests/test_mutation_kills.py" ;;
@@ -60,6 +67,7 @@ fi
 mod=${1:?usage: bash scripts/mutation.sh MODULE [MAX_CHILDREN] (see --list)}
 children=${2:-2}
 tests=$(selection "$mod") || { echo "unknown module $mod (see --list)" >&2; exit 2; }
+[[ $mod == hub ]] && MUTANTS=${MUTANTS:-$HUB_REDACTION}  # hub: the redaction functions only (issue 17)
 [[ -f "$repo/avsynth/$mod.py" ]] || { echo "avsynth/$mod.py: no such module" >&2; exit 2; }
 
 work=${MUTATION_WORKDIR:-$(mktemp -d -t avsynth-mutation.XXXXXX)}
@@ -79,20 +87,39 @@ open(path, "w", encoding="utf-8").write(text.rstrip("\n") + "\n\n" + block)
 PY
 export AVSYNTH_SHARED=${AVSYNTH_SHARED:-$(cd "$repo/.." && pwd)/shared}
 unset PYTHONPATH
+# one thread per test process: the mutants run MAX_CHILDREN at a time on a shared machine, where
+# torch's own thread pool only adds contention (results do not depend on it)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 cd "$work"
 echo "mutating avsynth/$mod.py in $work with: $tests" >&2
-names=()
+# MUTANTS="glob ...": mutate only the functions whose mutant names match (e.g. the redaction
+# functions of hub: MUTANTS="avsynth.hub.x_redact* avsynth.hub.x_resolve_token*"); counts are then
+# of those mutants only.
+read -r -a globs <<< "${MUTANTS:-}"
+names=("${globs[@]}")
 if [[ -n ${RETEST_SURVIVORS:-} && -d mutants ]]; then  # after new tests: re-run only the survivors
-  mapfile -t names < <(mutmut results 2>/dev/null | grep -v ": killed$" | sed 's/^ *//; s/:.*//')
+  mapfile -t names < <(mutmut results 2>/dev/null | grep -v ": killed$" | sed 's/^ *//; s/:.*//' |
+                       python -c 'import fnmatch, sys; g = sys.argv[1:]; [print(n, end="") for n in sys.stdin
+                                  if not g or any(fnmatch.fnmatch(n.strip(), x) for x in g)]' "${globs[@]}")
+  [[ ${#names[@]} -gt 0 ]] || names=("${globs[@]}")
 fi
 mutmut run --max-children "$children" "${names[@]}" >&2 || true
-mutmut export-cicd-stats >&2
-python - "$mod" <<'PY'
-import json, sys
-s = json.load(open("mutants/mutmut-cicd-stats.json"))
-tested = s["total"] - s.get("skipped", 0)
-score = (s["killed"] + s.get("timeout", 0)) / tested if tested else 0.0
-print(json.dumps({"module": sys.argv[1], **{k: s.get(k, 0) for k in
-      ("killed", "survived", "no_tests", "timeout", "suspicious", "total")}, "score": round(score, 4)}))
-PY
-mutmut results 2>/dev/null | grep -v ": killed$" >&2 || true
+mutmut results --all true 2>/dev/null | python -c '
+import collections, fnmatch, json, sys
+mod, globs = sys.argv[1], sys.argv[2:]
+status = {}
+for line in sys.stdin:
+    name, _, st = line.strip().rpartition(": ")
+    if name and (not globs or any(fnmatch.fnmatch(name, g) for g in globs)):
+        status[name] = st
+c = collections.Counter(status.values())
+run = len(status) - c["not checked"] - c["skipped"]
+score = (c["killed"] + c["timeout"]) / run if run else 0.0
+print(json.dumps({"module": mod, "killed": c["killed"], "survived": c["survived"], "no_tests": c["no tests"],
+                  "timeout": c["timeout"], "suspicious": c["suspicious"], "segfault": c["segfault"],
+                  "not_checked": c["not checked"],
+                  "total": len(status), "score": round(score, 4)}))
+for name, st in sorted(status.items()):
+    if st != "killed":
+        print(f"    {name}: {st}", file=sys.stderr)
+' "$mod" "${globs[@]}"

@@ -36,6 +36,8 @@ def test_rms_normalise_scales_to_minus_20_dbfs_and_keeps_silence_silent():
     assert np.allclose(mix.rms_normalise(np.full(10, 2e-6)), 0.1)
     empty = mix.rms_normalise(np.zeros(0))
     assert empty.shape == (0,)
+    # silent means an RMS *below* 1e-6: a wave of RMS exactly 1e-6 is normalised
+    assert np.allclose(mix.rms_normalise(np.full(10, 1e-6)), 0.1)
 
 
 def test_mix_sums_normalised_windows_with_gains_and_guards_the_peak():
@@ -56,6 +58,11 @@ def test_mix_sums_normalised_windows_with_gains_and_guards_the_peak():
     assert np.allclose(two, expected, atol=1e-6)  # 0.498 < 0.99: no guard
     big = mix.mix([a, a], [20.0, 14.0])
     assert np.allclose(big, 0.99, atol=1e-6)
+
+
+def test_mix_of_empty_windows_is_empty():
+    out = mix.mix([np.zeros(0), np.ones(5)], [0.0, -3.0])  # the shortest window sets the length
+    assert out.shape == (0,) and out.dtype == np.float32
 
 
 def test_mix_refuses_missing_or_mismatched_gains():
