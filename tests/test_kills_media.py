@@ -275,3 +275,259 @@ def test_check_polygons_limits_per_axis():
             checks.check_polygons([(1, 1, 2, 2), poly], 100, 80, "lvis:3")
         assert err.value.reason == "polygon outside its image"
         assert err.value.detail == f"lvis:3: coordinate {v} with image 100x80"
+
+
+# ---------------------------------------------------------------------------------------- image
+
+
+def _jpeg(w=24, h=16, seed=0) -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _exif_app1(order: bytes, entries) -> bytes:
+    """An APP1 "Exif" segment: TIFF header in byte order ``order`` and one IFD0 of ``entries``
+    (tag, type, value) with count 1 and the value left-justified in the 4-byte field."""
+    e = "<" if order == b"II" else ">"
+    ifd = struct.pack(e + "H", len(entries))
+    for tag, typ, value in entries:
+        field = struct.pack(e + "H", value) + b"\x00\x00" if typ == 3 else struct.pack(e + "I", value)
+        ifd += struct.pack(e + "HHI", tag, typ, 1) + field
+    tiff = order + struct.pack(e + "H", 42) + struct.pack(e + "I", 8) + ifd + struct.pack(e + "I", 0)
+    body = b"Exif\x00\x00" + tiff
+    return b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
+
+
+def _insert_after_app0(jpeg: bytes, segment: bytes) -> bytes:
+    assert jpeg[2:4] == b"\xff\xe0"  # Pillow writes a JFIF APP0 first
+    end = 4 + struct.unpack(">H", jpeg[4:6])[0]
+    return jpeg[:end] + segment + jpeg[end:]
+
+
+@pytest.mark.parametrize("order", [b"II", b"MM"])
+def test_orientation_rewritten_in_either_byte_order_after_other_segments(order):
+    # IFD0: ImageWidth (LONG) first, then Orientation 8 (SHORT): the walk must pass both
+    data = _insert_after_app0(_jpeg(), _exif_app1(order, [(0x0100, 4, 24), (0x0112, 3, 8)]))
+    assert Image.open(io.BytesIO(data)).getexif().get(0x0112) == 8
+    out = image.image_from_bytes(data)
+    assert out.exif_orientation == 8 and not out.reencoded and (out.width, out.height) == (24, 16)
+    assert Image.open(io.BytesIO(out.bytes)).getexif().get(0x0112) == 1
+    assert len(out.bytes) == len(data) and sum(a != b for a, b in zip(out.bytes, data)) == 1
+
+
+def test_orientation_left_alone_when_it_cannot_be_rewritten():
+    plain = _jpeg()
+    assert image.image_from_bytes(plain).bytes == plain  # no EXIF at all
+    one = _insert_after_app0(plain, _exif_app1(b"II", [(0x0112, 3, 1)]))
+    out = image.image_from_bytes(one)
+    assert out.bytes == one and out.exif_orientation == 1
+    # orientation stored as a LONG (not the SHORT the standard says): reported, bytes kept
+    long_ = _insert_after_app0(plain, _exif_app1(b"MM", [(0x0112, 4, 6)]))
+    out = image.image_from_bytes(long_)
+    assert out.bytes == long_
+    # an EXIF without an orientation tag
+    other = _insert_after_app0(plain, _exif_app1(b"II", [(0x0100, 4, 24)]))
+    out = image.image_from_bytes(other)
+    assert out.bytes == other and out.exif_orientation is None
+
+
+def test_resize_only_above_max_side_and_never_to_zero():
+    data = _jpeg(40, 20)
+    same = image.image_from_bytes(data, max_side=40)  # longer side == max_side: pass-through
+    assert same.bytes == data and not same.reencoded
+    small = image.image_from_bytes(data, max_side=10)
+    assert (small.width, small.height) == (10, 5) and small.reencoded
+    assert Image.open(io.BytesIO(small.bytes)).size == (10, 5)
+    thin = image.image_from_bytes(_jpeg(400, 2), max_side=100)  # 2 * 0.25 = 0.5 -> at least 1 px
+    assert (thin.width, thin.height) == (100, 1)
+
+
+def test_encoded_jpeg_is_baseline_444_without_metadata():
+    from PIL import JpegImagePlugin
+
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (16, 16, 3), dtype=np.uint8), "RGB")
+    data = image.encode_jpeg(img)
+    back = Image.open(io.BytesIO(data))
+    assert back.format == "JPEG" and back.mode == "RGB"
+    assert not back.info.get("progressive") and not back.info.get("progression")
+    assert JpegImagePlugin.get_sampling(back) == 0  # 4:4:4
+    assert "exif" not in back.info and "icc_profile" not in back.info
+    assert len(image.encode_jpeg(img, quality=50)) < len(data)  # the quality is used
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "PA"])
+def test_transparency_is_composited_on_black(mode):
+    rgba = Image.new("RGBA", (4, 2), (200, 100, 50, 255))
+    rgba.putpixel((0, 0), (200, 100, 50, 0))  # fully transparent pixel -> black
+    img = rgba if mode == "RGBA" else rgba.convert(mode)
+    rgb = image._to_rgb(img)
+    assert rgb.mode == "RGB"
+    assert rgb.getpixel((0, 0)) == (0, 0, 0)
+    assert rgb.getpixel((1, 0)) == img.convert("RGB").getpixel((1, 0))  # opaque pixels unchanged
+
+
+def test_palette_transparency_and_16_bit_images_become_rgb():
+    p = Image.new("P", (2, 1))
+    p.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    p.putpixel((0, 0), 0)
+    p.putpixel((1, 0), 1)
+    p.info["transparency"] = 0  # palette index 0 is transparent
+    assert image._to_rgb(p).getpixel((0, 0)) == (0, 0, 0) and image._to_rgb(p).getpixel((1, 0)) == (0, 255, 0)
+    p.info.pop("transparency")
+    assert image._to_rgb(p).getpixel((0, 0)) == (255, 0, 0)
+    deep = Image.fromarray(np.array([[0, 1000, 4000]], dtype=np.uint16))  # mode I;16: scaled to its max
+    assert deep.mode == "I;16"
+    assert [image._to_rgb(deep).getpixel((i, 0))[0] for i in range(3)] == [0, round(1000 * 255 / 4000), 255]
+    wide = Image.fromarray(np.array([[0, 20, 100]], dtype=np.int32))  # mode I
+    assert [image._to_rgb(wide).getpixel((i, 0))[0] for i in range(3)] == [0, 51, 255]
+    black = Image.fromarray(np.zeros((1, 2), dtype=np.uint16))  # all zero: no division by zero
+    assert image._to_rgb(black).getpixel((1, 0)) == (0, 0, 0)
+    grey = Image.new("L", (1, 1), 77)
+    assert image._to_rgb(grey).getpixel((0, 0)) == (77, 77, 77)
+
+
+def test_png_source_is_reencoded_and_reports_no_orientation(tmp_path):
+    buf = io.BytesIO()
+    Image.new("RGB", (6, 4), (10, 20, 30)).save(buf, format="PNG")
+    out = image.image_from_bytes(buf.getvalue(), "x.png")
+    assert out.reencoded and out.format == "JPEG" and out.exif_orientation is None and (out.width, out.height) == (6, 4)
+    assert image.decode_image_size(buf.getvalue()) == (6, 4)
+    with pytest.raises(SourceError, match=r"^x\.png: image file is empty$"):
+        image.image_from_bytes(b"", "x.png")
+    with pytest.raises(SourceError, match=r"^y\.jpg: not a decodable image \("):
+        image.decode_image_size(b"junk", "y.jpg")
+
+
+def test_mpo_counts_as_jpeg_and_passes_through():
+    first = Image.fromarray(np.full((8, 8, 3), 90, np.uint8))
+    second = Image.fromarray(np.full((8, 8, 3), 200, np.uint8))
+    buf = io.BytesIO()
+    first.save(buf, format="MPO", save_all=True, append_images=[second])
+    data = buf.getvalue()
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    out = image.image_from_bytes(data)
+    assert out.bytes == data and not out.reencoded and out.format == "JPEG"
+
+
+# ---------------------------------------------------------------------------------------- audio
+
+
+def test_pcm16_rounds_half_to_even_and_clips():
+    scale = 32767.0
+    wave = np.array([1.0, -1.0, 2.0, -3.0, 0.5 / scale, 1.5 / scale, 2.5 / scale, -0.5 / scale])
+    assert audio.to_pcm16(wave).tolist() == [32767, -32767, 32767, -32767, 0, 2, 2, 0]
+    assert audio.to_pcm16(wave).dtype == np.int16
+
+
+def test_mono_and_length_helpers():
+    stereo = np.array([[1.0, 0.0], [0.5, -0.5]], np.float32)
+    assert audio.to_mono(stereo).tolist() == [0.5, 0.0]
+    assert audio.to_mono(np.array([[0.25], [0.5]])).tolist() == [0.25, 0.5]
+    one = audio.to_mono(np.array([0.1, 0.2], np.float64))
+    assert one.dtype == np.float32 and one.flags.c_contiguous and one.tolist() == pytest.approx([0.1, 0.2])
+    w = np.arange(5, dtype=np.float32)
+    cut = audio.fit_length(w, 3)
+    assert cut.tolist() == [0, 1, 2]
+    cut[0] = 9  # a copy, not a view of the input
+    assert w[0] == 0
+    padded = audio.fit_length(w, 7)
+    assert padded.tolist() == [0, 1, 2, 3, 4, 0, 0] and padded.dtype == np.float32
+    assert audio.fit_length(w, 5).tolist() == w.tolist()
+
+
+def test_window_arguments_and_empty_files_are_errors(tmp_path):
+    path = tmp_path / "a.wav"
+    sf.write(path, np.zeros(1600, np.float32), SR)
+    for off, sec in [(-0.1, 1.0), (0.0, 0.0), (0.0, -1.0)]:
+        with pytest.raises(ValueError, match=f"bad window offset={off} seconds={sec}"):
+            audio.load_window(path, off, sec)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), SR)
+    with pytest.raises(SourceError, match=r"empty\.wav: audio file has no samples"):
+        audio.probe(empty)
+
+
+def test_load_clip_and_window_samples_agree_with_the_file(tmp_path):
+    t = np.arange(3 * 8000) / 8000
+    stereo = np.stack([0.4 * np.sin(2 * np.pi * 300 * t), 0.2 * np.sin(2 * np.pi * 300 * t)], axis=1)
+    path = tmp_path / "s.flac"
+    sf.write(path, stereo, 8000, subtype="PCM_16")
+    wave, sr = audio.load_clip(path)
+    assert sr == 8000 and wave.shape == (24000,) and wave.dtype == np.float32
+    assert np.abs(wave - stereo.mean(axis=1)).max() < 2 / 32767
+    win = audio.window_samples(wave, sr, 1.0, 1.5, target_sr=16000)
+    assert win.shape == (24000,)
+    assert np.array_equal(win, audio.load_window(path, 1.0, 1.5, target_sr=16000))
+    same_rate = audio.window_samples(wave, sr, 0.5, 1.0, target_sr=8000)  # no resampling: a crop
+    assert np.array_equal(same_rate, wave[4000:12000])
+    tail = audio.window_samples(wave, sr, 2.5, 1.0, target_sr=8000)  # runs past the end: zero-padded
+    assert np.array_equal(tail[:4000], wave[20000:]) and not tail[4000:].any()
+    assert not audio.window_samples(wave, sr, 5.0, 1.0, target_sr=16000).any()
+
+
+def test_non_finite_samples_and_unreadable_clips_are_errors(tmp_path):
+    bad = tmp_path / "nan.wav"
+    sf.write(bad, np.array([0.0, np.nan, 0.1], np.float32), SR, subtype="FLOAT")
+    with pytest.raises(SourceError, match=r"nan\.wav: audio has non-finite samples"):
+        audio.load_clip(bad)
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF0000WAVEjunk")
+    with pytest.raises(SourceError, match=r"junk\.wav: not a readable audio file \(.+\)"):
+        audio.load_clip(junk)
+
+
+def test_encode_audio_formats_and_decode_errors():
+    w = np.zeros(160, np.float32)
+    assert audio.encode_audio(w, SR, "WAV")[:4] == b"RIFF"
+    assert audio.encode_audio(w, SR, "Flac")[:4] == b"fLaC"
+    with pytest.raises(ValueError, match="audio format must be 'flac' or 'wav', got 'mp3'"):
+        audio.encode_audio(w, SR, "mp3")
+    with pytest.raises(SourceError, match=r"^clip\.flac: not decodable audio \(.+\)$"):
+        audio.decode_audio(b"junk", "clip.flac")
+    with pytest.raises(SourceError, match=r"^not decodable audio \("):
+        audio.decode_audio(None)
+    back, sr = audio.decode_audio(audio.encode_audio(np.full((80, 2), 0.5), 8000, "wav"))
+    assert sr == 8000 and back.shape == (80,) and np.allclose(back, 0.5, atol=1e-4)
+
+
+def test_why_keeps_the_last_line_of_an_error():
+    assert audio._why(RuntimeError("first line\nError: the reason")) == "Error: the reason"
+    assert audio._why(OSError()) == "OSError"
+
+
+def test_container_audio_int_samples_and_offsets(tmp_path):
+    av = pytest.importorskip("av")
+    from fractions import Fraction
+
+    sr = 16000
+    path = tmp_path / "tone.mkv"
+    t = np.arange(sr) / sr
+    x = (0.5 * np.sin(2 * np.pi * 500 * t) * 32767).astype(np.int16).reshape(1, -1)
+    with av.open(str(path), "w") as c:
+        st = c.add_stream("pcm_s16le", rate=sr)
+        st.layout = "mono"
+        for i in range(0, sr, 1000):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, i:i + 1000]), format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = sr, i, Fraction(1, sr)
+            for pkt in st.encode(frame):
+                c.mux(pkt)
+        for pkt in st.encode(None):
+            c.mux(pkt)
+    assert audio.probe(path) == (sr, sr, 1)
+    wave, got_sr = audio.load_clip(path)
+    assert got_sr == sr and wave.shape == (sr,)
+    assert np.abs(wave - x[0] / 32767).max() < 1e-6  # int16 scaled by 1 / 32767
+    win = audio.load_window(path, 0.25, 0.5)
+    assert np.array_equal(win, wave[4000:12000])
+    no_audio = tmp_path / "video.mp4"
+    with av.open(str(no_audio), "w") as c:
+        vs = c.add_stream("mpeg4", rate=10)
+        vs.width, vs.height, vs.pix_fmt = 16, 16, "yuv420p"
+        for pkt in vs.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")):
+            c.mux(pkt)
+        for pkt in vs.encode():
+            c.mux(pkt)
+    with pytest.raises(SourceError, match=r"video\.mp4: container has no audio stream"):
+        audio.load_clip(no_audio)
