@@ -50,7 +50,7 @@ selection() {
     build/rows) echo "tests/test_build.py tests/test_mutation_kills.py" ;;
     modeling/sama_avs|modeling/adapters|modeling/gavs) echo "tests/test_models.py tests/test_mutation_kills.py" ;;
     modeling/vggish) echo "tests/test_vggish.py" ;;
-    hub) echo "tests/test_hub.py" ;;
+    hub) echo "tests/test_hub.py tests/test_kills_hub.py" ;;
     *) return 1 ;;
   esac
 }
