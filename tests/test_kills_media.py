@@ -534,3 +534,24 @@ def test_container_audio_int_samples_and_offsets(tmp_path):
             c.mux(pkt)
     with pytest.raises(SourceError, match=r"video\.mp4: container has no audio stream"):
         audio.load_clip(no_audio)
+
+
+def test_checked_window_decodes_checks_and_resamples(tmp_path):
+    # 4 s at 8 kHz: silent for 2 s, then noise; the planned window [0.5, 1.5) is silent and moves
+    wave = np.zeros(4 * 8000, np.float32)
+    wave[2 * 8000:] = 0.1 * np.random.default_rng(2).standard_normal(2 * 8000)
+    path = tmp_path / "c.wav"
+    sf.write(path, wave, 8000, subtype="FLOAT")
+    samples, win = checks.checked_window(path, 0.5, 1.0, target_sr=16000, key="c.wav")
+    assert win.moved and 1.5 - 0.05 <= win.offset_s <= 3.0 and not win.padded
+    assert samples.shape == (16000,) and samples.dtype == np.float32
+    assert np.array_equal(samples, audio.window_samples(wave, 8000, win.offset_s, 1.0, target_sr=16000))
+    kept, w2 = checks.checked_window(path, 2.5, 1.0, target_sr=8000, key="c.wav")
+    assert (w2.offset_s, w2.moved) == (2.5, False) and np.array_equal(kept, wave[20000:28000])
+    short, w3 = checks.checked_window(path, 0.0, 5.0, target_sr=8000, key="c.wav", pad_short=True)
+    assert w3.padded and short.shape == (40000,) and np.array_equal(short[:32000], wave) and not short[32000:].any()
+    with pytest.raises(checks.Rejected) as err:
+        checks.checked_window(path, 0.0, 5.0, target_sr=8000, key="c.wav")
+    assert err.value.reason == checks.SHORT_AUDIO
+    with pytest.raises(SourceError, match=r"nope\.wav"):
+        checks.checked_window(tmp_path / "nope.wav", 0.0, 1.0, target_sr=8000, key="k")
