@@ -247,3 +247,24 @@ def test_an_image_keeps_its_split_and_unused_images_follow_the_split_sizes():
     # no positive row at all: nothing to attach negatives to
     plan = make_plan([], cl, MANIFEST, opts(negatives=0.5), labs)
     assert all_rows(plan) == []
+
+
+# ------------------------------------------------------------------- unbalanced quotas, given rows
+
+
+def test_leftover_rows_go_to_the_largest_remainders_not_by_name():
+    from avsynth.plan import _proportional
+
+    # a: 2 * 2 / 3 = 1.33 (remainder 1/3), b: 1 * 2 / 3 = 0.67 (remainder 2/3): b gets the leftover
+    assert _proportional({"a": 2, "b": 1}, 2, None) == {"a": 1, "b": 1}
+    # z: 5 * 4 / 7 = 2.86, a: 2 * 4 / 7 = 1.14: z first although a sorts first by name
+    assert _proportional({"a": 2, "z": 5}, 4, None) == {"a": 1, "z": 3}
+
+
+def test_plan_from_rows_keeps_its_options_and_categories():
+    from avsynth.plan import plan_from_rows
+
+    options = PlanOptions(rows_per_shard=7, seed=11)
+    cats = [{"name": "dog", "category_id": 10}]
+    plan = plan_from_rows({"train": [], "validation": [], "test": []}, [], cats, options)
+    assert plan.options is options and plan.categories is cats and plan.shards == []
