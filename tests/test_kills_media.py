@@ -235,7 +235,8 @@ def test_check_rle_messages_name_sizes():
                                                     "lvis:1:2: RLE 20x10, image 30x10")
     with pytest.raises(checks.Rejected) as err:
         checks.check_rle(5, 10, 20, 20, 10, "lvis:1:2")
-    assert err.value.detail == "lvis:1:2: counts are not a COCO RLE string or list"
+    assert (err.value.reason, err.value.detail) == ("malformed RLE",
+                                                    "lvis:1:2: counts are not a COCO RLE string or list")
     with pytest.raises(checks.Rejected) as err:
         checks.check_rle([199], 10, 20, 20, 10, "lvis:1:2")
     assert (err.value.reason, err.value.detail) == ("malformed RLE",
@@ -248,7 +249,8 @@ def test_check_mask_image_modes_emptiness_and_aspect_tolerance():
         checks.check_mask_image(mode, (100, 100), 1000, 1000, "oi")
     with pytest.raises(checks.Rejected) as err:
         checks.check_mask_image("LA", (100, 100), 1000, 1000, "oi:m.png")
-    assert err.value.detail == "oi:m.png: mode LA (expected 1, L or P)"
+    assert (err.value.reason, err.value.detail) == ("mask image is not single-channel",
+                                                    "oi:m.png: mode LA (expected 1, L or P)")
     for size in ((0, 5), (5, 0)):
         with pytest.raises(checks.Rejected) as err:
             checks.check_mask_image("L", size, 1000, 1000, "oi:m.png")
@@ -259,14 +261,21 @@ def test_check_mask_image_modes_emptiness_and_aspect_tolerance():
     checks.check_mask_image("L", (100, 100), 1000, 1029, "oi")
     with pytest.raises(checks.Rejected) as err:
         checks.check_mask_image("L", (100, 100), 1032, 1000, "oi")
-    assert err.value.detail == "oi: mask 100x100, image 1032x1000"
+    assert (err.value.reason, err.value.detail) == ("mask aspect ratio differs from its image",
+                                                    "oi: mask 100x100, image 1032x1000")
     with pytest.raises(checks.Rejected):
         checks.check_mask_image("L", (100, 100), 1000, 1032, "oi")
-    # the slack follows the smallest side of all four: a side of 40 gives 0.02 + 0.025, so a
-    # deviation of ~0.025 (41 vs 40) passes; with a 1000 px smallest side it would not
-    for mask_size, image_size in [((1000, 1000), (41, 40)), ((1000, 1000), (40, 41)),
-                                  ((41, 40), (1000, 1000)), ((40, 41), (1000, 1000))]:
+    # the slack follows the smallest side of all four: one side of 40 (the others >= 1000) gives
+    # 0.02 + 1/40 = 0.045, so a deviation of ~0.025 passes; with 1000 as the smallest side the
+    # tolerance would be 0.021 and it would not
+    for mask_size, image_size in [((40, 1000), (1025, 25000)), ((1000, 40), (25000, 1025)),
+                                  ((1025, 25000), (40, 1000)), ((25000, 1025), (1000, 40))]:
         checks.check_mask_image("L", mask_size, *image_size, "oi")
+        with pytest.raises(checks.Rejected):  # the same shapes, the image 20 % wider
+            checks.check_mask_image("L", mask_size, round(image_size[0] * 1.2), image_size[1], "oi")
+    # a mask one pixel wide or high is not empty
+    checks.check_mask_image("1", (1, 2), 10, 20, "oi")
+    checks.check_mask_image("1", (2, 1), 20, 10, "oi")
 
 
 def test_check_polygons_limits_per_axis():
