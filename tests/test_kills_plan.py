@@ -108,7 +108,7 @@ def test_mixed_rows_draw_clips_round_robin_with_seeded_gains_and_offsets():
             assert s.gain_db == mix_gain_db(5, r.id, i)
             use[s.clip.audio_id] += 1
         assert (r.clip, r.audio_offset_s, r.audio_seconds) == (r.sources[0].clip, r.sources[0].audio_offset_s, 2.5)
-        assert isinstance(r.audio_seconds, float) and not r.negative
+        assert isinstance(r.audio_seconds, float) and not r.negative and r.split == "train"
     # 30 rows draw 30 clips of each category from its 4 train clips in turn: 8, 8, 7, 7 uses
     for c in ("dog", "cat"):
         assert sorted(n for a, n in use.items() if a.startswith(c)) == [7, 7, 8, 8]
@@ -136,6 +136,15 @@ def test_mixed_units_min_mask_area_counts_the_union():
     assert len(all_rows(keep)) == 1 and keep.filtered == {}
     drop = make_plan(recs, clips(2, 0), MANIFEST, opts(sources_per_row=2, min_mask_area=0.51))
     assert all_rows(drop) == [] and drop.filtered == {"mask area below --min-mask-area": 1}
+    # every small image is counted (and does not stop the others): images 1, 2 too small, 3 kept
+    many = recs + [inst(2, "dog", 3, area=10), inst(2, "cat", 4, area=10),
+                   inst(3, "dog", 5, area=3000), inst(3, "cat", 6, area=3000)]
+    plan = make_plan(many, clips(2, 0), MANIFEST, opts(sources_per_row=2, min_mask_area=0.51))
+    assert [r.id.split("-m")[0] for r in all_rows(plan)] == ["lvis-3"]
+    assert plan.filtered == {"mask area below --min-mask-area": 2}
+    one_px = [inst(9, c, k, area=1) for k, c in enumerate(("dog", "cat"))]
+    one_px = [i.__class__(**{**i.__dict__, "width": 1, "height": 1}) for i in one_px]  # a 1 x 1 image, full
+    assert len(all_rows(make_plan(one_px, clips(2, 0), MANIFEST, opts(sources_per_row=2, min_mask_area=0.99)))) == 1
     huge = [inst(1, "dog", 1, area=9000), inst(1, "cat", 2, area=9000)]  # above the image: capped at 1
     assert len(all_rows(make_plan(huge, clips(2, 0), MANIFEST, opts(sources_per_row=2, min_mask_area=1.0)))) == 1
 
@@ -268,3 +277,35 @@ def test_plan_from_rows_keeps_its_options_and_categories():
     cats = [{"name": "dog", "category_id": 10}]
     plan = plan_from_rows({"train": [], "validation": [], "test": []}, [], cats, options)
     assert plan.options is options and plan.categories is cats and plan.shards == []
+
+
+def test_mixed_rows_keep_each_image_in_one_split_and_count_units_by_their_first_category():
+    recs = [inst(img, c, 10 * img + k) for img in range(24) for k, c in enumerate(CATS)]
+    plan = make_plan(recs, clips(6, 6), MANIFEST,
+                     opts(sources_per_row=2, sizes={"train": 12, "validation": 4, "test": 4}))
+    images = {s: {r.instances[0].image_id for r in plan.rows[s]} for s in ("train", "validation", "test")}
+    assert [len(plan.rows[s]) for s in ("train", "validation", "test")] == [12, 4, 4]
+    assert not (images["train"] & images["validation"] or images["train"] & images["test"]
+                or images["validation"] & images["test"])
+    assert all(len({i.image_id for i in r.instances}) == 1 for r in all_rows(plan))
+    # available units, by the first chosen category, add up to the 24 images
+    firsts = Counter()
+    for r in all_rows(plan):
+        firsts[r.sources[0].category] += 1
+    assert sum(plan.available[c]["units"] for c in CATS) == 24
+    assert all(plan.available[c]["images"] == plan.available[c]["units"] for c in CATS)
+    full = make_plan(recs, clips(6, 6), MANIFEST, opts(sources_per_row=2))  # everything in train
+    led = Counter(r.sources[0].category for r in full.rows["train"])
+    assert {c: full.available[c]["units"] for c in CATS} == {c: led[c] for c in CATS}
+
+
+def test_negatives_after_mixed_rows_keep_every_clip_in_turn():
+    # 2 mixed dog + cat rows use dog clips 0, 1 and cat clips 0, 1 of 4; two negatives playing dog
+    # continue with dog clips 2, 3: every dog clip once
+    recs = [inst(img, c, 10 * img + k) for img in range(2) for k, c in enumerate(("dog", "cat"))]
+    labs = [labels(50, negatives=("dog",)), labels(51, negatives=("dog",))]
+    plan = make_plan(recs, clips(4, 0, cats=("dog", "cat")), MANIFEST,
+                     opts(sources_per_row=2, negatives=0.5), labs)
+    dog = Counter(s.clip.audio_id for r in plan.rows["train"] for s in r.sources if s.category == "dog")
+    assert sum(r.negative for r in plan.rows["train"]) == 2
+    assert dog == {f"dog{i:03d}": 1 for i in range(4)}
