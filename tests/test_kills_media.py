@@ -564,3 +564,38 @@ def test_checked_window_decodes_checks_and_resamples(tmp_path):
     assert err.value.reason == checks.SHORT_AUDIO
     with pytest.raises(SourceError, match=r"nope\.wav"):
         checks.checked_window(tmp_path / "nope.wav", 0.0, 1.0, target_sr=8000, key="k")
+
+
+def test_loud_starts_last_start_fits_exactly_and_threshold_is_absolute():
+    # 48,159 samples, window 48,000: only start 0 fits (the next grid start, 160, would not)
+    wave = _noise(3)
+    wave = np.concatenate([wave, wave[:159]])
+    assert checks._loud_starts(wave, SR, 3 * SR, -60.0).tolist() == [0]
+    # [0, 5 s) at about -40 dBFS, [5 s, 10 s) at about -10 dBFS; 2 s windows at -30 dBFS: only
+    # the loud half counts as non-silent (threshold -30 dB re 1.0, absolute), so the windows with
+    # at least 1 s of it start at 4 s ... 8 s
+    rng = np.random.default_rng(4)
+    two = np.concatenate([10 ** (-40 / 20) * rng.standard_normal(5 * SR),
+                          10 ** (-10 / 20) * rng.standard_normal(5 * SR)]).astype(np.float32)
+    starts = checks._loud_starts(two, SR, 2 * SR, -30.0)
+    assert abs(starts.min() - 4 * SR) <= 0.1 * SR and starts.max() == 8 * SR
+    # with the quiet half at -27 dBFS (above -30) every window qualifies
+    two[: 5 * SR] *= 10 ** (13 / 20)
+    starts = checks._loud_starts(two, SR, 2 * SR, -30.0)
+    assert starts.min() == 0 and starts.max() == 8 * SR and starts.size == 8 * 100 + 1
+
+
+def test_rle_length_alphabet_limits_long_runs_and_a_leading_foreground_pixel():
+    from pycocotools import mask as coco_mask
+
+    assert checks.rle_length("o0") == 31  # 'o' = 63: the largest char (continuation, 31)
+    assert checks.rle_length("p") is None  # 'p' = 64: outside the alphabet
+    big = np.zeros((200, 200), np.uint8, order="F")
+    big[150:, 190:] = 1  # runs of tens of thousands: values spread over 3+ chars
+    counts = coco_mask.encode(big)["counts"]
+    assert len(counts) > 6 and checks.rle_length(counts) == 40_000
+    first = np.zeros((3, 4), np.uint8, order="F")
+    first[0, 0] = 1  # the first run (background) is empty: a count of 0
+    rle = coco_mask.encode(first)
+    assert checks.rle_length(rle["counts"]) == 12
+    assert checks.rle_length([0, 1, 11]) == 12
