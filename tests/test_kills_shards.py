@@ -49,6 +49,11 @@ def test_record_dict_leaves_out_none_scalars_and_empty_audio_checks():
     assert back.seed is None and back.splits == {} and back.shards == [] and back.format is None
     assert back.extra == {"x": 2}
     assert BuildRecord.from_dict({"format": "avsynth-shards/1"}).format == "avsynth-shards/1"
+    # a top-level key named "extra" is an unknown key like any other: kept and written back
+    odd = BuildRecord.from_dict({"extra": {"a": 1}, "seed": 2})
+    assert odd.extra == {"extra": {"a": 1}} and odd.to_dict()["extra"] == {"a": 1}
+    coerced = BuildRecord.coerce({"seed": 4, "shards": [{"path": "data/x.parquet"}]})
+    assert isinstance(coerced, BuildRecord) and coerced.seed == 4 and coerced.shards[0].path == "data/x.parquet"
 
 
 def test_record_views():
@@ -91,6 +96,10 @@ def test_record_files_read_and_written_in_every_form(tmp_path):
         with pytest.raises(VerifyError) as err:
             read_record(tmp_path)
         assert str(err.value).startswith(f"{path}: cannot read the build record (") and why in str(err.value)
+    path.write_text("[]")
+    with pytest.raises(VerifyError) as err:
+        read_record(tmp_path)
+    assert str(err.value) == f"{path}: cannot read the build record (not a JSON object)"
     path.write_bytes(b'{"a": "\xff"}')
     with pytest.raises(VerifyError, match="cannot read the build record"):
         read_record(tmp_path)
