@@ -309,3 +309,63 @@ def test_negatives_after_mixed_rows_keep_every_clip_in_turn():
     dog = Counter(s.clip.audio_id for r in plan.rows["train"] for s in r.sources if s.category == "dog")
     assert sum(r.negative for r in plan.rows["train"]) == 2
     assert dog == {f"dog{i:03d}": 1 for i in range(4)}
+
+
+def test_negative_choices_are_seeded_per_image_and_category():
+    # 40 dog rows in train; 40 unused images each verifying cat and piano absent; 10 negatives
+    recs = [inst(i, "dog", i) for i in range(40)]
+    labs = [labels(100 + i, negatives=("cat", "piano")) for i in range(40)]
+    cl = clips(10, 0, cats=("dog", "cat", "piano"))
+    chosen = {}
+    for seed in (0, 1, 2):
+        plan = make_plan(recs, cl, MANIFEST, opts(seed=seed, negatives=0.2), labs)
+        neg = [r for r in plan.rows["train"] if r.negative]
+        assert len(neg) == 10 and all(r.split == "train" for r in neg)
+        chosen[seed] = {(r.image.image_id, r.category) for r in neg}
+        # the category is drawn per image: both verified-absent categories are played
+        assert {r.category for r in neg} == {"cat", "piano"}
+    # which images (and which category per image) move with the seed
+    assert len({frozenset(v) for v in chosen.values()}) == 3
+    assert len({frozenset(i for i, _ in v) for v in chosen.values()}) == 3
+
+
+def test_unused_images_are_spread_over_all_three_splits_by_size():
+    # one row in each split... train twice as big: an unused image goes to train with p = 1/2
+    recs = [inst(i, "dog", i) for i in range(4)]
+    labs = [labels(100 + i, negatives=("cat",)) for i in range(120)]
+    cl = clips(10, 10, cats=("dog", "cat"))
+    plan = make_plan(recs, cl, MANIFEST, opts(negatives=0.95, sizes={"train": 2, "validation": 1, "test": 1}), labs)
+    assert [sum(not r.negative for r in plan.rows[s]) for s in ("train", "validation", "test")] == [2, 1, 1]
+    made = [sum(r.negative for r in plan.rows[s]) for s in ("train", "validation", "test")]
+    # want 0.95 / 0.05 * rows = 38 per train, 19 per held-out split; 120 images suffice for each
+    assert made == [38, 19, 19]
+    assert all(r.split == s for s in ("train", "validation", "test") for r in plan.rows[s])
+    # which unused image goes to which split moves with the seed
+    held_out = []
+    for seed in (1, 2):
+        other = make_plan(recs, cl, MANIFEST, opts(seed=seed, negatives=0.95,
+                                                    sizes={"train": 2, "validation": 1, "test": 1}), labs)
+        held_out.append({r.image.image_id for r in other.rows["validation"] if r.negative})
+    assert held_out[0] != held_out[1]
+
+
+def test_images_without_negatives_or_usable_audio_are_skipped_not_stopping_the_others():
+    recs = [inst(i, "dog", i) for i in range(10)]
+    labs = [labels(99)]  # no verified negative, first in the list
+    labs += [labels(100 + i, negatives=("bus",)) for i in range(10)]  # bus: no audio anywhere
+    labs += [labels(200 + i, negatives=("bus", "horse", "cat")) for i in range(10)]  # only cat is usable
+    plan = make_plan(recs, clips(10, 0, cats=("dog", "cat")), MANIFEST, opts(negatives=0.5), labs)
+    neg = [r for r in plan.rows["train"] if r.negative]
+    assert len(neg) == 10  # 0.5 / 0.5 * 10, all from the images 200..209
+    assert {r.image.image_id for r in neg} == {str(200 + i) for i in range(10)}
+    assert {r.category for r in neg} == {"cat"}
+
+
+def test_several_negatives_of_a_category_take_its_clips_in_turn():
+    # 5 dog rows use dog clips 0..4 of 7; two dog negatives take clips 5 and 6
+    recs = [inst(i, "dog", i) for i in range(5)]
+    labs = [labels(100, negatives=("dog",)), labels(101, negatives=("dog",))]
+    plan = make_plan(recs, clips(7, 0, cats=("dog",)), MANIFEST, opts(negatives=0.3), labs)
+    train = plan.rows["train"]
+    assert sum(r.negative for r in train) == 2  # round(0.3 / 0.7 * 5) = 2
+    assert sorted(r.clip.audio_id for r in train) == [f"dog{i:03d}" for i in range(7)]
