@@ -599,3 +599,45 @@ def test_rle_length_alphabet_limits_long_runs_and_a_leading_foreground_pixel():
     rle = coco_mask.encode(first)
     assert checks.rle_length(rle["counts"]) == 12
     assert checks.rle_length([0, 1, 11]) == 12
+
+
+def test_rms_dbfs_of_one_sample_and_window_boundaries():
+    assert checks.rms_dbfs(np.array([0.5])) == pytest.approx(20 * math.log10(0.5), abs=1e-12)
+    # 16 samples short of 3 s at 16 kHz is exactly the 1 ms allowance: the whole clip, not short
+    clip = _noise(3)[: 3 * SR - 16]
+    w = checks.choose_window(clip, SR, 0.0, 3.0, key="k")
+    assert (w.offset_s, w.padded) == (0.0, False)
+    level = checks.rms_dbfs(clip)
+    # a level exactly at the threshold is loud enough, for the whole clip and for a padded one
+    assert checks.choose_window(clip, SR, 0.0, 3.0, key="k", min_rms_dbfs=level).rms_dbfs == level
+    short = _noise(1)
+    padded = checks.choose_window(short, SR, 1.0, 2.0, key="k", pad_short=True,
+                                  min_rms_dbfs=checks.rms_dbfs(short))
+    assert padded.padded and padded.moved and padded.offset_s == 0.0  # planned at 1 s: moved to 0
+    # a silent clip exactly as long as the window has no loud window at all
+    with pytest.raises(checks.Rejected) as err:
+        checks.choose_window(np.zeros(3 * SR, np.float32), SR, 0.0, 3.0, key="s.wav")
+    assert err.value.detail == "s.wav: no 3 s window reaches -60 dBFS"
+
+
+def test_loud_starts_follow_each_loud_part_and_the_mean_level():
+    # sound in [2 s, 3 s) and [6 s, 7 s) of 10 s; 3 s windows need >= 0.5 s of sound (half the
+    # most any window has, 1 s): starts 0 ... 2.5 s and 3.5 ... 6.5 s
+    wave = np.zeros(10 * SR, np.float32)
+    noise = _noise(10)
+    wave[2 * SR : 3 * SR] = noise[2 * SR : 3 * SR]
+    wave[6 * SR : 7 * SR] = noise[6 * SR : 7 * SR]
+    starts = checks._loud_starts(wave, SR, 3 * SR, -60.0) / SR
+    assert starts.min() == 0.0 and abs(starts.max() - 6.5) <= 0.05
+    assert not ((starts > 2.5 + 0.05) & (starts < 3.5 - 0.05)).any() and (abs(starts - 3.0) < 0.05).sum() == 0
+    # a constant wave just above -30 dBFS: every 2 s window, the first one included
+    flat = np.full(4 * SR, 10 ** (-29.99 / 20), np.float32)
+    starts = checks._loud_starts(flat, SR, 2 * SR, -30.0)
+    assert starts.min() == 0 and starts.max() == 2 * SR and starts.size == 201
+    # sound at -29 dBFS in [5 s, 10 s): a 2 s window needs 79.4 % of it to reach -30 dBFS on
+    # average (10**-0.1), so the first start is 4.59 s although half coverage would allow 4 s
+    half = np.zeros(10 * SR, np.float32)
+    half[5 * SR :] = 10 ** (-29 / 20)
+    starts = checks._loud_starts(half, SR, 2 * SR, -30.0) / SR
+    first = 5 - 2 * (1 - 10 ** -0.1)
+    assert abs(starts.min() - first) <= 0.011 and starts.max() == 8.0
