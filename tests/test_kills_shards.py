@@ -187,3 +187,31 @@ def test_without_hard_links_the_shard_is_renamed_into_place(tmp_path, monkeypatc
     with pytest.raises(BuildError, match="already exists"):
         write_shard(rows(), target, schema=ROW_SCHEMA)
     assert target.read_bytes() == b"other" and sorted(os.listdir(tmp_path)) == ["s.parquet", "t.parquet"]
+
+
+def _synthetic_row(i: int) -> dict:
+    """A row whose media are plain bytes (the writer never decodes them): only pyarrow shapes the file."""
+    return {"id": f"train-{i:06d}", "split": "train", "category": ("dog", "cat")[i % 2], "category_id": i % 2,
+            "image": {"bytes": b"jpeg%d" % i, "path": f"img{i}.jpg"}, "mask": {"bytes": b"png%d" % i, "path": None},
+            "audio": {"bytes": b"flac%d" % (i * 7), "path": f"clip{i}.flac"}, "width": 24 + i % 5, "height": 16,
+            "mask_area": i / 1000, "bbox": [0.0, 0.1, 0.2, 0.3], "image_source": "lvis", "image_id": str(i),
+            "annotation_id": str(1000 + i), "audio_source": "vggsound", "audio_id": f"clip{i}",
+            "audio_label": "dog barking", "audio_offset_s": 1.5, "audio_seconds": 3.0, "license": "CC BY 4.0"}
+
+
+# sha256 of the 130-row shard below, recorded with pyarrow 26.0.1 (the version Parquet stores as
+# created_by). Like BEFORE in tests/test_mixing.py, it pins every writer option (codecs, zstd
+# level 3, dictionaries, statistics, page version): a pyarrow upgrade that changes
+# the bytes must re-record it, any other change is a change of the shards' bytes.
+PINNED_130_ROWS = "02b78487a8d42d06a2762c21603cf3b6a4eb49995e749c583f993728b26ae8d8"
+
+
+def test_writer_bytes_are_pinned(tmp_path):
+    import pyarrow
+
+    rec = write_shard((_synthetic_row(i) for i in range(130)), tmp_path / "s.parquet", schema=ROW_SCHEMA,
+                      validate=False)
+    meta = pq.ParquetFile(rec.path).metadata
+    assert meta.created_by.startswith(f"parquet-cpp-arrow version {pyarrow.__version__}")
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [100, 30]
+    assert rec.sha256 == PINNED_130_ROWS
