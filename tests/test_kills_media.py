@@ -641,3 +641,25 @@ def test_loud_starts_follow_each_loud_part_and_the_mean_level():
     starts = checks._loud_starts(half, SR, 2 * SR, -30.0) / SR
     first = 5 - 2 * (1 - 10 ** -0.1)
     assert abs(starts.min() - first) <= 0.011 and starts.max() == 8.0
+
+
+def _segment(marker: int, body: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(body) + 2) + body
+
+
+def test_orientation_found_behind_large_xmp_and_table_segments():
+    plain = _jpeg()
+    exif = _exif_app1(b"MM", [(0x0112, 3, 3)])
+    xmp = _segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00" + b"<x:xmpmeta/>")  # another APP1 first
+    comment = _segment(0xFE, b"c" * 40_000)  # a segment longer than 32 KiB (length above 0x7FFF)
+    data = _insert_after_app0(plain, comment + xmp + exif)
+    out = image.image_from_bytes(data)
+    assert out.exif_orientation == 3 and Image.open(io.BytesIO(out.bytes)).getexif().get(0x0112) == 1
+    assert sum(a != b for a, b in zip(out.bytes, data)) == 1
+    # the Exif segment after the quantisation tables (DQT, 0xFFDB), still before the scan
+    dqt = plain.index(b"\xff\xdb")
+    dqt_end = dqt + 2 + struct.unpack(">H", plain[dqt + 2 : dqt + 4])[0]
+    late = plain[:dqt_end] + exif + plain[dqt_end:]
+    assert Image.open(io.BytesIO(late)).getexif().get(0x0112) == 3
+    out = image.image_from_bytes(late)
+    assert Image.open(io.BytesIO(out.bytes)).getexif().get(0x0112) == 1
