@@ -663,3 +663,18 @@ def test_orientation_found_behind_large_xmp_and_table_segments():
     assert Image.open(io.BytesIO(late)).getexif().get(0x0112) == 3
     out = image.image_from_bytes(late)
     assert Image.open(io.BytesIO(out.bytes)).getexif().get(0x0112) == 1
+
+
+def test_missing_image_message_and_semi_transparency_on_black(tmp_path):
+    with pytest.raises(SourceError) as err:
+        image.read_image(tmp_path / "gone.jpg")
+    assert str(err.value) == f"{tmp_path / 'gone.jpg'}: cannot read image: No such file or directory"
+    # alpha 102 of 255 (40 %) over opaque black: each channel times 0.4
+    rgba = Image.new("RGBA", (1, 1), (200, 100, 50, 102))
+    assert image._to_rgb(rgba).getpixel((0, 0)) == (80, 40, 20)
+
+
+@pytest.mark.parametrize("mode,fmt", [("I;16B", ">u2"), ("I;16L", "<u2")])
+def test_16_bit_modes_of_either_byte_order_are_scaled_to_their_maximum(mode, fmt):
+    img = Image.frombytes(mode, (3, 1), np.array([0, 1000, 4000], dtype=fmt).tobytes())
+    assert [image._to_rgb(img).getpixel((i, 0)) for i in range(3)] == [(0, 0, 0), (64, 64, 64), (255, 255, 255)]
