@@ -373,3 +373,17 @@ def test_several_negatives_of_a_category_take_its_clips_in_turn():
     train = plan.rows["train"]
     assert sum(r.negative for r in train) == 2  # round(0.3 / 0.7 * 5) = 2
     assert sorted(r.clip.audio_id for r in train) == [f"dog{i:03d}" for i in range(7)]
+
+
+def test_train_clips_are_drawn_in_a_seeded_order():
+    # one train row per category, ten train clips each: the clip a row gets is the first of a
+    # seeded order of the category's clips, different between seeds and not the name order
+    recs = [inst(i, c, i) for i, c in enumerate(CATS)]
+    firsts = {}
+    for seed in range(6):
+        plan = make_plan(recs, clips(10, 0), MANIFEST, opts(seed=seed))
+        firsts[seed] = tuple(sorted((r.category, r.clip.audio_id) for r in plan.rows["train"]))
+        assert len(firsts[seed]) == 4
+    assert len(set(firsts.values())) == 6
+    named_first = tuple(sorted((c, f"{c}000") for c in CATS))
+    assert sum(v == named_first for v in firsts.values()) <= 1
