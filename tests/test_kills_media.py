@@ -553,6 +553,7 @@ def test_checked_window_decodes_checks_and_resamples(tmp_path):
     sf.write(path, wave, 8000, subtype="FLOAT")
     samples, win = checks.checked_window(path, 0.5, 1.0, target_sr=16000, key="c.wav")
     assert win.moved and 1.5 - 0.05 <= win.offset_s <= 3.0 and not win.padded
+    assert win == checks.choose_window(wave, 8000, 0.5, 1.0, key="c.wav")  # the key picks the window
     assert samples.shape == (16000,) and samples.dtype == np.float32
     assert np.array_equal(samples, audio.window_samples(wave, 8000, win.offset_s, 1.0, target_sr=16000))
     kept, w2 = checks.checked_window(path, 2.5, 1.0, target_sr=8000, key="c.wav")
@@ -641,6 +642,10 @@ def test_loud_starts_follow_each_loud_part_and_the_mean_level():
     starts = checks._loud_starts(half, SR, 2 * SR, -30.0) / SR
     first = 5 - 2 * (1 - 10 ** -0.1)
     assert abs(starts.min() - first) <= 0.011 and starts.max() == 8.0
+    # a loud second at the very start does not lend its energy to later windows
+    half[: SR] = 10 ** (-10 / 20)
+    starts = checks._loud_starts(half, SR, 2 * SR, -30.0) / SR
+    assert not ((starts > 1.0) & (starts < first - 0.011)).any() and abs(starts[starts > 1].min() - first) <= 0.011
 
 
 def _segment(marker: int, body: bytes) -> bytes:
@@ -678,3 +683,19 @@ def test_missing_image_message_and_semi_transparency_on_black(tmp_path):
 def test_16_bit_modes_of_either_byte_order_are_scaled_to_their_maximum(mode, fmt):
     img = Image.frombytes(mode, (3, 1), np.array([0, 1000, 4000], dtype=fmt).tobytes())
     assert [image._to_rgb(img).getpixel((i, 0)) for i in range(3)] == [(0, 0, 0), (64, 64, 64), (255, 255, 255)]
+
+
+def test_image_edge_sizes_orientation_2_and_reencoded_orientation():
+    for w, h in ((1, 1), (5, 1), (1, 5)):
+        buf = io.BytesIO()
+        Image.new("RGB", (w, h), (9, 9, 9)).save(buf, format="PNG")
+        assert image.decode_image_size(buf.getvalue()) == (w, h)
+    tall = image.image_from_bytes(_jpeg(2, 400), max_side=100)  # 2 * 0.25 = 0.5 -> at least 1 px
+    assert (tall.width, tall.height) == (1, 100)
+    two = _insert_after_app0(_jpeg(), _exif_app1(b"II", [(0x0112, 3, 2)]))  # orientation 2 (mirrored)
+    out = image.image_from_bytes(two)
+    assert out.exif_orientation == 2 and out.reencoded is False
+    assert Image.open(io.BytesIO(out.bytes)).getexif().get(0x0112) == 1
+    big = _insert_after_app0(_jpeg(40, 20), _exif_app1(b"II", [(0x0112, 3, 6)]))
+    resized = image.image_from_bytes(big, max_side=20)  # re-encoded: the source's orientation is still reported
+    assert resized.reencoded is True and resized.exif_orientation == 6 and (resized.width, resized.height) == (20, 10)

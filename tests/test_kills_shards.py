@@ -151,6 +151,8 @@ def test_row_group_size_defaults_and_bounds(tmp_path):
     one = write_shard([make_row(i, "test") for i in range(3)], tmp_path / "one.parquet", schema=ROW_SCHEMA,
                       row_group_size=1)
     assert pq.ParquetFile(one.path).metadata.num_row_groups == 3
+    single = write_shard([make_row(0, "test")], tmp_path / "single.parquet", schema=ROW_SCHEMA, row_group_size=1)
+    assert pq.ParquetFile(single.path).metadata.num_row_groups == 1  # no empty trailing group
     with pytest.raises(ValueError) as err:
         write_shard([make_row(0, "test")], tmp_path / "z.parquet", schema=ROW_SCHEMA, row_group_size=0)
     assert str(err.value) == "row_group_size must be >= 1"
