@@ -1,6 +1,6 @@
 """Re-check the surviving mutants of a `scripts/mutation.sh` run against new tests, quickly.
 
-    python scripts/mutation_recheck.py WORKDIR TEST [TEST ...] [--jobs 2] [--timeout 300]
+    python scripts/mutation_recheck.py WORKDIR TEST [TEST ...] [-k EXPR] [--jobs 2] [--timeout 300]
 
 WORKDIR is the MUTATION_WORKDIR of a finished or stopped run. Every mutant that mutmut lists as
 not killed ("survived", "no tests") is run once against the given tests (pytest -x, in a child
@@ -35,10 +35,11 @@ def not_killed(work: Path) -> list[str]:
     return names
 
 
-def run_one(work: Path, name: str, tests: list[str], timeout: float) -> str:
+def run_one(work: Path, name: str, tests: list[str], timeout: float, select: str | None) -> str:
     env = dict(os.environ, MUTANT_UNDER_TEST=name, PYTHONPATH="", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     try:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests,
+                               *(["-k", select] if select else [])],
                               cwd=work / "mutants", env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return "killed (timeout)"
@@ -49,6 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("workdir", type=Path)
     ap.add_argument("tests", nargs="+")
+    ap.add_argument("-k", dest="select", help="pytest -k expression (only these tests of the files)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=300)
     args = ap.parse_args()
@@ -61,7 +63,7 @@ def main() -> None:
     done_path = work / "recheck.json"
     done = json.loads(done_path.read_text()) if done_path.exists() else {}
     with ThreadPoolExecutor(args.jobs) as pool:
-        verdicts = dict(zip(names, pool.map(lambda n: run_one(work, n, args.tests, args.timeout), names)))
+        verdicts = dict(zip(names, pool.map(lambda n: run_one(work, n, args.tests, args.timeout, args.select), names)))
     for name, verdict in verdicts.items():
         print(json.dumps({"mutant": name, "verdict": verdict}))
     done.update(verdicts)
