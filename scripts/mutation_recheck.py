@@ -1,6 +1,6 @@
 """Re-check the surviving mutants of a `scripts/mutation.sh` run against new tests, quickly.
 
-    python scripts/mutation_recheck.py WORKDIR TEST [TEST ...] [-k EXPR] [--jobs 2] [--timeout 300]
+    python scripts/mutation_recheck.py WORKDIR TEST [TEST ...] [-k EXPR] [--only NAME ...] [--jobs 2] [--timeout 300]
 
 WORKDIR is the MUTATION_WORKDIR of a finished or stopped run. Every mutant that mutmut lists as
 not killed ("survived", "no tests") is run once against the given tests (pytest -x, in a child
@@ -21,7 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 
@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("workdir", type=Path)
     ap.add_argument("tests", nargs="+")
     ap.add_argument("-k", dest="select", help="pytest -k expression (only these tests of the files)")
+    ap.add_argument("--only", nargs="+", default=None, help="re-check only these mutants (names or suffixes)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=300)
     args = ap.parse_args()
@@ -60,14 +61,18 @@ def main() -> None:
         src = repo / test.split("::")[0]
         shutil.copy2(src, work / "mutants" / test.split("::")[0])
     names = not_killed(work)
+    if args.only:
+        names = [n for n in names if any(n == o or n.endswith("." + o) for o in args.only)]
     done_path = work / "recheck.json"
     done = json.loads(done_path.read_text()) if done_path.exists() else {}
+    verdicts = {}
     with ThreadPoolExecutor(args.jobs) as pool:
-        verdicts = dict(zip(names, pool.map(lambda n: run_one(work, n, args.tests, args.timeout, args.select), names)))
-    for name, verdict in verdicts.items():
-        print(json.dumps({"mutant": name, "verdict": verdict}))
-    done.update(verdicts)
-    done_path.write_text(json.dumps(done, indent=1, sort_keys=True))
+        futures = {pool.submit(run_one, work, n, args.tests, args.timeout, args.select): n for n in names}
+        for fut in as_completed(futures):  # written as they come, so a stopped re-check keeps its verdicts
+            verdicts[futures[fut]] = fut.result()
+            print(json.dumps({"mutant": futures[fut], "verdict": verdicts[futures[fut]]}), flush=True)
+            done[futures[fut]] = verdicts[futures[fut]]
+            done_path.write_text(json.dumps(done, indent=1, sort_keys=True))
     killed = sum(v.startswith("killed") for v in verdicts.values())
     print(json.dumps({"rechecked": len(verdicts), "killed": killed, "survived": len(verdicts) - killed,
                       "errors": sum(v.startswith("error") for v in verdicts.values())}))
