@@ -142,7 +142,7 @@ def test_mixed_units_min_mask_area_counts_the_union():
     plan = make_plan(many, clips(2, 0), MANIFEST, opts(sources_per_row=2, min_mask_area=0.51))
     assert [r.id.split("-m")[0] for r in all_rows(plan)] == ["lvis-3"]
     assert plan.filtered == {"mask area below --min-mask-area": 2}
-    one_px = [inst(9, c, k, area=1) for k, c in enumerate(("dog", "cat"))]
+    one_px = [inst(9, c, k, area=0.5) for k, c in enumerate(("dog", "cat"))]  # together the whole pixel
     one_px = [i.__class__(**{**i.__dict__, "width": 1, "height": 1}) for i in one_px]  # a 1 x 1 image, full
     assert len(all_rows(make_plan(one_px, clips(2, 0), MANIFEST, opts(sources_per_row=2, min_mask_area=0.99)))) == 1
     huge = [inst(1, "dog", 1, area=9000), inst(1, "cat", 2, area=9000)]  # above the image: capped at 1
