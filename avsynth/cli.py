@@ -839,7 +839,7 @@ def convert_checkpoint_cmd(
 def demo_cmd(
     out: Path = typer.Argument(..., help="Directory to write (must not exist, or be empty)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same bytes."),
-    scale: str = typer.Option("default", "--scale", help="default | test | tiny"),
+    scale: str = typer.Option("default", "--scale", help="default | test | tiny | s4-audio (8 categories, 10 S4 train videos each)"),
     manifest: str = typer.Option(
         "avs-synthetic-46", "--manifest", help="Category manifest (shipped name or YAML path)."
     ),

@@ -1,25 +1,31 @@
 """Does pre-training on mixes + off-screen negatives help? Tiny SAMA-AVS, demo corpus, seeds fixed.
 
 Writes a demo corpus (5 categories; its AVSBench MS3 videos have two sounding objects each),
-builds two shard sets from the same images and clips: **single** (one source per row, the
-default build) and **mix+neg** (``--sources-per-row 2 --negatives 0.2``). A tiny SAMA-AVS is
-trained on each with the same recipe and seed, then (one JSON line each):
+builds shard sets from the same images and clips: **single** (one source per row, the default
+build) and one **mix+neg** build per ``--negatives`` fraction (``--sources-per-row 2 --negatives
+F``). A tiny SAMA-AVS is trained on each with the same recipe and seed, then (one JSON line each):
 
 * zero-shot on the demo MS3 test videos (official mIoU / F-score, 224 px, ``f_group=batch4``);
-* the false-positive rate on off-screen rows: the share of the mix+neg build's validation and
-  test negative rows (a clip of a category verified absent from the image) where the model
-  predicts any foreground pixel, the share where it predicts more than 1 % of the image, and the
-  mean predicted foreground fraction there.
+* the false-positive rate on held-out off-screen rows (a clip of a category verified absent from
+  the image; the validation + test negatives of an extra ``--negatives 0.9`` build, images no
+  compared model trained on): the share where the model predicts any foreground pixel, the share
+  where it predicts more than 1 % of the image, and the mean predicted foreground fraction;
+* whether it listens: mIoU on the single-source test rows with each row's own clip and with the
+  clip of a row of another category.
 
-``--equal-steps`` trains the mix+neg model for as many samples as the single-source one (its
+``--equal-steps`` trains each mix+neg model for as many samples as the single-source one (its
 build has fewer rows: only images with two categories make a row), instead of as many epochs.
+``--work DIR`` keeps the corpus, builds and runs (a run whose ``result.json`` exists is scored,
+not retrained); ``--train-seed`` changes only the training seed.
 
-Usage: ``python benchmark/bench_mixing.py [--epochs 8] [--equal-steps] [--runs single mix+neg]``.
+Usage: ``python benchmark/bench_mixing.py [--epochs 8] [--equal-steps] [--negatives 0.2 0.3 0.4]
+[--runs single mix+neg] [--config sama-avs-tiny] [--work DIR] [--train-seed N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -31,39 +37,83 @@ import torch
 
 from avsynth.build import BuildOptions, SourcePaths, build
 from avsynth.demo import DemoSize, write_demo
-from avsynth.evaluation.evaluate import predict_videos, shard_samples
+from avsynth.demo.corpus import DemoCorpus
+from avsynth.evaluation.evaluate import evaluate, predict_videos, shard_samples
 from avsynth.modeling.predictor import AVPredictor
 from avsynth.modeling.registry import build_vggish_for
 from avsynth.protocols.common import checkpoint_config, load_model
 from avsynth.protocols.zero_shot import zero_shot
+from avsynth.shards.record import read_record
 from avsynth.training.trainer import TrainConfig, train
 
 UNFREEZE = ("sam.image_encoder.",)  # the tiny SAM is random: train its encoder too (as bench_train)
+#: The off-screen evaluation build: the same images and clips with ``--negatives 0.9`` (capped at
+#: one negative per image, so every held-out image that has a verified-absent category gives one);
+#: its validation + test negatives, minus any image a compared model trained on, are the held-out
+#: off-screen rows of every model (48 on the default corpus; a K = 1 build gives the same rows).
+OFFSCREEN_EVAL = {"offscreen-k2": {"sources_per_row": 2, "negatives": 0.9}}
 
 
 def emit(**fields) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def negatives_fpr(checkpoint: Path, shards: Path) -> dict:
+def _rows(shards: Path, split: str, columns: list[str]) -> list[dict]:
+    return [r for p in sorted((shards / "data").glob(f"{split}-*.parquet"))
+            for r in pq.read_table(p, columns=columns).to_pylist()]
+
+
+def offscreen_rows(eval_builds: list[Path], train_builds: list[Path]) -> list[tuple[Path, str, str]]:
+    """(build, split, row id) of the held-out off-screen rows: validation + test negatives of
+    ``eval_builds``, one per (image, audio category), none on an image of a training split."""
+    trained = {r["image_id"] for b in train_builds for r in _rows(b, "train", ["image_id"])}
+    seen, out = set(), []
+    for b in eval_builds:
+        for split in ("validation", "test"):
+            for r in _rows(b, split, ["id", "image_id", "category", "negative"]):
+                key = (r["image_id"], r["category"])
+                if r["negative"] and r["image_id"] not in trained and key not in seen:
+                    seen.add(key)
+                    out.append((b, split, r["id"]))
+    return out
+
+
+def negatives_fpr(checkpoint: Path, rows: list[tuple[Path, str, str]]) -> dict:
+    """False positives on off-screen rows: any predicted foreground pixel, more than 1 % of the
+    image, and the mean predicted foreground fraction."""
     config = checkpoint_config(checkpoint)
     model, vggish = load_model(checkpoint, config), build_vggish_for(config)
     predictor = AVPredictor(model)
     fp = fp1 = n = 0
     frac = 0.0
+    groups: dict[tuple[Path, str], list[str]] = {}
+    for b, split, rid in rows:
+        groups.setdefault((b, split), []).append(rid)
     with predictor.evaluating():
-        for split in ("validation", "test"):
-            ids = [r["id"] for p in sorted((shards / "data").glob(f"{split}-*.parquet"))
-                   for r in pq.read_table(p, columns=["id", "negative"]).to_pylist() if r["negative"]]
-            samples = list(shard_samples(shards, split, vggish, ids=ids))
+        for (b, split), ids in groups.items():
+            samples = list(shard_samples(b, split, vggish, ids=ids))
             for logits in predict_videos(predictor, samples):
                 on = (logits[0] > 0).float().mean().item()
                 fp += on > 0
                 fp1 += on > 0.01
                 frac += on
                 n += 1
-    return {"negative_rows": n, "false_positive_rate": fp / max(1, n),
-            "false_positive_rate_over_1pct": fp1 / max(1, n), "mean_foreground": frac / max(1, n)}
+    return {"negative_rows": n, "false_positives": fp, "false_positive_rate": round(fp / max(1, n), 4),
+            "false_positive_rate_over_1pct": round(fp1 / max(1, n), 4), "mean_foreground": round(frac / max(1, n), 4)}
+
+
+def audio_swap(checkpoint: Path, single: Path) -> dict:
+    """Does the model listen? mIoU on the single-source test rows with each row's own clip, and with
+    the clip of the next row of another category (the image and mask unchanged)."""
+    config = checkpoint_config(checkpoint)
+    model, vggish = load_model(checkpoint, config), build_vggish_for(config)
+    own = list(shard_samples(single, "test", vggish))
+    swapped = []
+    for i, s in enumerate(own):
+        other = next(o for o in own[i + 1:] + own[:i] if o.category != s.category)
+        swapped.append(dataclasses.replace(s, audio=other.audio))
+    return {"single_test_miou_own_audio": round(evaluate(model, own)["miou"], 4),
+            "single_test_miou_swapped_audio": round(evaluate(model, swapped)["miou"], 4)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,43 +122,70 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--categories", type=int, default=5)
     ap.add_argument("--images-per-category", type=int, default=60)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the demo corpus, the builds and training")
+    ap.add_argument("--train-seed", type=int, help="another training seed (same corpus and builds)")
+    ap.add_argument("--config", default="sama-avs-tiny", help="model config of every trained model")
     ap.add_argument("--equal-steps", action="store_true", help="as many training samples, not epochs")
     ap.add_argument("--runs", nargs="+", default=["single", "mix+neg"], choices=["single", "mix+neg"])
-    ap.add_argument("--negatives", type=float, default=0.2, help="--negatives of the mix+neg build")
+    ap.add_argument("--negatives", type=float, nargs="+", default=[0.2],
+                    help="--negatives of the mix+neg builds (one model per fraction)")
+    ap.add_argument("--work", type=Path, help="keep the corpus, builds and runs here (reused when present)")
     args = ap.parse_args(argv)
+    train_seed = args.seed if args.train_seed is None else args.train_seed
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench-mixing-") as tmp:
-        root = Path(tmp)
+        root = args.work or Path(tmp)
         size = DemoSize("bench-mixing", images_per_category=args.images_per_category, val_every=5, clips_train=6,
                         clips_test=2, missing_rows=1, extra_label_rows=1, v1s=(2, 1, 1), v1m=(2, 1, 10),
                         avs_images=2, max_categories=args.categories, width=(160, 240), height=(120, 180))
-        demo = write_demo(root / "demo", seed=args.seed, scale=size, workers=2)
+        if (root / "demo" / "demo.json").is_file():
+            demo = DemoCorpus.at(root / "demo", json.loads((root / "demo" / "demo.json").read_text()))
+        else:
+            demo = write_demo(root / "demo", seed=args.seed, scale=size, workers=2)
         sources = SourcePaths(lvis_json=[demo.lvis_train_json, demo.lvis_val_json], coco_root=demo.coco_root,
                               vggsound_csv=demo.vggsound_csv, vggsound_audio=demo.vggsound_audio)
-        builds = {"single": {}, "mix+neg": {"sources_per_row": 2, "negatives": args.negatives}}
+        builds = {"single": {}}
+        builds.update({f"mix+neg{f:g}": {"sources_per_row": 2, "negatives": f} for f in args.negatives})
+        builds.update(OFFSCREEN_EVAL)
         rows = {}
         for name, extra in builds.items():
-            rec = build(BuildOptions(out=root / name, categories=",".join(demo.categories), sources=sources,
-                                     sizes={"train": 5000, "validation": 500, "test": 500}, workers=2,
-                                     rows_per_shard=100, seed=args.seed, **extra), progress=False).record
+            out = root / f"build-{name}"
+            if (out / "manifest.json").is_file():
+                rec = read_record(out)
+            else:
+                rec = build(BuildOptions(out=out, categories=",".join(demo.categories), sources=sources,
+                                         sizes={"train": 5000, "validation": 500, "test": 500}, workers=2,
+                                         rows_per_shard=100, seed=args.seed, **extra), progress=False).record
             rows[name] = rec.split_rows("train")
-            emit(figure=f"build_{name}", train_rows=rec.split_rows("train"),
+            emit(figure=f"build_{name}", train_rows=rows[name],
                  composition=rec.extra.get("composition", {}).get("train"))
-        for name in args.runs:
+        trained_on = [n for n in builds if n not in OFFSCREEN_EVAL]
+        offscreen = offscreen_rows([root / f"build-{n}" for n in OFFSCREEN_EVAL],
+                                   [root / f"build-{n}" for n in trained_on])
+        emit(figure="offscreen_eval_set", rows=len(offscreen), builds=list(OFFSCREEN_EVAL),
+             excluded_images_of=trained_on)
+        names = [n for n in trained_on if n.split("+")[0] in {r.split("+")[0] for r in args.runs}]
+        for name in names:
             t0 = time.perf_counter()
             epochs = args.epochs
             if args.equal_steps:
                 epochs = max(1, round(args.epochs * rows["single"] / rows[name]))
-            result = train(TrainConfig(out=root / f"run-{name}", model="sama-avs-tiny", data=str(root / name),
-                                       epochs=epochs, unfreeze=UNFREEZE, batch_size=2, lr=1e-3,
-                                       num_workers=0, seed=args.seed, progress=False, log_every=50))
-            best = root / f"run-{name}" / "best.pt"
+            run = root / f"run-{Path(args.config).stem}-{name}-e{epochs}-s{train_seed}"
+            if (run / "result.json").is_file():
+                best_miou = json.loads((run / "result.json").read_text()).get("best_miou")
+            else:
+                best_miou = train(TrainConfig(out=run, model=args.config, data=str(root / f"build-{name}"),
+                                              epochs=epochs, unfreeze=UNFREEZE, batch_size=2, lr=1e-3,
+                                              num_workers=0, seed=train_seed, progress=False,
+                                              log_every=50)).best_miou
+            train_seconds = round(time.perf_counter() - t0, 1)
+            best = run / "best.pt"
             (ms3,) = zero_shot(best, demo.avsbench_root, subsets=["ms3"], split="test")
-            emit(figure=f"pretrained_on_{name}", negatives=builds[name].get("negatives", 0.0), epochs=epochs, train_samples=epochs * rows[name], ms3_zero_shot_miou=ms3.miou,
-                 ms3_zero_shot_fscore=ms3.fscore, ms3_videos=ms3.videos,
-                 own_val_miou=result.best_miou, **negatives_fpr(best, root / "mix+neg"),
-                 train_seconds=round(time.perf_counter() - t0, 1))
+            emit(figure=f"pretrained_on_{name}", config=args.config, train_seed=train_seed, negatives=builds[name].get("negatives", 0.0),
+                 epochs=epochs, train_samples=epochs * rows[name], ms3_zero_shot_miou=round(ms3.miou, 4),
+                 ms3_zero_shot_fscore=round(ms3.fscore, 4), ms3_videos=ms3.videos, own_val_miou=best_miou,
+                 **negatives_fpr(best, offscreen), **audio_swap(best, root / "build-single"),
+                 train_seconds=train_seconds)
     return 0
 
 

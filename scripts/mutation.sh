@@ -4,6 +4,7 @@
 #
 #   bash scripts/mutation.sh MODULE [MAX_CHILDREN]      e.g.  bash scripts/mutation.sh media/mask 2
 #   bash scripts/mutation.sh --list                     the modules and their test selections
+#   bash scripts/mutation.sh build/resume 2             build/runner.py, only its resume functions
 #
 # It copies the working tree (tracked and untracked, not ignored files) into a scratch folder
 # ($MUTATION_WORKDIR, default a new temporary one), sets [tool.mutmut] there to mutate only
@@ -30,13 +31,15 @@ selection() {
     plan) echo "tests/test_plan.py tests/test_properties.py::test_plan_splits_are_disjoint_and_permutation_invariant"\
                "tests/test_properties.py::test_plan_balances_categories_in_test_and_train tests/test_kills_plan.py"\
                "$(_kills unbalanced_quotas plan_from_rows plan_rows_carry every_seeded unbalanced_plan units_skip)" ;;
-    sources/avs_synthetic) echo "tests/test_sources_avs_synthetic.py tests/test_mutation_kills.py tests/test_properties.py" ;;
-    sources/lvis) echo "tests/test_sources_lvis.py" ;;
-    sources/openimages) echo "tests/test_sources_openimages.py" ;;
-    sources/vggsound) echo "tests/test_sources_vggsound.py" ;;
-    sources/avsbench) echo "tests/test_avsbench.py" ;;
-    sources/avs_v3) echo "tests/test_bench.py::test_shipped_avs_v3_splits_are_the_gavs_files tests/test_bench.py::test_avs_v3_selection_on_a_tree_from_the_real_metadata" ;;
-    sources/records|sources/_files) echo "tests/test_sources_lvis.py tests/test_sources_openimages.py tests/test_sources_vggsound.py tests/test_sources_avs_synthetic.py" ;;
+    sources/avs_synthetic) echo "tests/test_sources_avs_synthetic.py tests/test_kills_avs_synthetic.py tests/test_mutation_kills.py tests/test_properties.py" ;;
+    sources/lvis) echo "tests/test_sources_lvis.py tests/test_kills_lvis.py" ;;
+    sources/openimages) echo "tests/test_sources_openimages.py tests/test_kills_openimages.py" ;;
+    sources/vggsound) echo "tests/test_sources_vggsound.py tests/test_kills_vggsound.py" ;;
+    sources/avsbench) echo "tests/test_avsbench.py tests/test_kills_avsbench.py" ;;
+    sources/avs_v3) echo "tests/test_kills_avs_v3.py tests/test_bench.py::test_shipped_avs_v3_splits_are_the_gavs_files" ;;
+    sources/vggss|sources/flickr_soundnet) echo "tests/test_kills_localization_sources.py" ;;
+    sources/records) echo "tests/test_kills_records.py" ;;
+    sources/_files) echo "tests/test_kills_files.py" ;;
     media/mask) echo "tests/test_media.py tests/test_properties.py tests/test_mutation_kills.py" ;;
     media/image|media/audio) echo "tests/test_media.py tests/test_kills_media.py" ;;
     media/mix|media/video) echo "tests/test_kills_media.py" ;;
@@ -46,10 +49,11 @@ selection() {
                         "$(_ids tests/test_shards.py writer_is_byte failing_row bad_row refuses_to_overwrite pool_shard)" ;;
     shards/verify) echo "tests/test_kills_verify.py $(_kills verify_reports) $(_ids tests/test_shards.py verify)" ;;
     shards/record) echo "tests/test_record.py tests/test_kills_shards.py" ;;
-    build/runner) echo "tests/test_build.py tests/test_mutation_kills.py tests/test_write_failure.py" ;;
+    build/runner|build/resume) echo "tests/test_kills_resume.py" ;;
     build/rows) echo "tests/test_build.py tests/test_mutation_kills.py" ;;
-    modeling/sama_avs|modeling/adapters|modeling/gavs) echo "tests/test_models.py tests/test_mutation_kills.py" ;;
-    modeling/vggish) echo "tests/test_vggish.py" ;;
+    modeling/adapters|modeling/sama_avs) echo "tests/test_kills_models.py tests/test_official_sama_avs.py::test_forward_loss_and_gradients_match_the_official_code tests/test_official_sama_avs.py::test_dense_pe_is_random_and_no_mask_embed_trains_in_the_official_recipe" ;;
+    modeling/gavs) echo "tests/test_gavs.py tests/test_kills_gavs.py" ;;
+    modeling/vggish) echo "tests/test_vggish.py tests/test_official_audio.py tests/test_kills_vggish.py" ;;
     hub) echo "tests/test_hub.py tests/test_kills_hub.py" ;;
     *) return 1 ;;
   esac
@@ -57,14 +61,21 @@ selection() {
 
 if [[ ${1:-} == "--list" ]]; then
   for m in evaluation/metrics plan sources/avs_synthetic sources/lvis sources/openimages \
-           sources/vggsound sources/avsbench sources/avs_v3 sources/records sources/_files media/mask \
-           media/image media/audio media/mix media/video media/checks shards/writer shards/verify shards/record build/runner build/rows \
+           sources/vggsound sources/avsbench sources/avs_v3 sources/vggss sources/flickr_soundnet \
+           sources/records sources/_files media/mask \
+           media/image media/audio media/mix media/video media/checks shards/writer shards/verify shards/record \
+           build/runner build/resume build/rows \
            modeling/sama_avs modeling/adapters modeling/gavs modeling/vggish hub; do
     printf '%-22s %s\n' "$m" "$(selection "$m")"
   done
   exit 0
 fi
 mod=${1:?usage: bash scripts/mutation.sh MODULE [MAX_CHILDREN] (see --list)}
+if [[ $mod == build/resume ]]; then  # the resume logic of build/runner.py: these functions only
+  r=avsynth.build.runner
+  MUTANTS=${MUTANTS:-"$r.x_check_out_dir__mutmut_* $r.x__only_unplanned_state__mutmut_* $r.x__existing__mutmut_* $r.x_run_plan__mutmut_* $r.x_run_shard__mutmut_* $r.x_regenerate_digest__mutmut_* $r.x__record_name__mutmut_* $r.x__clean_temp_files__mutmut_*"}
+  label=build/resume mod=build/runner
+fi
 children=${2:-2}
 tests=$(selection "$mod") || { echo "unknown module $mod (see --list)" >&2; exit 2; }
 [[ $mod == hub ]] && MUTANTS=${MUTANTS:-$HUB_REDACTION}  # hub: the redaction functions only (issue 17)
@@ -87,39 +98,48 @@ open(path, "w", encoding="utf-8").write(text.rstrip("\n") + "\n\n" + block)
 PY
 export AVSYNTH_SHARED=${AVSYNTH_SHARED:-$(cd "$repo/.." && pwd)/shared}
 unset PYTHONPATH
-# one thread per test process: the mutants run MAX_CHILDREN at a time on a shared machine, where
-# torch's own thread pool only adds contention (results do not depend on it)
+# one intra-op thread: mutmut forks its children after the stats run has started torch's OpenMP
+# pool, and a forked child that uses that pool can hang (seen as mutmut "timeouts")
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 cd "$work"
 echo "mutating avsynth/$mod.py in $work with: $tests" >&2
-# MUTANTS="glob ...": mutate only the functions whose mutant names match (e.g. the redaction
-# functions of hub: MUTANTS="avsynth.hub.x_redact* avsynth.hub.x_resolve_token*"); counts are then
-# of those mutants only.
-read -r -a globs <<< "${MUTANTS:-}"
-names=("${globs[@]}")
+names=()
+# MUTANTS="glob ...": mutate only the functions whose mutant names match (mutmut's fnmatch globs,
+# e.g. "avsynth.build.runner.x_check_out_dir__mutmut_*"); the counts then cover those mutants only.
+read -ra globs <<< "${MUTANTS:-}"
 if [[ -n ${RETEST_SURVIVORS:-} && -d mutants ]]; then  # after new tests: re-run only the survivors
   mapfile -t names < <(mutmut results 2>/dev/null | grep -v ": killed$" | sed 's/^ *//; s/:.*//' |
-                       python -c 'import fnmatch, sys; g = sys.argv[1:]; [print(n, end="") for n in sys.stdin
-                                  if not g or any(fnmatch.fnmatch(n.strip(), x) for x in g)]' "${globs[@]}")
+    python -c 'import fnmatch,sys; g=sys.argv[1:]; [print(l.strip()) for l in sys.stdin if not g or any(fnmatch.fnmatch(l.strip(), p) for p in g)]' "${globs[@]}")
   [[ ${#names[@]} -gt 0 ]] || names=("${globs[@]}")
+else
+  names=("${globs[@]}")
 fi
 mutmut run --max-children "$children" "${names[@]}" >&2 || true
-mutmut results --all true 2>/dev/null | python -c '
+mutmut export-cicd-stats >&2
+if [[ ${#globs[@]} -gt 0 ]]; then  # counts over the selected mutants only
+  mutmut results --all true 2>/dev/null | python -c '
 import collections, fnmatch, json, sys
 mod, globs = sys.argv[1], sys.argv[2:]
-status = {}
+c = collections.Counter()
 for line in sys.stdin:
-    name, _, st = line.strip().rpartition(": ")
-    if name and (not globs or any(fnmatch.fnmatch(name, g) for g in globs)):
-        status[name] = st
-c = collections.Counter(status.values())
-run = len(status) - c["not checked"] - c["skipped"]
-score = (c["killed"] + c["timeout"]) / run if run else 0.0
-print(json.dumps({"module": mod, "killed": c["killed"], "survived": c["survived"], "no_tests": c["no tests"],
-                  "timeout": c["timeout"], "suspicious": c["suspicious"], "segfault": c["segfault"],
-                  "not_checked": c["not checked"],
-                  "total": len(status), "score": round(score, 4)}))
-for name, st in sorted(status.items()):
-    if st != "killed":
-        print(f"    {name}: {st}", file=sys.stderr)
-' "$mod" "${globs[@]}"
+    name, _, status = line.strip().rpartition(": ")
+    if any(fnmatch.fnmatch(name, g) for g in globs):
+        c[status] += 1
+c = {k.replace(" ", "_"): v for k, v in c.items()}
+total = sum(c.values())
+score = (c.get("killed", 0) + c.get("timeout", 0)) / total if total else 0.0
+print(json.dumps({"module": mod, "mutants": " ".join(globs), **{k: c.get(k, 0) for k in
+      ("killed", "survived", "no_tests", "timeout", "suspicious")}, "total": total, "score": round(score, 4)}))
+' "${label:-$mod}" "${globs[@]}"
+  mutmut results 2>/dev/null | grep -v ": killed$" | python -c 'import fnmatch,sys; g=sys.argv[1:]; [print(l.rstrip()) for l in sys.stdin if any(fnmatch.fnmatch(l.strip().rpartition(": ")[0], p) for p in g)]' "${globs[@]}" >&2 || true
+  exit 0
+fi
+python - "$mod" <<'PY'
+import json, sys
+s = json.load(open("mutants/mutmut-cicd-stats.json"))
+tested = s["total"] - s.get("skipped", 0)
+score = (s["killed"] + s.get("timeout", 0)) / tested if tested else 0.0
+print(json.dumps({"module": sys.argv[1], **{k: s.get(k, 0) for k in
+      ("killed", "survived", "no_tests", "timeout", "suspicious", "total")}, "score": round(score, 4)}))
+PY
+mutmut results 2>/dev/null | grep -v ": killed$" >&2 || true

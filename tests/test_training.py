@@ -473,7 +473,7 @@ def test_video_batches_hold_whole_videos_dealt_to_ranks(demo_corpus):
     assert len(batches[0]) == len(batches[1]) == len(videos) // 2 == len(samplers[0])
     for batch in batches[0] + batches[1]:  # every batch: all 5 annotated frames of one video, in order
         ids = [train_frames.items[i] for i in batch]
-        assert len({vi for vi, _ in ids}) == 1 and [fi for _, fi in ids] == list(range(5))
+        assert len({vi for vi, *_ in ids}) == 1 and [fi for _, fi, _ in ids] == list(range(5))
     assert not {tuple(b) for b in batches[0]} & {tuple(b) for b in batches[1]}
     assert list(VideoBatchSampler(train_frames, 0, 2, seed=0)) == batches[0]  # a function of (seed, epoch)
     orders = set()

@@ -82,6 +82,24 @@ SCALES: dict[str, DemoSize] = {
         avs_images=6,
         max_categories=5,
     ),
+    # AVSBench S4 where the audio decides: 8 categories, 10 train S4 videos each (frame 0 holds the
+    # sounding object and 1-2 silent objects of other categories, random places and sizes), so a
+    # model can learn which sound goes with which object; the rest of the corpus is kept small.
+    # benchmark/bench_aavs.py --part s4 trains on it.
+    "s4-audio": DemoSize(
+        "s4-audio",
+        images_per_category=4,
+        oi_images_per_category=0,
+        val_every=4,
+        clips_train=2,
+        clips_test=2,
+        missing_rows=2,
+        extra_label_rows=1,
+        v1s=(80, 16, 40),
+        v1m=(2, 1, 1),
+        avs_images=8,
+        max_categories=8,
+    ),
 }
 
 

@@ -159,6 +159,16 @@ def shard_frames(source: str | Path, split: str, transform: ShardRowTransform,
 # --------------------------------------------------------------------------- AVSBench
 
 
+def _video_items(vi: int, video: AVSBenchVideo, first_frame_per_second: bool) -> list[tuple[int, int, int]]:
+    """(video, frame, audio second) of a video's items: its annotated frames with their own second;
+    with ``first_frame_per_second`` a video annotated on frame 0 only (S4 train) gives frame 0 with
+    every second 0..T-1 (the official AAVS loader)."""
+    annotated = [fi for fi, ann in enumerate(video.annotated) if ann]
+    if first_frame_per_second and annotated == [0]:
+        return [(vi, 0, t) for t in range(video.num_frames)]
+    return [(vi, fi, fi) for fi in annotated]
+
+
 class AVSBenchFrames(Dataset):
     """The annotated frames of AVSBench videos as samples (one item = one frame).
 
@@ -167,18 +177,21 @@ class AVSBenchFrames(Dataset):
     audio_windows`), or of the object release's precomputed ``audio_log_mel`` .pkl when shipped,
     embedded by the frozen VGGish (cache key: sha256 of the file + frame index).
     ``resolution`` resizes frames (bilinear) and masks (nearest) to resolution² first (224 =
-    the official evaluation), None keeps them native.
+    the official evaluation), None keeps them native. ``first_frame_per_second`` (training, AAVS):
+    a video annotated on frame 0 only gives frame 0 once per audio second, ids ``uid/0``, ``uid/0@t``
+    (t >= 1).
+    Samples carry the video's ``label`` (v1s / v1m / v2 / s4 / ms3).
     """
 
     def __init__(self, videos: Sequence[AVSBenchVideo], spec: InputSpec, embeddings: AudioEmbeddings,
-                 resolution: int | None, keep_mask: bool):
+                 resolution: int | None, keep_mask: bool, first_frame_per_second: bool = False):
         self.videos = list(videos)
         self.spec = spec
         self.embeddings = embeddings
         self.resolution = resolution
         self.keep_mask = keep_mask
-        self.items = [(vi, fi) for vi, v in enumerate(self.videos)
-                      for fi, ann in enumerate(v.annotated) if ann]
+        #: (video, frame, audio second) per item
+        self.items = [item for vi, v in enumerate(self.videos) for item in _video_items(vi, v, first_frame_per_second)]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -204,18 +217,20 @@ class AVSBenchFrames(Dataset):
         return self.embeddings.embed(key, load)
 
     def __getitem__(self, index: int) -> dict:
-        vi, fi = self.items[int(index)]
+        vi, fi, second = self.items[int(index)]
         v = self.videos[vi]
         image = load_frame(v.frame_paths[fi], self.resolution)
         h, w = image.shape[:2]
         mask = load_mask(v.mask_paths[fi], "binary", (w, h))
-        return make_sample(image, mask, self._audio(v, fi), self.spec, self.keep_mask,
-                           index=int(index), id=f"{v.uid}/{fi}", group=v.uid, category=v.a_obj)
+        name = f"{v.uid}/{fi}" if second == fi else f"{v.uid}/{fi}@{second}"
+        return make_sample(image, mask, self._audio(v, second), self.spec, self.keep_mask,
+                           index=int(index), id=name, group=v.uid, category=v.a_obj, label=v.label)
 
 
 def avsbench_datasets(source: AVSBenchSource, spec: InputSpec, embeddings: AudioEmbeddings,
-                      seed: int) -> tuple[AVSBenchFrames, AVSBenchFrames]:
-    """(train frames of the selected videos, validation frames of every ``val_split`` video)."""
+                      seed: int, first_frame_per_second: bool = False) -> tuple[AVSBenchFrames, AVSBenchFrames]:
+    """(train frames of the selected videos, validation frames of every ``val_split`` video);
+    ``first_frame_per_second`` applies to the train frames (see :class:`AVSBenchFrames`)."""
     if source.uids:  # an explicit list (AVS-V3 k-shot files mix AVSBench's splits)
         train_videos = source.videos(None, list(source.uids))
     else:
@@ -227,7 +242,8 @@ def avsbench_datasets(source: AVSBenchSource, spec: InputSpec, embeddings: Audio
                   else source.videos(source.val_split))
     if not val_videos:
         raise AvsynthError(f"{source.root}: no {source.subset} videos in split {source.val_split!r}")
-    return (AVSBenchFrames(train_videos, spec, embeddings, source.train_resolution, keep_mask=spec.native_targets),
+    return (AVSBenchFrames(train_videos, spec, embeddings, source.train_resolution, keep_mask=spec.native_targets,
+                           first_frame_per_second=first_frame_per_second),
             AVSBenchFrames(val_videos, spec, embeddings, source.val_resolution, keep_mask=True))
 
 
@@ -239,7 +255,7 @@ class VideoBatchSampler:
 
     def __init__(self, frames: AVSBenchFrames, rank: int = 0, world: int = 1, seed: int = 0):
         groups: dict[int, list[int]] = {}
-        for index, (vi, _) in enumerate(frames.items):
+        for index, (vi, *_) in enumerate(frames.items):
             groups.setdefault(vi, []).append(index)
         self.videos = [groups[vi] for vi in sorted(groups)]
         self.rank, self.world, self.seed, self.epoch = rank, world, seed, 0

@@ -11,6 +11,19 @@ the official ``idx_ep == epochs // 2`` (AVS) / ``// 3`` (AVSS), the best weights
 Swin adapters join and AdamW restarts at ``phase2_lr``).
 ``batch_by`` (``frame``: batches of ``batch_size`` frames; ``video``: one AVSBench video's frames
 per step, as the public GAVS code trains; shard rows are single images, so shards keep ``frame``).
+
+Two AVSBench rules of the official AAVS loader / loss (``GeWu-Lab/Stepping-Stones``, ``avs/``), on
+for the AAVS configs (AVSBench data only; shard rows are unaffected):
+
+* ``first_frame_per_second``: a train video annotated on frame 0 only (S4 train) gives frame 0 once
+  per audio second, (frame 0, VGGish example t) for t = 0..T-1 (``avs/dataset.py``: ``_idx=0`` for
+  v1s train in the 5-frame loop, ``feat_aud`` padded to 5 vectors); off, such a video gives
+  (frame 0, example 0) once.
+* ``zero_loss_empty_videos`` (needs ``batch_by: video``): an MS3 video whose masks are all empty
+  scores 0 loss and moves no weight (``avs/utils/utility.py`` ``get_loss`` returns a fresh
+  ``torch.tensor(0.0, requires_grad=True)`` for such a v1m video: no gradient reaches the model, the
+  gradients stay ``None`` after ``zero_grad()`` (torch >= 2.0), so the clipping and
+  ``optimizer.step()`` that follow leave every parameter and AdamW moment as it was).
 """
 
 from __future__ import annotations
@@ -39,6 +52,8 @@ FALLBACK = {
     "phase2_divisor": None,
     "phase2_lr": None,
     "batch_by": "frame",
+    "first_frame_per_second": False,
+    "zero_loss_empty_videos": False,
 }
 BATCH_BY = ("frame", "video")
 
@@ -60,6 +75,8 @@ class Recipe:
     phase2_epoch: int | None = None  # AAVS: at epoch (0-based) epochs // phase2_divisor reload the best, start phase 2
     phase2_lr: float | None = None  # ... with this learning rate
     batch_by: str = "frame"  # frame | video (one AVSBench video per step)
+    first_frame_per_second: bool = False  # S4 train: frame 0 once per audio second (official AAVS)
+    zero_loss_empty_videos: bool = False  # MS3: an all-empty video moves no weight (official AAVS)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -87,6 +104,8 @@ def resolve_recipe(config_train: Mapping[str, Any], overrides: Mapping[str, Any]
         phase2_epoch=None if merged["phase2_divisor"] is None else int(merged["epochs"]) // int(merged["phase2_divisor"]),
         phase2_lr=None if merged["phase2_lr"] is None else float(merged["phase2_lr"]),
         batch_by=str(merged["batch_by"]).lower(),
+        first_frame_per_second=_flag(merged, "first_frame_per_second"),
+        zero_loss_empty_videos=_flag(merged, "zero_loss_empty_videos"),
     )
     if (r.phase2_epoch is None) != (r.phase2_lr is None):
         raise AvsynthError("phase2_divisor and phase2_lr go together (the AAVS two-phase recipe)")
@@ -99,11 +118,20 @@ def resolve_recipe(config_train: Mapping[str, Any], overrides: Mapping[str, Any]
         raise AvsynthError(f"lr_schedule must be cosine or constant, got {r.lr_schedule!r}")
     if r.batch_by not in BATCH_BY:
         raise AvsynthError(f"batch_by must be one of {', '.join(BATCH_BY)}, got {r.batch_by!r}")
+    if r.zero_loss_empty_videos and r.batch_by != "video":
+        raise AvsynthError("zero_loss_empty_videos applies to whole videos: it needs batch_by: video")
     if r.epochs < 1 or r.batch_size < 1 or r.grad_accum < 1:
         raise AvsynthError("epochs, batch size and gradient accumulation must be >= 1")
     if not 0 < r.lr or r.lr_min < 0 or r.lr_min > r.lr:
         raise AvsynthError(f"need 0 <= lr_min <= lr and lr > 0 (lr={r.lr}, lr_min={r.lr_min})")
     return r
+
+
+def _flag(merged: Mapping[str, Any], key: str) -> bool:
+    value = merged[key]
+    if not isinstance(value, bool):
+        raise AvsynthError(f"'{key}' must be true or false, got {value!r}")
+    return value
 
 
 def _prefixes(value: Any) -> tuple[str, ...]:

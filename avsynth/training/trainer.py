@@ -235,11 +235,11 @@ class _Data:
 
 
 def _build_data(config: TrainConfig, spec: InputSpec, emb: AudioEmbeddings, rank: int, world: int,
-                batch_by: str = "frame") -> _Data:
+                batch_by: str = "frame", first_frame_per_second: bool = False) -> _Data:
     if (config.data is None) == (config.avsbench is None):
         raise TrainError("give exactly one data source: shards (--data) or AVSBench (--avsbench)")
     if config.avsbench is not None:
-        train, val = avsbench_datasets(config.avsbench, spec, emb, config.seed)
+        train, val = avsbench_datasets(config.avsbench, spec, emb, config.seed, first_frame_per_second)
         if batch_by == "video":
             return _Data(train, val, VideoBatchSampler(train, rank, world, config.seed),
                          f"avsbench:{config.avsbench.root}:{config.avsbench.subset}")
@@ -479,7 +479,7 @@ class Trainer:
                 self._apply_unfreeze(model)
             self._load_last_model(model)
         spec = InputSpec.of(model)
-        data = _build_data(cfg, spec, emb, self.rank, self.world, recipe.batch_by)
+        data = _build_data(cfg, spec, emb, self.rank, self.world, recipe.batch_by, recipe.first_frame_per_second)
         optimizer = build_optimizer(model.trainable_parameters(), self._phase_recipe(model))
         model, optimizer = acc.prepare(model, optimizer)
         schedule = CosineSchedule(optimizer, self._phase_recipe(acc.unwrap_model(model)))
@@ -597,6 +597,8 @@ class Trainer:
         loss_sum, loss_n = 0.0, 0
         window_loss, window_n = 0.0, 0
         window_t, window_samples = t0, 0
+        zero_empty = recipe.zero_loss_empty_videos and isinstance(data.sampler, VideoBatchSampler)
+        group_moves = False  # some micro-batch of the current accumulation group has a loss that counts
         it = iter(loader)
         try:
             for b in range(n_batches):
@@ -616,16 +618,24 @@ class Trainer:
                 group_size = min(accum, n_batches - group_start)
                 sync = b == group_start + group_size - 1
                 ctx = contextlib.nullcontext() if sync or self.world == 1 else acc.no_sync(model)
+                empty = zero_empty and empty_ms3_video(batch)
+                group_moves = group_moves or not empty
                 with ctx:
                     with acc.autocast():
                         out = model(images, audio)
                     loss = net.loss(_as_output(out), target)
+                    if empty:  # official get_loss: 0, no gradient (x 0 keeps DDP's all-reduce in step)
+                        loss = loss * 0.0
                     acc.backward(loss / group_size)
                 if sync:
-                    if recipe.max_grad_norm is not None:
-                        acc.clip_grad_norm_(net.trainable_parameters(), recipe.max_grad_norm)
-                    optimizer.step()
+                    if zero_empty and self.world > 1:
+                        group_moves = bool(acc.reduce(torch.tensor([float(group_moves)], device=acc.device), "sum") > 0)
+                    if group_moves or not zero_empty:
+                        if recipe.max_grad_norm is not None:
+                            acc.clip_grad_norm_(net.trainable_parameters(), recipe.max_grad_norm)
+                        optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
+                    group_moves = False
                     step_in_epoch = b // accum + 1
                     lr = schedule.set((epoch + step_in_epoch / steps_in_epoch) / recipe.epochs)
                     state["step"] += 1
@@ -659,10 +669,22 @@ class Trainer:
                 "lr": optimizer.param_groups[0]["lr"]}
 
 
+#: Labels of MS3 videos (semantic release, object release): the official AAVS zero-loss rule's subset.
+MS3_LABELS = ("v1m", "ms3")
+
+
+def empty_ms3_video(batch: dict) -> bool:
+    """Whether a one-video batch is an MS3 video whose masks are all empty (official AAVS
+    ``get_loss``: ``task == 'v1m' and torch.mean(mask) == 0``)."""
+    labels = batch.get("label") or []
+    return bool(labels) and all(lab in MS3_LABELS for lab in labels) and not bool(batch["target"].any())
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Run (or resume) one training run; see :class:`TrainConfig` and the module docstring."""
     return Trainer(config).run()
 
 
-__all__ = ["AUDIO_MODES", "MODEL_NAMES", "TrainConfig", "TrainError", "TrainResult", "Trainer",
+__all__ = ["AUDIO_MODES", "MODEL_NAMES", "MS3_LABELS", "TrainConfig", "TrainError", "TrainResult", "Trainer",
+           "empty_ms3_video",
            "resolve_model_config", "train"]
