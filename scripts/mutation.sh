@@ -16,10 +16,21 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
+# test ids of FILE (or tests/test_mutation_kills.py, tests/test_properties.py) whose names contain one of the words
+_ids() { local f=$1 w; shift; for w in "$@"; do grep -o "^def test_[a-z0-9_]*${w}[a-z0-9_]*" "$repo/$f" | sed "s|^def |$f::|"; done | sort -u | tr '\n' ' '; }
+_kills() { _ids tests/test_mutation_kills.py "$@"; }
+_props() { _ids tests/test_properties.py "$@"; }
+# the hub functions that issue 17 calls "hub redaction" (token resolution, redaction, log filter)
+HUB_REDACTION="avsynth.hub.x_resolve_token* avsynth.hub.x_redact* avsynth.hub.xǁ_RedactFilterǁ*"
+
 selection() {
   case $1 in
-    evaluation/metrics) echo "tests/test_metrics.py tests/test_properties.py" ;;
-    plan) echo "tests/test_plan.py tests/test_properties.py" ;;
+    evaluation/metrics) echo "tests/test_metrics.py tests/test_kills_metrics.py"\
+                             "--deselect tests/test_metrics.py::test_counts_equal_the_per_threshold_loop[shape4]"\
+                             "$(_props metrics_equal perfect_and_inverted invariant_to_frame_order)" ;;
+    plan) echo "tests/test_plan.py tests/test_properties.py::test_plan_splits_are_disjoint_and_permutation_invariant"\
+               "tests/test_properties.py::test_plan_balances_categories_in_test_and_train tests/test_kills_plan.py"\
+               "$(_kills unbalanced_quotas plan_from_rows plan_rows_carry every_seeded unbalanced_plan units_skip)" ;;
     sources/avs_synthetic) echo "tests/test_sources_avs_synthetic.py tests/test_kills_avs_synthetic.py tests/test_mutation_kills.py tests/test_properties.py" ;;
     sources/lvis) echo "tests/test_sources_lvis.py tests/test_kills_lvis.py" ;;
     sources/openimages) echo "tests/test_sources_openimages.py tests/test_kills_openimages.py" ;;
@@ -30,16 +41,20 @@ selection() {
     sources/records) echo "tests/test_kills_records.py" ;;
     sources/_files) echo "tests/test_kills_files.py" ;;
     media/mask) echo "tests/test_media.py tests/test_properties.py tests/test_mutation_kills.py" ;;
-    media/image|media/audio) echo "tests/test_media.py" ;;
-    shards/writer) echo "tests/test_shards.py tests/test_mutation_kills.py" ;;
-    shards/verify) echo "tests/test_shards.py tests/test_mutation_kills.py" ;;
-    shards/record) echo "tests/test_record.py tests/test_shards.py" ;;
+    media/image|media/audio) echo "tests/test_media.py tests/test_kills_media.py" ;;
+    media/mix|media/video) echo "tests/test_kills_media.py" ;;
+    media/checks) echo "tests/test_kills_media.py tests/test_build_checks.py::test_window_rejects_short_and_silent_and_moves_off_silence"\
+                       "tests/test_build_checks.py::test_rle_length_agrees_with_pycocotools" ;;
+    shards/writer) echo "tests/test_kills_shards.py $(_kills 100_rows_per_row_group)"\
+                        "$(_ids tests/test_shards.py writer_is_byte failing_row bad_row refuses_to_overwrite pool_shard)" ;;
+    shards/verify) echo "tests/test_kills_verify.py $(_kills verify_reports) $(_ids tests/test_shards.py verify)" ;;
+    shards/record) echo "tests/test_record.py tests/test_kills_shards.py" ;;
     build/runner|build/resume) echo "tests/test_kills_resume.py" ;;
     build/rows) echo "tests/test_build.py tests/test_mutation_kills.py" ;;
     modeling/adapters|modeling/sama_avs) echo "tests/test_kills_models.py tests/test_official_sama_avs.py::test_forward_loss_and_gradients_match_the_official_code tests/test_official_sama_avs.py::test_dense_pe_is_random_and_no_mask_embed_trains_in_the_official_recipe" ;;
     modeling/gavs) echo "tests/test_gavs.py tests/test_kills_gavs.py" ;;
     modeling/vggish) echo "tests/test_vggish.py tests/test_official_audio.py tests/test_kills_vggish.py" ;;
-    hub) echo "tests/test_hub.py" ;;
+    hub) echo "tests/test_hub.py tests/test_kills_hub.py" ;;
     *) return 1 ;;
   esac
 }
@@ -48,7 +63,8 @@ if [[ ${1:-} == "--list" ]]; then
   for m in evaluation/metrics plan sources/avs_synthetic sources/lvis sources/openimages \
            sources/vggsound sources/avsbench sources/avs_v3 sources/vggss sources/flickr_soundnet \
            sources/records sources/_files media/mask \
-           media/image media/audio shards/writer shards/verify shards/record build/runner build/resume build/rows \
+           media/image media/audio media/mix media/video media/checks shards/writer shards/verify shards/record \
+           build/runner build/resume build/rows \
            modeling/sama_avs modeling/adapters modeling/gavs modeling/vggish hub; do
     printf '%-22s %s\n' "$m" "$(selection "$m")"
   done
@@ -62,6 +78,7 @@ if [[ $mod == build/resume ]]; then  # the resume logic of build/runner.py: thes
 fi
 children=${2:-2}
 tests=$(selection "$mod") || { echo "unknown module $mod (see --list)" >&2; exit 2; }
+[[ $mod == hub ]] && MUTANTS=${MUTANTS:-$HUB_REDACTION}  # hub: the redaction functions only (issue 17)
 [[ -f "$repo/avsynth/$mod.py" ]] || { echo "avsynth/$mod.py: no such module" >&2; exit 2; }
 
 work=${MUTATION_WORKDIR:-$(mktemp -d -t avsynth-mutation.XXXXXX)}

@@ -303,7 +303,8 @@ def _check_columns(data: list[_Shard], record: dict, report: VerifyReport) -> No
                 report.add(s.rel, f"category {cat!r} with id {cid} is not in manifest.json's categories", i)
     splits = record.get("splits") if isinstance(record.get("splits"), dict) else {}
     for split, counts in sorted(per_category.items()):
-        recorded = (splits.get(split) or {}).get("per_category")
+        entry = splits.get(split)
+        recorded = entry.get("per_category") if isinstance(entry, dict) else None
         if isinstance(recorded, dict) and {k: v for k, v in recorded.items() if v} != dict(counts):
             diff = sorted(k for k in set(recorded) | set(counts) if recorded.get(k, 0) != counts.get(k, 0))
             report.add("manifest.json", f"split {split!r} per-category counts differ from the rows for {diff[:10]}")
