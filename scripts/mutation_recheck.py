@@ -37,6 +37,7 @@ def not_killed(work: Path) -> list[str]:
 
 def run_one(work: Path, name: str, tests: list[str], timeout: float, select: str | None) -> str:
     env = dict(os.environ, MUTANT_UNDER_TEST=name, PYTHONPATH="", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.setdefault("AVSYNTH_SHARED", str(Path(__file__).resolve().parent.parent.parent / "shared"))
     try:
         proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests,
                                *(["-k", select] if select else [])],
@@ -60,6 +61,11 @@ def main() -> None:
     for test in args.tests:  # bring the new test files into the mutated copy
         src = repo / test.split("::")[0]
         shutil.copy2(src, work / "mutants" / test.split("::")[0])
+    # The tests must pass on the unmutated code in the mutated copy (data found, fixtures working):
+    # otherwise every "failure" below would be counted as a kill.
+    baseline = run_one(work, "", args.tests, args.timeout, args.select)
+    if baseline != "survived":
+        sys.exit(f"{work}: the tests do not pass without a mutant ({baseline}); fix that first")
     names = not_killed(work)
     if args.only:
         names = [n for n in names if any(n == o or n.endswith("." + o) for o in args.only)]
