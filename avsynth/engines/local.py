@@ -39,6 +39,13 @@ def run_local(
                 proc.terminate()
         for proc in workers_now:
             proc.join(timeout=5)
+        # Let the pool's manager thread see the dead workers and close its wake-up pipe now: if it
+        # is still closing it when the interpreter exits, concurrent.futures' exit hook can write
+        # to the half-closed pipe and print an "Exception ignored ... Bad file descriptor"
+        # traceback after our one-line message (seen once in CI after SIGTERM).
+        manager = getattr(pool, "_executor_manager_thread", None)
+        if manager is not None:
+            manager.join(timeout=5)
         raise
     else:
         pool.shutdown(wait=True)
