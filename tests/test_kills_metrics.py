@@ -244,3 +244,38 @@ def test_avss_metric_argument_checks():
     assert avss_class_names(3) == ["class_0", "class_1", "class_2"]
     names = avss_class_names()
     assert len(names) == 71 and names[0] == "background" and len(set(names)) == 71
+
+
+def test_pr_counts_on_raw_logits_equal_a_loop_over_pixels_and_thresholds():
+    """SAMA-AVS's F on raw logits: |v >= t| and TP counted per frame and threshold, against a plain
+    loop (thresholds linspace(0, 1, 11) written out; logits outside [0, 1] and exactly on them)."""
+    from avsynth.evaluation.metrics import pr_counts
+
+    g = torch.Generator().manual_seed(3)
+    logits = (torch.rand(3, 4, 5, generator=g) * 4 - 1.5)
+    logits[0, 0, :3] = torch.tensor([0.0, 0.5, 1.0])  # on a threshold: counted (>=)
+    logits[1, 1, 1] = -torch.inf
+    gt = (torch.rand(3, 4, 5, generator=g) > 0.6).float()
+    gt[2] = 0  # a frame without foreground
+    thresholds = [i / 10 for i in range(11)]
+    npred, tp, gsum = pr_counts(logits, gt, num_thresholds=11, on_logits=True)
+    assert npred.dtype == tp.dtype == gsum.dtype == torch.float64
+    assert npred.shape == tp.shape == (3, 11) and gsum.shape == (3,)
+    for n in range(3):
+        v, m = logits[n].flatten().tolist(), gt[n].flatten().tolist()
+        assert gsum[n].item() == sum(m)
+        for j, t in enumerate(thresholds):
+            t = float(torch.tensor(t if j < 10 else 1 - 1e-10, dtype=torch.float32))
+            assert npred[n, j].item() == sum(x >= t for x in v), (n, j)
+            assert tp[n, j].item() == sum(x >= t and y > 0 for x, y in zip(v, m)), (n, j)
+    assert npred[2, 0].item() == sum(x >= 0 for x in logits[2].flatten().tolist()) and tp[2].sum().item() == 0
+
+
+def test_pr_counts_on_raw_logits_refuse_a_soft_ground_truth():
+    from avsynth.evaluation.metrics import pr_counts
+
+    with pytest.raises(ValueError, match="^F-score on raw logits needs a binary ground truth$"):
+        pr_counts(torch.zeros(1, 2, 2), torch.tensor([[[0.0, 0.5], [1.0, 0.0]]]), on_logits=True)
+    # an all-zero float ground truth is binary
+    npred, tp, gsum = pr_counts(torch.ones(1, 2, 2), torch.zeros(1, 2, 2), num_thresholds=3, on_logits=True)
+    assert npred.tolist() == [[4.0, 4.0, 4.0]] and tp.tolist() == [[0.0, 0.0, 0.0]] and gsum.tolist() == [0.0]
