@@ -545,7 +545,7 @@ class Trainer:
                 metrics = self.validate(model, val_loader)
                 record.update(val_miou=metrics["miou"], val_fscore=metrics["fscore"],
                               val_frames=metrics["frames"], f_group=metrics["f_group"])
-                improved = metrics["miou"] > state["best_miou"]
+                improved = recipe.improves(metrics["miou"], state["best_miou"])
                 if improved:
                     state["best_miou"], state["best_epoch"] = metrics["miou"], epoch + 1
                     if self.main:
