@@ -18,7 +18,9 @@ One JSON line per figure:
 * CPU step time of each run (steps/s, one video or batch per step).
 
 Usage: ``python benchmark/bench_aavs.py [--s4-epochs 12] [--avss-epochs 12] [--threads 1]``;
-S4 only: ``--part s4 [--s4-audio real,zero] [--s4-scale s4-audio] [--lr 3e-3]``;
+S4 only: ``--part s4 [--s4-audio real,zero] [--s4-scale s4-audio] [--lr 3e-3] [--audio-norm fit|none]``
+(``fit``, the default: aavs-tiny with ``audio_norm: fit``, the random VGGish's vectors standardised
+with the S4 train split's per-dimension mean / std; ``none`` reproduces the earlier runs);
 AVSS only: ``--part avss [--avss-scale avss] [--avss-epochs 12] [--avss-lr 3e-3] [--lr 3e-3]``.
 """
 
@@ -37,6 +39,7 @@ import torch
 
 from avsynth.demo import write_demo
 from avsynth.evaluation.metrics import avss_class_names
+from avsynth.modeling.audio_norm import audio_statistics
 from avsynth.modeling.registry import load_config
 from avsynth.protocols.avss import AVSSBenchConfig, run_avss_bench
 from avsynth.protocols.common import EvalOptions
@@ -51,15 +54,17 @@ def emit(**fields) -> None:
 
 
 def run_trainer(out: Path, root: Path, subset: str, epochs: int, audio: str, seed: int,
-                lr: float | None = None) -> dict:
+                lr: float | None = None, audio_norm: str | None = None) -> dict:
     t0 = time.perf_counter()
     r = train(TrainConfig(out=out, model="aavs-tiny", avsbench=AVSBenchSource(root, subset=subset), epochs=epochs,
-                          audio_mode=audio, seed=seed, num_workers=0, progress=False, cpu=True, lr=lr))
+                          audio_mode=audio, seed=seed, num_workers=0, progress=False, cpu=True, lr=lr,
+                          audio_norm=audio_norm))
     steps = sum(h["steps"] for h in r.history)
     train_s = sum(h["seconds"] for h in r.history)
     best = max(r.history, key=lambda h: h["val_miou"])
     return {"best_miou": r.best_miou, "best_fscore": best["val_fscore"], "best_epoch": r.best_epoch,
-            "steps": steps, "train_seconds": round(train_s, 1), "s_per_step": round(train_s / steps, 3),
+            "val_miou_by_epoch": [round(h["val_miou"], 4) for h in r.history],
+            "train_loss_by_epoch": [round(h["train_loss"], 3) for h in r.history], "steps": steps, "train_seconds": round(train_s, 1), "s_per_step": round(train_s / steps, 3),
             "wall_s": round(time.perf_counter() - t0, 1)}
 
 
@@ -84,11 +89,29 @@ def audio_probe(root: Path) -> dict:
     x, y, tr = np.stack(vecs), np.array(cats), np.array(train)
     names = sorted(set(y[tr]))
     out = {"vectors": int(len(x)), "categories": len(names), "chance": round(1 / len(names), 3)}
-    for kind, z in (("euclidean", x), ("cosine", x / np.linalg.norm(x, axis=1, keepdims=True))):
-        centroids = np.stack([z[tr & (y == c)].mean(0) for c in names])
-        pred = np.array(names)[((z[~tr][:, None] - centroids[None]) ** 2).sum(-1).argmin(1)]
-        out[f"nearest_centroid_{kind}"] = round(float((pred == y[~tr]).mean()), 3)
+    mean, std = (t.numpy() for t in audio_statistics(torch.from_numpy(x[tr])))  # what audio_norm: fit uses
+    for space, v in (("raw", x), ("standardised", (x - mean) / std)):
+        for kind, z in (("euclidean", v), ("cosine", v / np.linalg.norm(v, axis=1, keepdims=True))):
+            centroids = np.stack([z[tr & (y == c)].mean(0) for c in names])
+            pred = np.array(names)[((z[~tr][:, None] - centroids[None]) ** 2).sum(-1).argmin(1)]
+            key = f"nearest_centroid_{kind}" + ("" if space == "raw" else "_standardised")
+            out[key] = round(float((pred == y[~tr]).mean()), 3)
+        out[f"spread_{space}"] = spread(v[tr], y[tr])
     return out
+
+
+def spread(x: np.ndarray, y: np.ndarray) -> dict:
+    """How much of the vectors is one common offset: mean norm, norm of the mean, mean residual norm,
+    mean distance of the category centroids from the mean, pairwise cosines, share of zero entries."""
+    mu = x.mean(0)
+    centroids = np.stack([x[y == c].mean(0) for c in sorted(set(y))])
+    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    cos = unit @ unit.T
+    return {"mean_norm": round(float(np.linalg.norm(x, axis=1).mean()), 2), "norm_of_mean": round(float(np.linalg.norm(mu)), 2),
+            "mean_residual_norm": round(float(np.linalg.norm(x - mu, axis=1).mean()), 2),
+            "centroid_spread": round(float(np.linalg.norm(centroids - mu, axis=1).mean()), 2),
+            "mean_pairwise_cosine": round(float(cos.mean()), 3), "min_pairwise_cosine": round(float(cos.min()), 3),
+            "zero_share": round(float((x == 0).mean()), 3)}
 
 
 def s4_test(checkpoint: Path, root: Path) -> dict:
@@ -198,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--s4-scale", default="s4-audio", help="Demo scale of the S4 tree (default: s4-audio).")
     ap.add_argument("--s4-demo", type=Path, default=None,
                     help="An existing `avsynth demo --scale s4-audio` folder (seed 0) for the S4 part.")
+    ap.add_argument("--audio-norm", choices=("none", "fit"), default="fit",
+                    help="S4 runs: standardise the VGGish vectors with the train split's mean / std (default: fit).")
+    ap.add_argument("--skip-probe", action="store_true", help="S4: do not print the audio probe line.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--part", choices=("all", "s4", "avss"), default="all", help="Run one half only.")
     ap.add_argument("--work", type=Path, default=None, help="Working folder (default: a temporary one).")
@@ -217,11 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("all", "s4"):
         s4_root = (args.s4_demo / "avsbench" if args.s4_demo is not None else
                    Path(write_demo(work / "demo-s4", seed=0, scale=args.s4_scale, workers=2).avsbench_root))
-        emit(task="s4-audio-probe", scale=args.s4_scale, **audio_probe(s4_root))
+        if not args.skip_probe:
+            emit(task="s4-audio-probe", scale=args.s4_scale, **audio_probe(s4_root))
         for audio in args.s4_audio.split(","):
-            r = run_trainer(work / f"s4-{audio}", s4_root, "s4", args.s4_epochs, audio, args.seed, args.lr)
-            emit(task="s4", model="aavs-tiny", audio=audio, epochs=args.s4_epochs, lr=args.lr, seed=args.seed,
-                 scale=args.s4_scale, **r, test=s4_test(work / f"s4-{audio}" / "best.pt", s4_root))
+            run = work / f"s4-{audio}-{args.audio_norm}-lr{args.lr or 'recipe'}-e{args.s4_epochs}-seed{args.seed}"
+            r = run_trainer(run, s4_root, "s4", args.s4_epochs, audio, args.seed, args.lr, args.audio_norm)
+            emit(task="s4", model="aavs-tiny", audio=audio, audio_norm=args.audio_norm, epochs=args.s4_epochs,
+                 lr=args.lr, seed=args.seed, scale=args.s4_scale, **r, test=s4_test(run / "best.pt", s4_root))
     if args.part == "s4":
         return 0
     run_avss(args, work, args.demo)
