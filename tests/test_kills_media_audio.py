@@ -169,3 +169,15 @@ def test_one_sample_at_one_hertz_is_a_valid_clip(tmp_path):
     assert audio.probe(path) == (1, 1, 1)
     wave, sr = audio.load_clip(path)
     assert sr == 1 and wave.tolist() == [0.5]  # 16384 / 32768 (libsndfile's scale)
+
+
+def test_pcm16_of_float32_samples_is_the_exactly_rounded_value():
+    # for every odd k: the largest float32 x with x * 32767 < k + 1/2 (exactly, in rationals), so
+    # the correctly rounded PCM16 value is k; a product rounded to float32 lands on k + 1/2 for
+    # about half of them, and half-to-even would then give k + 1
+    ks = np.arange(1, 32767, 2)
+    xs = np.float32((ks + 0.5) / 32767).astype(np.float32)
+    half = [Fraction(float(x)) * 32767 >= k + Fraction(1, 2) for x, k in zip(xs, ks)]
+    xs = np.where(half, np.nextafter(xs, np.float32(0)), xs).astype(np.float32)
+    assert all(k < Fraction(float(x)) * 32767 < k + Fraction(1, 2) for x, k in zip(xs, ks))
+    assert np.array_equal(audio.to_pcm16(xs), ks) and np.array_equal(audio.to_pcm16(-xs), -ks)
