@@ -270,6 +270,7 @@ def test_an_update_without_frames_changes_nothing():
     assert out == scored(False)
 
 
+@pytest.mark.filterwarnings("ignore:The ``compute`` method of metric AVSBenchMetric was called before")
 def test_nothing_scored_gives_zero_figures():
     assert AVSBenchMetric().compute() == {"f_group": "batch4", "miou": 0.0, "fscore": 0.0, "frames": 0,
                                           "videos": 0, "groups": 0, "videos_per_group": 4,
