@@ -845,7 +845,8 @@ def demo_cmd(
     out: Path = typer.Argument(..., help="Directory to write (must not exist, or be empty)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same bytes."),
     scale: str = typer.Option("default", "--scale", help="default | test | tiny | s4-audio (8 categories, 10 S4 train "
-                              "videos each) | avss (8 AVSS classes, ~9 train videos each)"),
+                              "videos each) | s4-pretrain (s4-audio + 40 LVIS images, 9 clips per category) | avss (8 AVSS "
+                              "classes, ~9 train videos each)"),
     manifest: str = typer.Option(
         "avs-synthetic-46", "--manifest", help="Category manifest (shipped name or YAML path)."
     ),

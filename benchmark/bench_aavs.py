@@ -53,10 +53,14 @@ def emit(**fields) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def run_trainer(out: Path, root: Path, subset: str, epochs: int, audio: str, seed: int,
-                lr: float | None = None, audio_norm: str | None = None) -> dict:
+def run_trainer(out: Path, root: Path | None, subset: str, epochs: int, audio: str, seed: int,
+                lr: float | None = None, audio_norm: str | None = None, data: Path | None = None,
+                init: Path | None = None) -> dict:
+    """One aavs-tiny run: on AVSBench ``root`` (``subset``), or on the shards in ``data`` (pre-training);
+    ``init``: start from this checkpoint (fine-tuning)."""
     t0 = time.perf_counter()
-    r = train(TrainConfig(out=out, model="aavs-tiny", avsbench=AVSBenchSource(root, subset=subset), epochs=epochs,
+    r = train(TrainConfig(out=out, model="aavs-tiny", avsbench=AVSBenchSource(root, subset=subset) if data is None else None,
+                          data=str(data) if data is not None else None, epochs=epochs, init=init,
                           audio_mode=audio, seed=seed, num_workers=0, progress=False, cpu=True, lr=lr,
                           audio_norm=audio_norm))
     steps = sum(h["steps"] for h in r.history)
@@ -121,6 +125,39 @@ def s4_test(checkpoint: Path, root: Path) -> dict:
     r = zero_shot(checkpoint, root, subsets=["s4"], split="test", opts=EvalOptions(device="cpu"))[0]
     return {"miou": r.miou, "fscore": r.fscore, "frames": r.frames, "videos": r.videos,
             **{k: {"miou": v["miou"], "fscore": v["fscore"]} for k, v in r.controls.items()}}
+
+
+def run_s4_pretrain(args, work: Path) -> None:
+    """Binary AVS pre-training on synthetic shards, then fine-tuning on S4 (the ``s4-pretrain`` demo
+    scale: s4-audio's 8 categories and S4 shape plus 40 LVIS images / 9 VGGSound train clips per
+    category, so the same image appears with different sounding categories and masks). For each
+    ``--s4-audio`` mode (real, zero: audio zeroed in pre-training, fine-tuning and validation):
+    pre-train ``--pretrain-epochs`` on the shards, score best.pt zero-shot on the S4 test split, fine-tune
+    ``--s4-epochs`` on the S4 train videos from it, score that best.pt."""
+    from avsynth.build import BuildOptions, SourcePaths, build
+    from avsynth.demo import DemoCorpus
+
+    demo = (DemoCorpus.load(args.s4_demo) if args.s4_demo is not None else
+            write_demo(work / "demo-s4-pretrain", seed=0, scale="s4-pretrain", workers=2))
+    s4_root = demo.avsbench_root
+    shards = work / "shards-s4-pretrain"
+    if not (shards / "data").exists():  # default build options: single-source rows
+        t0 = time.perf_counter()
+        res = build(BuildOptions(out=shards, categories=",".join(demo.categories), workers=2, sources=SourcePaths(
+            lvis_json=[demo.lvis_train_json, demo.lvis_val_json], coco_root=demo.coco_root,
+            vggsound_csv=demo.vggsound_csv, vggsound_audio=demo.vggsound_audio)), progress=False)
+        emit(task="s4-pretrain-build", shards_written=res.shards_written, wall_s=round(time.perf_counter() - t0, 1))
+    for audio in args.s4_audio.split(","):
+        tag = f"{audio}-{args.audio_norm}-lr{args.lr or 'recipe'}-seed{args.seed}"
+        pre = work / f"s4pre-pretrain-{tag}-e{args.pretrain_epochs}"
+        r = run_trainer(pre, None, "s4", args.pretrain_epochs, audio, args.seed, args.lr, args.audio_norm, data=shards)
+        emit(task="s4-pretrain", stage="pre-trained (zero-shot)", model="aavs-tiny", audio=audio, audio_norm=args.audio_norm,
+             epochs=args.pretrain_epochs, lr=args.lr, seed=args.seed, **r, test=s4_test(pre / "best.pt", s4_root))
+        ft = work / f"s4pre-finetune-{tag}-e{args.pretrain_epochs}+{args.s4_epochs}"
+        r = run_trainer(ft, s4_root, "s4", args.s4_epochs, audio, args.seed, args.lr, args.audio_norm, init=pre / "best.pt")
+        emit(task="s4-pretrain", stage="fine-tuned", model="aavs-tiny", audio=audio, audio_norm=args.audio_norm,
+             epochs=args.s4_epochs, pretrain_epochs=args.pretrain_epochs, lr=args.lr, seed=args.seed, **r,
+             test=s4_test(ft / "best.pt", s4_root))
 
 
 AVSS_MODELS = {"two-stage": "stepping-stones-tiny", "one-stage": "aavs-avss71-tiny"}
@@ -225,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="S4 runs: standardise the VGGish vectors with the train split's mean / std (default: fit).")
     ap.add_argument("--skip-probe", action="store_true", help="S4: do not print the audio probe line.")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--part", choices=("all", "s4", "avss"), default="all", help="Run one half only.")
+    ap.add_argument("--part", choices=("all", "s4", "avss", "s4-pretrain"), default="all",
+                    help="Run one half only (s4-pretrain: pre-train on synthetic shards, then fine-tune on S4).")
+    ap.add_argument("--pretrain-epochs", type=int, default=8, help="s4-pretrain: epochs on the shards.")
     ap.add_argument("--work", type=Path, default=None, help="Working folder (default: a temporary one).")
     ap.add_argument("--demo", type=Path, default=None,
                     help="An existing `avsynth demo` folder (default scale, seed 0) instead of writing one.")
@@ -250,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
             r = run_trainer(run, s4_root, "s4", args.s4_epochs, audio, args.seed, args.lr, args.audio_norm)
             emit(task="s4", model="aavs-tiny", audio=audio, audio_norm=args.audio_norm, epochs=args.s4_epochs,
                  lr=args.lr, seed=args.seed, scale=args.s4_scale, **r, test=s4_test(run / "best.pt", s4_root))
-    if args.part == "s4":
+    if args.part == "s4-pretrain":
+        run_s4_pretrain(args, work)
+    if args.part in ("s4", "s4-pretrain"):
         return 0
     run_avss(args, work, args.demo)
     return 0

@@ -26,6 +26,7 @@ from avsynth.demo import (
     DemoSize,
     cache_name,
     ensure_demo,
+    SCALES,
     make_layout,
     write_demo,
 )
@@ -427,3 +428,19 @@ def test_cli_demo_with_a_custom_manifest(tmp_path):
     assert {"dog", "puppy", "piano"} <= lvis_names and "harp" not in lvis_names
     bad = CliRunner().invoke(app, ["demo", str(out), "--scale", "tiny"])
     assert bad.exit_code == 2 and "not an empty directory" in bad.output
+
+
+def test_s4_pretrain_scale_shows_each_image_with_several_sounding_categories():
+    """``s4-pretrain``: s4-audio's 8 categories and S4 shape, plus 40 LVIS images and 9 train clips per
+    category; every LVIS image holds its own category plus 1-3 others of the 8, so the shards built
+    on it list the same image under several sounding categories (what pre-training needs)."""
+    layout, _ = make_layout(load_manifest("avs-synthetic-46"), 0, SCALES["s4-pretrain"])
+    assert [c.name for c in layout.cats] == ["ambulance", "cat", "dog", "bus", "horse", "lion", "bird", "guitar"]
+    assert len(layout.images) == 8 * 40
+    assert Counter(j.categories[0] for j in layout.images) == {k: 40 for k in range(8)}
+    # 1-3 other demo categories per image (clutter, index >= 8, does not count)
+    assert all(2 <= len({c for c in j.categories if c < 8}) <= 4 for j in layout.images)
+    assert len([c for c in layout.clips if c.category >= 0]) == 8 * (9 + 2)
+    for split, per_cat in (("train", 10), ("val", 2), ("test", 5)):
+        jobs = [v for v in layout.videos if (v.label, v.split) == ("v1s", split)]
+        assert Counter(c for v in jobs for c in v.sounding) == {k: per_cat for k in range(8)}

@@ -100,6 +100,26 @@ SCALES: dict[str, DemoSize] = {
         avs_images=8,
         max_categories=8,
     ),
+    # s4-audio's S4 shape (8 categories, 80 / 16 / 40 S4 videos, same styles and procedural sounds)
+    # with a synthetic part large enough to pre-train on: 40 LVIS images and 9 VGGSound train clips
+    # per category, so the shards hold the same image with different sounding categories and masks.
+    # The S4 videos are drawn from the same seeded stream after the larger image / clip parts, so
+    # they are other videos than s4-audio's (same counts per split). benchmark/bench_aavs.py --part
+    # s4-pretrain pre-trains on its shards and fine-tunes on its S4 train videos.
+    "s4-pretrain": DemoSize(
+        "s4-pretrain",
+        images_per_category=40,
+        oi_images_per_category=0,
+        val_every=4,
+        clips_train=9,
+        clips_test=2,
+        missing_rows=2,
+        extra_label_rows=1,
+        v1s=(80, 16, 40),
+        v1m=(2, 1, 1),
+        avs_images=8,
+        max_categories=8,
+    ),
     # The demo AVSS tree: the first 8 categories of the manifest (for avs-synthetic-46 all 8 are
     # AVSBench-semantic classes) in 6 S4 train videos each plus 24 MS3 train videos, so every class
     # sounds in about 9 train videos (the default tree: 1-4 videos for each of 34 classes, and 11
