@@ -21,6 +21,9 @@ Usage: ``python benchmark/bench_aavs.py [--s4-epochs 12] [--avss-epochs 12] [--t
 S4 only: ``--part s4 [--s4-audio real,zero] [--s4-scale s4-audio] [--lr 3e-3] [--audio-norm fit|none]``
 (``fit``, the default: aavs-tiny with ``audio_norm: fit``, the random VGGish's vectors standardised
 with the S4 train split's per-dimension mean / std; ``none`` reproduces the earlier runs);
+S4 with synthetic pre-training: ``--part s4-pretrain [--s4-demo DEMO] [--s4-audio real,zero]
+[--pretrain-epochs 8] [--s4-epochs 6]`` (the ``s4-pretrain`` demo scale, its shards built with default
+options, aavs-tiny pre-trained on them, scored zero-shot on S4 test, fine-tuned on S4, scored again);
 AVSS only: ``--part avss [--avss-scale avss] [--avss-epochs 12] [--avss-lr 3e-3] [--lr 3e-3]``.
 """
 
