@@ -18,8 +18,11 @@ build has fewer rows: only images with two categories make a row), instead of as
 ``--work DIR`` keeps the corpus, builds and runs (a run whose ``result.json`` exists is scored,
 not retrained); ``--train-seed`` changes only the training seed.
 
+``--sources-per-row`` takes one or more values of the build option (default ``2``): ``1,2`` keeps
+single-source rows in the mixed build (each image draws K = 1 or 2, seeded; ``1:1,2:2`` weights).
+
 Usage: ``python benchmark/bench_mixing.py [--epochs 8] [--equal-steps] [--negatives 0.2 0.3 0.4]
-[--runs single mix+neg] [--config sama-avs-tiny] [--work DIR] [--train-seed N]``.
+[--sources-per-row 2 1,2] [--runs single mix+neg] [--config sama-avs-tiny] [--work DIR] [--train-seed N]``.
 """
 
 from __future__ import annotations
@@ -52,6 +55,14 @@ UNFREEZE = ("sam.image_encoder.",)  # the tiny SAM is random: train its encoder 
 #: its validation + test negatives, minus any image a compared model trained on, are the held-out
 #: off-screen rows of every model (48 on the default corpus; a K = 1 build gives the same rows).
 OFFSCREEN_EVAL = {"offscreen-k2": {"sources_per_row": 2, "negatives": 0.9}}
+
+
+def build_name(sources_per_row: str, negatives: float) -> str:
+    """``mix+neg0.2`` for ``--sources-per-row 2`` (the first runs' name), else e.g. ``k1_2+neg0.2``
+    (``1,2``) or ``k1w1_2w2+neg0.2`` (``1:1,2:2``)."""
+    if sources_per_row == "2":
+        return f"mix+neg{negatives:g}"
+    return f"k{sources_per_row.replace(',', '_').replace(':', 'w')}+neg{negatives:g}"
 
 
 def emit(**fields) -> None:
@@ -129,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", nargs="+", default=["single", "mix+neg"], choices=["single", "mix+neg"])
     ap.add_argument("--negatives", type=float, nargs="+", default=[0.2],
                     help="--negatives of the mix+neg builds (one model per fraction)")
+    ap.add_argument("--sources-per-row", nargs="+", default=["2"],
+                    help="--sources-per-row of the mixed builds (each with each --negatives), e.g. 2 1,2 1:1,2:2")
     ap.add_argument("--work", type=Path, help="keep the corpus, builds and runs here (reused when present)")
     args = ap.parse_args(argv)
     train_seed = args.seed if args.train_seed is None else args.train_seed
@@ -145,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         sources = SourcePaths(lvis_json=[demo.lvis_train_json, demo.lvis_val_json], coco_root=demo.coco_root,
                               vggsound_csv=demo.vggsound_csv, vggsound_audio=demo.vggsound_audio)
         builds = {"single": {}}
-        builds.update({f"mix+neg{f:g}": {"sources_per_row": 2, "negatives": f} for f in args.negatives})
+        builds.update({build_name(k, f): {"sources_per_row": k, "negatives": f}
+                       for k in args.sources_per_row for f in args.negatives})
         builds.update(OFFSCREEN_EVAL)
         rows = {}
         for name, extra in builds.items():
@@ -164,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                                    [root / f"build-{n}" for n in trained_on])
         emit(figure="offscreen_eval_set", rows=len(offscreen), builds=list(OFFSCREEN_EVAL),
              excluded_images_of=trained_on)
-        names = [n for n in trained_on if n.split("+")[0] in {r.split("+")[0] for r in args.runs}]
+        names = [n for n in trained_on if ("single" if n == "single" else "mix+neg") in args.runs]
         for name in names:
             t0 = time.perf_counter()
             epochs = args.epochs
@@ -181,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             train_seconds = round(time.perf_counter() - t0, 1)
             best = run / "best.pt"
             (ms3,) = zero_shot(best, demo.avsbench_root, subsets=["ms3"], split="test")
-            emit(figure=f"pretrained_on_{name}", config=args.config, train_seed=train_seed, negatives=builds[name].get("negatives", 0.0),
+            emit(figure=f"pretrained_on_{name}", config=args.config, train_seed=train_seed,
+                 sources_per_row=builds[name].get("sources_per_row", 1), negatives=builds[name].get("negatives", 0.0),
                  epochs=epochs, train_samples=epochs * rows[name], ms3_zero_shot_miou=round(ms3.miou, 4),
                  ms3_zero_shot_fscore=round(ms3.fscore, 4), ms3_videos=ms3.videos, own_val_miou=best_miou,
                  **negatives_fpr(best, offscreen), **audio_swap(best, root / "build-single"),
