@@ -16,7 +16,8 @@ F``). A tiny SAMA-AVS is trained on each with the same recipe and seed, then (on
 ``--equal-steps`` trains each mix+neg model for as many samples as the single-source one (its
 build has fewer rows: only images with two categories make a row), instead of as many epochs.
 ``--work DIR`` keeps the corpus, builds and runs (a run whose ``result.json`` exists is scored,
-not retrained); ``--train-seed`` changes only the training seed.
+not retrained; the off-screen set leaves out the train images of every build in DIR, so models
+scored in separate invocations share one set); ``--train-seed`` changes only the training seed.
 
 ``--sources-per-row`` takes one or more values of the build option (default ``2``): ``1,2`` keeps
 single-source rows in the mixed build (each image draws K = 1 or 2, seeded; ``1:1,2:2`` weights).
@@ -174,10 +175,14 @@ def main(argv: list[str] | None = None) -> int:
             emit(figure=f"build_{name}", train_rows=rows[name],
                  composition=rec.extra.get("composition", {}).get("train"))
         trained_on = [n for n in builds if n not in OFFSCREEN_EVAL]
+        # the held-out set excludes the train images of every build in the work dir (also those of
+        # earlier invocations), so models scored in different invocations share one set
+        kept = sorted({p.name[len("build-"):] for p in root.glob("build-*") if (p / "manifest.json").is_file()}
+                      - set(OFFSCREEN_EVAL) | set(trained_on))
         offscreen = offscreen_rows([root / f"build-{n}" for n in OFFSCREEN_EVAL],
-                                   [root / f"build-{n}" for n in trained_on])
+                                   [root / f"build-{n}" for n in kept])
         emit(figure="offscreen_eval_set", rows=len(offscreen), builds=list(OFFSCREEN_EVAL),
-             excluded_images_of=trained_on)
+             excluded_images_of=kept)
         names = [n for n in trained_on if ("single" if n == "single" else "mix+neg") in args.runs]
         for name in names:
             t0 = time.perf_counter()
