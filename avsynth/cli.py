@@ -225,6 +225,12 @@ def build(
         "each image a seeded K among those it can fill, weighted: single-source and mixed rows "
         "in one build.",
     ),
+    mix_keep_silent: bool = typer.Option(
+        False, "--mix-keep-silent",
+        help="Mixed rows (K > 1) only on images with at least K + 1 usable categories, so one manifest "
+        "object stays silent: 'segment every object' no longer solves a mix. Images short of it are "
+        "counted (with a K list they draw among the K they can fill).",
+    ),
     negatives: float = typer.Option(
         0.0, "--negatives", min=0.0, max=0.9, callback=_finite,
         help="Fraction of each split made of off-screen rows: a clip of a category verified ABSENT "
@@ -278,6 +284,7 @@ def build(
         resume=resume,
         pad_short_audio=pad_short_audio,
         sources_per_row=sources_per_row,
+        mix_keep_silent=mix_keep_silent,
         negatives=negatives,
         semantic=semantic,
         semantic_classes=semantic_classes,

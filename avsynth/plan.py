@@ -62,6 +62,7 @@ class PlanOptions:
     sources_per_row: int | str = 1  # K > 1: one row per image with K categories, their K clips mixed;
     # "K1,K2" or "K1:W1,K2:W2": a seeded, weighted choice of K per image (see parse_sources_per_row)
     negatives: float = 0.0  # fraction of each split made of off-screen (verified-negative) rows
+    mix_keep_silent: bool = False  # K > 1 rows only on images keeping >= 1 usable category silent
 
 
 @dataclass(frozen=True)
@@ -482,6 +483,7 @@ def plan_from_rows(
 # Multi-source rows (--sources-per-row K) and off-screen negatives (--negatives FRACTION)
 
 SKIP_FEW_CATEGORIES = "image has fewer than --sources-per-row usable categories"
+SKIP_NONE_SILENT = "image would keep no usable category silent (--mix-keep-silent)"
 GAIN_RANGE_DB = 6.0  # mix gains are drawn in [-6, 0] dB, in 0.1 dB steps
 
 
@@ -522,10 +524,12 @@ def canonical_sources_per_row(value: int | str) -> int | str:
     return ",".join(f"{k}:{w}" for k, w in choices)
 
 
-def choose_k(choices: Sequence[tuple[int, int]], usable: int, seed: int, image_key: str) -> int | None:
+def choose_k(choices: Sequence[tuple[int, int]], usable: int, seed: int, image_key: str,
+             keep_silent: bool = False) -> int | None:
     """The K of one image: a seeded draw among the listed K not above ``usable`` (the image's usable
-    categories), weighted; None when every listed K is above it."""
-    fit = [(k, w) for k, w in choices if k <= usable]
+    categories), weighted; None when every listed K is above it. ``keep_silent``: a K > 1 also
+    needs one usable category more (left silent, ``--mix-keep-silent``)."""
+    fit = [(k, w) for k, w in choices if k + (keep_silent and k > 1) <= usable]
     if not fit:
         return None
     x = stable_hash("k", seed, image_key) % sum(w for _, w in fit)
@@ -559,7 +563,7 @@ def make_choice_units(
     filtered: dict[str, int] = defaultdict(int)
     for image_key in sorted(per_image):
         k = choose_k(choices, len(_usable_categories(per_image[image_key], labels.get(image_key))),
-                     options.seed, image_key)
+                     options.seed, image_key, options.mix_keep_silent)
         if k is None:
             filtered[SKIP_FEW_CATEGORIES] += 1
             continue
@@ -581,7 +585,8 @@ def make_mix_units(
     instances: Iterable[ImageInstance], manifest: Manifest, options: PlanOptions,
     labels: dict[str, ImageLabels],
 ) -> tuple[list[Unit], dict[str, int]]:
-    """One candidate row per image holding instances of at least K manifest categories.
+    """One candidate row per image holding instances of at least K manifest categories (K + 1 with
+    ``mix_keep_silent``, so a manifest object of the image stays silent).
 
     The K categories are a seeded choice among the image's categories, never one the source
     marks not exhaustively annotated (LVIS ``not_exhaustive_category_ids``); the row's mask is
@@ -599,6 +604,9 @@ def make_mix_units(
         cats = _usable_categories(per_image[image_key], labels.get(image_key))
         if len(cats) < k:
             filtered[SKIP_FEW_CATEGORIES] += 1
+            continue
+        if options.mix_keep_silent and len(cats) == k:
+            filtered[SKIP_NONE_SILENT] += 1
             continue
         chosen = sorted(cats, key=lambda c: (stable_hash("mixcat", options.seed, image_key, c), c))[:k]
         mix = tuple(

@@ -5,6 +5,7 @@ documented rule); one build of the demo corpus end to end."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from avsynth.build import BuildOptions, SourcePaths, build
 from avsynth.errors import BuildError
 from avsynth.manifest import Category, Manifest
-from avsynth.plan import (SKIP_FEW_CATEGORIES, PlanOptions, canonical_sources_per_row, choose_k, make_plan,
+from avsynth.plan import (SKIP_FEW_CATEGORIES, SKIP_NONE_SILENT, PlanOptions, canonical_sources_per_row, choose_k, make_plan,
                           parse_sources_per_row)
 from avsynth.shards.schema import row_layout
 from avsynth.sources.records import AudioClip, ImageInstance, ImageLabels, MaskRef
@@ -35,9 +36,9 @@ def clips(n: int = 4) -> list[AudioClip]:
             for c in CATS for i in range(n)]
 
 
-def plan_of(recs, spec, seed=3, image_labels=()):
+def plan_of(recs, spec, seed=3, image_labels=(), **kw):
     return make_plan(recs, clips(), MANIFEST, PlanOptions(seed=seed, sizes={"train": 10_000, "validation": 0, "test": 0},
-                                                         rows_per_shard=10_000, sources_per_row=spec),
+                                                         rows_per_shard=10_000, sources_per_row=spec, **kw),
                      image_labels=image_labels)
 
 
@@ -119,6 +120,23 @@ def test_a_not_exhaustive_category_does_not_count_towards_k():
     assert sizes[2] >= 20 and sizes[2] + sizes[3] == 21 and plan.filtered == {SKIP_FEW_CATEGORIES: 1}
 
 
+def test_mix_keep_silent_mixes_only_images_that_keep_a_usable_category_silent():
+    # images 1-20: dog + cat (2 categories); images 201-220: dog + cat + piano (3)
+    recs = two_category_images(20) + [x for i in range(201, 221) for x in (
+        inst(i, "dog", 3 * i), inst(i, "cat", 3 * i + 1), inst(i, "piano", 3 * i + 2))]
+    plan = plan_of(recs, 2, mix_keep_silent=True)
+    assert sorted(int(r.instances[0].image_id) for r in plan.rows["train"]) == list(range(201, 221))
+    assert all(len(r.sources) == 2 for r in plan.rows["train"])
+    assert plan.filtered == {SKIP_NONE_SILENT: 20}
+    assert len(plan_of(recs, 2).rows["train"]) == 40  # off: every image mixes
+    rows = by_image(plan_of(recs, "1,2", mix_keep_silent=True))
+    assert all(len(rows[str(i)]) == 3 and all(len(r.sources) == 1 for r in rows[str(i)]) for i in range(1, 21))
+    three = Counter("mixed" if len(rows[str(i)]) == 1 else "single" for i in range(201, 221))
+    assert three["mixed"] >= 3 and three["single"] >= 3  # 20 fair draws between K = 1 and 2
+    # "2,3" with keep-silent: a 3-category image can only mix 2 (3 would leave none silent)
+    assert {len(r.sources) for r in plan_of(recs, "2,3", mix_keep_silent=True).rows["train"]} == {2}
+
+
 # ------------------------------------------------------------------------------ the build, end to end
 
 SIZES = {"train": 60, "validation": 12, "test": 12}
@@ -142,6 +160,7 @@ def test_a_k_list_build_is_verified_recorded_carded_deterministic_and_resumable(
     out = tmp_path / "k12"
     result = build(options(out, demo_corpus, sources_per_row="1,2", negatives=0.2), progress=False)
     assert result.record.arguments["sources_per_row"] == "1:1,2:1"
+    assert "mix_keep_silent" not in result.record.arguments
     rows = [r for p in sorted((out / "data").glob("*.parquet"))
             for r in pq.read_table(p, columns=["split", "image_id", "sources", "negative", "mask_area"]).to_pylist()]
     kinds = Counter("negative" if r["negative"] else len(r["sources"]) for r in rows)
@@ -183,7 +202,39 @@ def test_bad_k_lists_are_one_line_errors(demo_corpus, tmp_path):
         build(options(tmp_path / "a", demo_corpus, sources_per_row="2,2"), progress=False)
     with pytest.raises(BuildError, match="--mask-mode"):
         build(options(tmp_path / "b", demo_corpus, sources_per_row="1,2", mask_mode="category"), progress=False)
+    with pytest.raises(BuildError, match="--mix-keep-silent applies to mixed rows"):
+        build(options(tmp_path / "d", demo_corpus, mix_keep_silent=True), progress=False)
     bad = subprocess.run([sys.executable, "-m", "avsynth", "build", "--out", str(tmp_path / "c"), "--quiet",
                           "--sources-per-row", "1,two"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--sources-per-row" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_a_mix_keep_silent_build_mixes_only_images_with_a_silent_manifest_object(demo_corpus, tmp_path):
+    """Checked against the demo's LVIS JSON itself: every mixed row's image holds at least one more
+    exhaustively annotated manifest category than the row plays."""
+    from avsynth.manifest import load_manifest
+
+    doc = {}
+    for path in (demo_corpus.lvis_train_json, demo_corpus.lvis_val_json):
+        d = json.loads(Path(path).read_text())
+        for k in ("categories", "images", "annotations"):
+            doc.setdefault(k, []).extend(d[k])
+    to_manifest = load_manifest().by_source_label("lvis")
+    name = {c["id"]: to_manifest[c["name"]].name for c in doc["categories"] if c["name"] in to_manifest}
+    not_exhaustive = {str(i["id"]): set(i["not_exhaustive_category_ids"]) for i in doc["images"]}
+    present: dict[str, set] = {}
+    for a in doc["annotations"]:
+        if a["category_id"] in name and a["category_id"] not in not_exhaustive[str(a["image_id"])]:
+            present.setdefault(str(a["image_id"]), set()).add(name[a["category_id"]])
+    out = tmp_path / "silent"
+    result = build(options(out, demo_corpus, sources_per_row=2, mix_keep_silent=True), progress=False)
+    assert result.record.arguments["mix_keep_silent"] is True
+    assert "`--mix-keep-silent`: a multi-source row is made only from" in (out / "README.md").read_text()
+    rows = [r for p in sorted((out / "data").glob("*.parquet"))
+            for r in pq.read_table(p, columns=["image_id", "sources"]).to_pylist()]
+    assert rows
+    for r in rows:
+        played = {s["category"] for s in r["sources"]}
+        assert len(played) == 2 and played < present[r["image_id"]]  # a strict subset: one stays silent
+    assert result.record.filtered["image would keep no usable category silent (--mix-keep-silent)"] > 0

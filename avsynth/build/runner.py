@@ -62,6 +62,7 @@ class BuildOptions:
     sources_per_row: int | str = 1  # K > 1: K categories per row, their clips mixed (avsynth.build.mixing);
     # "1,2" / "1:3,2:1": each image draws its K, seeded and weighted (avsynth.plan.parse_sources_per_row)
     negatives: float = 0.0  # fraction of off-screen rows (verified negatives only)
+    mix_keep_silent: bool = False  # K > 1 rows only on images that keep a usable category silent
     semantic: bool = False  # add the semantic_mask column
     semantic_classes: str = "manifest"  # "manifest" | "avsbench"
 
@@ -157,6 +158,8 @@ def _extended_arguments(opts: BuildOptions) -> dict:
     out = {"sources_per_row": canonical_sources_per_row(opts.sources_per_row), "negatives": opts.negatives, "semantic": opts.semantic}
     if opts.semantic:
         out["semantic_classes"] = opts.semantic_classes
+    if opts.mix_keep_silent:  # absent when off: records of earlier builds stay as they were
+        out["mix_keep_silent"] = True
     return out
 
 
@@ -247,6 +250,8 @@ def build(
     if opts.max_sources > 1 and opts.mask_mode != "instance":
         raise BuildError("--sources-per-row > 1 makes one row per image (the union of the chosen categories); "
                          "leave --mask-mode at its default")
+    if opts.mix_keep_silent and opts.max_sources == 1:
+        raise BuildError("--mix-keep-silent applies to mixed rows: give --sources-per-row 2 (or a list such as 1,2)")
 
     manifest = select_categories(opts.categories)
     if opts.sources.empty:
@@ -270,6 +275,7 @@ def build(
             min_mask_area=opts.min_mask_area, max_per_category=opts.max_per_category,
             clip_seconds=opts.clip_seconds, rows_per_shard=opts.rows_per_shard,
             sources_per_row=canonical_sources_per_row(opts.sources_per_row), negatives=opts.negatives,
+            mix_keep_silent=opts.mix_keep_silent,
         ),
         image_labels=src.image_labels,
     )
