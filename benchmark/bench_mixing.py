@@ -23,7 +23,7 @@ scored in separate invocations share one set); ``--train-seed`` changes only the
 single-source rows in the mixed build (each image draws K = 1 or 2, seeded; ``1:1,2:2`` weights).
 
 Usage: ``python benchmark/bench_mixing.py [--epochs 8] [--equal-steps] [--negatives 0.2 0.3 0.4]
-[--sources-per-row 2 1,2] [--runs single mix+neg] [--config sama-avs-tiny] [--work DIR] [--train-seed N]``.
+[--sources-per-row 2 1,2] [--mix-keep-silent] [--runs single mix+neg] [--config sama-avs-tiny] [--work DIR] [--train-seed N]``.
 """
 
 from __future__ import annotations
@@ -58,12 +58,13 @@ UNFREEZE = ("sam.image_encoder.",)  # the tiny SAM is random: train its encoder 
 OFFSCREEN_EVAL = {"offscreen-k2": {"sources_per_row": 2, "negatives": 0.9}}
 
 
-def build_name(sources_per_row: str, negatives: float) -> str:
+def build_name(sources_per_row: str, negatives: float, keep_silent: bool = False) -> str:
     """``mix+neg0.2`` for ``--sources-per-row 2`` (the first runs' name), else e.g. ``k1_2+neg0.2``
-    (``1,2``) or ``k1w1_2w2+neg0.2`` (``1:1,2:2``)."""
+    (``1,2``) or ``k1w1_2w2+neg0.2`` (``1:1,2:2``); ``+silent`` with ``--mix-keep-silent``."""
+    tail = "+silent" if keep_silent else ""
     if sources_per_row == "2":
-        return f"mix+neg{negatives:g}"
-    return f"k{sources_per_row.replace(',', '_').replace(':', 'w')}+neg{negatives:g}"
+        return f"mix+neg{negatives:g}{tail}"
+    return f"k{sources_per_row.replace(',', '_').replace(':', 'w')}+neg{negatives:g}{tail}"
 
 
 def emit(**fields) -> None:
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="--negatives of the mix+neg builds (one model per fraction)")
     ap.add_argument("--sources-per-row", nargs="+", default=["2"],
                     help="--sources-per-row of the mixed builds (each with each --negatives), e.g. 2 1,2 1:1,2:2")
+    ap.add_argument("--mix-keep-silent", action="store_true",
+                    help="build the mixed builds with --mix-keep-silent (names end in +silent)")
     ap.add_argument("--work", type=Path, help="keep the corpus, builds and runs here (reused when present)")
     args = ap.parse_args(argv)
     train_seed = args.seed if args.train_seed is None else args.train_seed
@@ -159,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         sources = SourcePaths(lvis_json=[demo.lvis_train_json, demo.lvis_val_json], coco_root=demo.coco_root,
                               vggsound_csv=demo.vggsound_csv, vggsound_audio=demo.vggsound_audio)
         builds = {"single": {}}
-        builds.update({build_name(k, f): {"sources_per_row": k, "negatives": f}
+        silent = {"mix_keep_silent": True} if args.mix_keep_silent else {}
+        builds.update({build_name(k, f, args.mix_keep_silent): {"sources_per_row": k, "negatives": f, **silent}
                        for k in args.sources_per_row for f in args.negatives})
         builds.update(OFFSCREEN_EVAL)
         rows = {}
@@ -202,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             (ms3,) = zero_shot(best, demo.avsbench_root, subsets=["ms3"], split="test")
             emit(figure=f"pretrained_on_{name}", config=args.config, train_seed=train_seed,
                  sources_per_row=builds[name].get("sources_per_row", 1), negatives=builds[name].get("negatives", 0.0),
+                 mix_keep_silent=builds[name].get("mix_keep_silent", False),
                  epochs=epochs, train_samples=epochs * rows[name], ms3_zero_shot_miou=round(ms3.miou, 4),
                  ms3_zero_shot_fscore=round(ms3.fscore, 4), ms3_videos=ms3.videos, own_val_miou=best_miou,
                  **negatives_fpr(best, offscreen), **audio_swap(best, root / "build-single"),
