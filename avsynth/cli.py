@@ -491,6 +491,9 @@ def train_cmd(
         None, "--device", help="cpu or cuda (default: the GPU if any; pick GPUs with CUDA_VISIBLE_DEVICES)."),
     cpu: bool = typer.Option(False, "--cpu", hidden=True),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads per process."),
+    audio_norm: Optional[str] = typer.Option(
+        None, "--audio-norm", help="none or fit: standardise the VGGish vectors with the train split's "
+        "per-dimension mean / std (for a random tiny VGGish; default: the config's model.audio_norm)."),
     stop_after: Optional[int] = typer.Option(
         None, "--stop-after-epochs", help="End this invocation after N epochs (resume later)."
     ),
@@ -545,6 +548,8 @@ def train_cmd(
             or (config is not None and is_avss_config(config))):
         from avsynth.training.avss import AVSSTrainConfig, train_avss
 
+        if audio_norm not in (None, "none"):
+            raise typer.BadParameter("the AVSS trainer has no audio standardisation", param_hint="--audio-norm")
         if (avsbench is None) == (data is None):
             raise typer.BadParameter("AVSS training reads AVSBench (--avsbench ROOT --subset avss) or "
                                      "--semantic-classes avsbench shards (--data)", param_hint="--avsbench")
@@ -570,7 +575,7 @@ def train_cmd(
         sam_checkpoint=sam_checkpoint, vggish_checkpoint=vggish_checkpoint,
         mask2former_checkpoint=mask2former_checkpoint, resume=resume, seed=seed,
         num_workers=workers, val_split=val_split, f_group=f_group, audio_mode=audio, cpu=device == "cpu",
-        progress=not quiet, stop_after_epochs=stop_after,
+        progress=not quiet, stop_after_epochs=stop_after, audio_norm=audio_norm,
     ))
     if result.rank != 0:
         return

@@ -14,6 +14,7 @@ from segment_anything.modeling import Sam
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from avsynth.modeling.audio_norm import AudioNorm
 from avsynth.modeling.transforms import (
     ImageLike,
     PreprocessedBatch,
@@ -57,6 +58,14 @@ class AVSegmenter(nn.Module):
         self.sam = sam
         self.resize = resize
         self.grad_checkpointing = grad_checkpointing
+        self.audio_norm: AudioNorm | None = None
+        self.register_forward_pre_hook(_normalise_audio, with_kwargs=True)
+
+    def enable_audio_norm(self, dim: int = 128) -> AudioNorm:
+        """Attach an (unfitted) :class:`~avsynth.modeling.audio_norm.AudioNorm` (config key
+        ``model.audio_norm: fit``): every forward's ``audio`` is standardised before the model sees it."""
+        self.audio_norm = AudioNorm(dim)
+        return self.audio_norm
 
     def run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """One ViT block; with ``grad_checkpointing`` its activations are recomputed in backward
@@ -129,3 +138,17 @@ class AVSegmenter(nn.Module):
     ) -> torch.Tensor:
         """Low-res logits of one image [1, 1, h, w] → logits at ``original_size``."""
         return postprocess_logits(logits, self.image_size, input_size, original_size, self.resize)
+
+
+def _normalise_audio(model: AVSegmenter, args: tuple, kwargs: dict):
+    """Forward pre-hook: ``audio`` (the second argument, or the keyword) through ``model.audio_norm``
+    when the model has one; ``None`` (an audio-blind forward) stays ``None``."""
+    norm = model.audio_norm
+    if norm is None:
+        return None
+    if "audio" in kwargs:
+        if kwargs["audio"] is not None:
+            kwargs = {**kwargs, "audio": norm(kwargs["audio"])}
+    elif len(args) > 1 and args[1] is not None:
+        args = (args[0], norm(args[1]), *args[2:])
+    return args, kwargs

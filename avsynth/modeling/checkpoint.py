@@ -3,8 +3,9 @@
 A checkpoint file is ``torch.save`` of ``{"format": "avsynth-model/1", "config": dict,
 "trainable_only": bool, "state_dict": {name: tensor}}`` and is read back with
 ``torch.load(..., weights_only=True)``. With ``trainable_only`` only the trained parameters are
-stored (a few MB instead of 2.5 GB for ViT-H); loading then rebuilds the frozen parts from the
-SAM checkpoint path in the config.
+stored (a few MB instead of 2.5 GB for ViT-H) plus the audio standardisation's statistics
+(``audio_norm.*`` buffers, :mod:`avsynth.modeling.audio_norm`); loading then rebuilds the frozen
+parts from the SAM checkpoint path in the config.
 
 A checkpoint released with a paper's code (a registered :mod:`avsynth.modeling.official` format,
 e.g. SAMA-AVS's ``model.state_dict()``) is recognised by its key layout and converted on reading:
@@ -24,6 +25,7 @@ import torch
 
 from avsynth.errors import SourceError
 from avsynth.io import atomic_open
+from avsynth.modeling.audio_norm import STATE_PREFIX as AUDIO_NORM_PREFIX
 from avsynth.modeling.base import AVSegmenter
 from avsynth.modeling.official import FORMATS, convert_official, detect_format, state_dict_of
 from avsynth.modeling.registry import build_model, pretrained_checkpoint, validate_config
@@ -46,7 +48,7 @@ def save_checkpoint(
     state = {
         k: v.detach().cpu().clone()
         for k, v in model.state_dict().items()
-        if not trainable_only or k in trainable
+        if not trainable_only or k in trainable or k.startswith(AUDIO_NORM_PREFIX)
     }
     payload = {"format": FORMAT, "config": cfg, "trainable_only": trainable_only, "state_dict": state}
     path = Path(path)
@@ -142,7 +144,8 @@ def load_checkpoint(
     report = load_state_checked(model, payload["state_dict"], path)
     missing = [k for k in report.missing if k not in explained_missing(payload)]
     if partial:
-        missing = [k for k in missing if k in {n for n, p in model.named_parameters() if p.requires_grad}]
+        missing = [k for k in missing if k in {n for n, p in model.named_parameters() if p.requires_grad}
+                   or k.startswith(AUDIO_NORM_PREFIX)]
     if missing or report.unexpected:
         raise CheckpointError(f"{path}: checkpoint does not fit its config's model: {report.summary()}")
     if device is not None:

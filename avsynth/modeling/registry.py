@@ -11,7 +11,8 @@ A config::
                                 # instead of ``sam`` for the Mask2Former families (aavs,
                                 # stepping_stones); ``labels: avss`` = the 71 AVSS classes
     vggish: {arch: vggish, checkpoint: null, pca_params: null, postprocess: false}
-    model: {...}                # keyword arguments of the family's class (SamaAvs, ApSam, Gavs)
+    model: {...}                # keyword arguments of the family's class (SamaAvs, ApSam, Gavs), and
+                                # audio_norm: none | fit (any family; see avsynth.modeling.audio_norm)
     train: {...}                # the paper's optimisation recipe, read by the trainer
 
 ``checkpoint`` paths are local files (nothing is downloaded); ``null`` leaves random weights.
@@ -33,6 +34,7 @@ from avsynth import resources
 from avsynth.errors import AvsynthError
 from avsynth.modeling.aavs import M2F_ARCHS, Aavs, load_mask2former_pretrained, mask2former_config
 from avsynth.modeling.ap_sam import ApSam
+from avsynth.modeling.audio_norm import AUDIO_NORM_MODES
 from avsynth.modeling.base import AVSegmenter
 from avsynth.modeling.gavs import Gavs
 from avsynth.modeling.sam import build_sam, load_sam_checkpoint, sam_arch
@@ -91,9 +93,12 @@ def validate_config(config: Mapping[str, Any], source: str = "<config>") -> dict
                                f"got {vgg.get('clip_token')!r}")
     model = cfg.setdefault("model", {})
     params = inspect.signature(MODEL_FAMILIES[family].__init__).parameters
-    bad = sorted(set(model) - (set(params) - {"self", "sam", "m2f"}))
+    bad = sorted(set(model) - (set(params) - {"self", "sam", "m2f"}) - {"audio_norm"})
     if bad:
         raise ModelConfigError(f"{source}: {family} has no parameters {bad}")
+    if model.get("audio_norm", "none") not in AUDIO_NORM_MODES:
+        raise ModelConfigError(f"{source}: model.audio_norm must be one of {list(AUDIO_NORM_MODES)}, "
+                               f"got {model.get('audio_norm')!r}")
     cfg.setdefault("train", {})
     return cfg
 
@@ -194,15 +199,16 @@ def build_model(
     cfg = validate_config(config, str(config.get("name", "<config>")))
     if cfg["family"] in M2F_FAMILIES:
         model = _build_m2f_model(cfg, load_weights)
-        model.config = cfg
-        return model if device is None else model.to(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(cfg["seed"]))
-        sam = build_sam(sam_arch(cfg["sam"]["arch"]))
-        ckpt = _local(cfg["sam"].get("checkpoint"))
-        if load_weights and ckpt is not None:
-            load_sam_checkpoint(sam, ckpt)
-        model = MODEL_FAMILIES[cfg["family"]](sam, **cfg["model"])
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(cfg["seed"]))
+            sam = build_sam(sam_arch(cfg["sam"]["arch"]))
+            ckpt = _local(cfg["sam"].get("checkpoint"))
+            if load_weights and ckpt is not None:
+                load_sam_checkpoint(sam, ckpt)
+            model = MODEL_FAMILIES[cfg["family"]](sam, **_family_kwargs(cfg))
+    if cfg["model"].get("audio_norm", "none") == "fit":
+        model.enable_audio_norm(int(cfg["model"].get("audio_dim", 128)))
     model.config = cfg
     if device is not None:
         model = model.to(device)
@@ -232,7 +238,12 @@ def _build_m2f_model(cfg: dict, load_weights: bool) -> AVSegmenter:
                 load_mask2former_pretrained(m2f, ckpt)
             except (OSError, RuntimeError, ValueError) as err:
                 raise ModelConfigError(f"{ckpt}: cannot load the Mask2Former weights: {err}") from err
-        return MODEL_FAMILIES[cfg["family"]](m2f, image_size=image_size, **cfg["model"])
+        return MODEL_FAMILIES[cfg["family"]](m2f, image_size=image_size, **_family_kwargs(cfg))
+
+
+def _family_kwargs(cfg: dict) -> dict:
+    """The config's ``model`` section without the keys the registry handles (``audio_norm``)."""
+    return {k: v for k, v in cfg["model"].items() if k != "audio_norm"}
 
 
 def build_vggish_for(config: Mapping[str, Any], load_weights: bool = True) -> VGGishEmbedder:

@@ -216,6 +216,12 @@ class AVSBenchFrames(Dataset):
 
         return self.embeddings.embed(key, load)
 
+    def audio_vectors(self) -> torch.Tensor:
+        """[N, 128] VGGish vectors of the distinct (video, audio second) pairs of the items, in item
+        order (no frame or mask is read)."""
+        pairs = list(dict.fromkeys((vi, second) for vi, _, second in self.items))
+        return torch.stack([self._audio(self.videos[vi], second) for vi, second in pairs])
+
     def __getitem__(self, index: int) -> dict:
         vi, fi, second = self.items[int(index)]
         v = self.videos[vi]

@@ -12,6 +12,14 @@ Swin adapters join and AdamW restarts at ``phase2_lr``).
 ``batch_by`` (``frame``: batches of ``batch_size`` frames; ``video``: one AVSBench video's frames
 per step, as the public GAVS code trains; shard rows are single images, so shards keep ``frame``).
 
+``best_tie``: which epoch ``best.pt`` (and the AAVS phase-2 reload) keeps when validation mIoUs tie.
+``earlier`` (default) is the official rule: the AAVS release saves ``f_miou_best.pth`` only when
+``res["miou"] > max_miou`` (strict, ``GeWu-Lab/Stepping-Stones`` de6a17b ``avs/train.py:106``).
+``later`` (the tiny AAVS recipe) takes the later of tied
+epochs: a random tiny model scores validation mIoU 0.0 for many epochs, and the strict rule then
+keeps epoch 1 and reloads its weights at phase 2, throwing phase 1 away. (The release starts from
+``max_miou = 0`` and so saves nothing while the mIoU is 0; here the first epoch is always saved.)
+
 Two AVSBench rules of the official AAVS loader / loss (``GeWu-Lab/Stepping-Stones``, ``avs/``), on
 for the AAVS configs (AVSBench data only; shard rows are unaffected):
 
@@ -54,8 +62,10 @@ FALLBACK = {
     "batch_by": "frame",
     "first_frame_per_second": False,
     "zero_loss_empty_videos": False,
+    "best_tie": "earlier",
 }
 BATCH_BY = ("frame", "video")
+BEST_TIE = ("earlier", "later")
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,12 @@ class Recipe:
     batch_by: str = "frame"  # frame | video (one AVSBench video per step)
     first_frame_per_second: bool = False  # S4 train: frame 0 once per audio second (official AAVS)
     zero_loss_empty_videos: bool = False  # MS3: an all-empty video moves no weight (official AAVS)
+    best_tie: str = "earlier"  # an epoch that ties the best validation mIoU: earlier (keep) | later (take it)
+
+    def improves(self, miou: float, best: float) -> bool:
+        """Whether an epoch's validation mIoU makes it the new best (``best``: the best so far, -1
+        before the first epoch): strictly higher, or equal with ``best_tie: later``."""
+        return miou > best or (self.best_tie == "later" and miou == best)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -106,6 +122,7 @@ def resolve_recipe(config_train: Mapping[str, Any], overrides: Mapping[str, Any]
         batch_by=str(merged["batch_by"]).lower(),
         first_frame_per_second=_flag(merged, "first_frame_per_second"),
         zero_loss_empty_videos=_flag(merged, "zero_loss_empty_videos"),
+        best_tie=str(merged["best_tie"]).lower(),
     )
     if (r.phase2_epoch is None) != (r.phase2_lr is None):
         raise AvsynthError("phase2_divisor and phase2_lr go together (the AAVS two-phase recipe)")
@@ -118,6 +135,8 @@ def resolve_recipe(config_train: Mapping[str, Any], overrides: Mapping[str, Any]
         raise AvsynthError(f"lr_schedule must be cosine or constant, got {r.lr_schedule!r}")
     if r.batch_by not in BATCH_BY:
         raise AvsynthError(f"batch_by must be one of {', '.join(BATCH_BY)}, got {r.batch_by!r}")
+    if r.best_tie not in BEST_TIE:
+        raise AvsynthError(f"best_tie must be one of {', '.join(BEST_TIE)}, got {r.best_tie!r}")
     if r.zero_loss_empty_videos and r.batch_by != "video":
         raise AvsynthError("zero_loss_empty_videos applies to whole videos: it needs batch_by: video")
     if r.epochs < 1 or r.batch_size < 1 or r.grad_accum < 1:

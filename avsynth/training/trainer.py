@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from avsynth.errors import AvsynthError
 from avsynth.io import atomic_write_text
+from avsynth.modeling.audio_norm import STATE_PREFIX as AUDIO_NORM_PREFIX
 from avsynth.modeling.base import SegmentationOutput
 from avsynth.modeling.checkpoint import explained_missing, read_checkpoint, save_checkpoint
 from avsynth.modeling.predictor import AVPredictor
@@ -71,6 +72,7 @@ from avsynth.training.data import (
     collate,
     shard_frames,
 )
+from avsynth.training.audio_norm_fit import fit_audio_norm
 from avsynth.training.embeddings import AudioEmbeddings, build_audio_embeddings
 from avsynth.training.recipe import (
     CosineSchedule,
@@ -113,7 +115,9 @@ class TrainConfig:
     many epochs (checkpoint written; ``resume`` continues). ``unfreeze``: parameter-name prefixes
     trained in addition to the model's own choice (None: the config's ``train.unfreeze``; e.g.
     ``sam.image_encoder.`` for a tiny model whose SAM is random, not pre-trained: a frozen random
-    encoder is no stand-in for SAM's).
+    encoder is no stand-in for SAM's). ``audio_norm``: ``none`` / ``fit`` replaces the config's
+    ``model.audio_norm`` (``fit``: standardise the VGGish vectors with the train split's per-dimension
+    mean / std, fitted before the first epoch; :mod:`avsynth.modeling.audio_norm`).
     """
 
     out: Path
@@ -133,6 +137,7 @@ class TrainConfig:
     sam_checkpoint: Path | None = None
     vggish_checkpoint: Path | None = None
     mask2former_checkpoint: Path | None = None
+    audio_norm: str | None = None
     resume: bool = False
     seed: int = 0
     num_workers: int = 2
@@ -197,6 +202,9 @@ def resolve_model_config(config: TrainConfig) -> dict:
     cfg = validate_config(spec, str(spec.get("name", "<config>"))) if isinstance(spec, dict) else load_config(spec)
     if family is not None and cfg["family"] != family:
         raise TrainError(f"--model {config.family} but the config {cfg['name']!r} is a {cfg['family']} model")
+    if config.audio_norm is not None:
+        cfg["model"]["audio_norm"] = config.audio_norm
+        cfg = validate_config(cfg, cfg["name"])
     return with_weight_paths(cfg, config.sam_checkpoint, config.vggish_checkpoint, config.mask2former_checkpoint)
 
 
@@ -358,7 +366,8 @@ class Trainer:
         report = load_state_checked(model, payload["state_dict"], self.config.init)
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         missing = [k for k in report.missing if (k in trainable or not payload["trainable_only"])
-                   and k not in explained_missing(payload)]
+                   and k not in explained_missing(payload)
+                   and not k.startswith(AUDIO_NORM_PREFIX)]  # absent: fitted on this run's train split
         if missing or report.unexpected:
             raise TrainError(f"--init {self.config.init} does not fit {self.model_config['name']}: "
                              f"{report.summary()}")
@@ -480,6 +489,7 @@ class Trainer:
             self._load_last_model(model)
         spec = InputSpec.of(model)
         data = _build_data(cfg, spec, emb, self.rank, self.world, recipe.batch_by, recipe.first_frame_per_second)
+        audio_norm = fit_audio_norm(model, data.train, emb)  # once, from the train split (no-op if loaded)
         optimizer = build_optimizer(model.trainable_parameters(), self._phase_recipe(model))
         model, optimizer = acc.prepare(model, optimizer)
         schedule = CosineSchedule(optimizer, self._phase_recipe(acc.unwrap_model(model)))
@@ -506,7 +516,7 @@ class Trainer:
                   device=str(acc.device), mixed_precision=acc.mixed_precision,
                   trainable_params=trainable, total_params=total,
                   train_rows=len(data.train) if data.sampler is not None else len(data.train.reader),
-                  val_frames=len(data.val), data=data.source, warnings=self._warnings(net))
+                  val_frames=len(data.val), data=data.source, audio_norm=audio_norm, warnings=self._warnings(net))
         if not self.resuming:
             log.hparams({"model": self.model_config["name"], **recipe.to_dict(), "seed": cfg.seed,
                          "audio_mode": cfg.audio_mode, "f_group": cfg.f_group, "world_size": self.world,
@@ -535,7 +545,7 @@ class Trainer:
                 metrics = self.validate(model, val_loader)
                 record.update(val_miou=metrics["miou"], val_fscore=metrics["fscore"],
                               val_frames=metrics["frames"], f_group=metrics["f_group"])
-                improved = metrics["miou"] > state["best_miou"]
+                improved = recipe.improves(metrics["miou"], state["best_miou"])
                 if improved:
                     state["best_miou"], state["best_epoch"] = metrics["miou"], epoch + 1
                     if self.main:
@@ -571,7 +581,8 @@ class Trainer:
         if self.main:
             atomic_write_text(self.run_dir / "result.json", json.dumps({
                 "best_miou": result.best_miou, "best_epoch": result.best_epoch, "completed": completed,
-                "samples_per_s": result.samples_per_s, "history": result.history}, indent=2) + "\n")
+                "samples_per_s": result.samples_per_s, "audio_norm": audio_norm,
+                "history": result.history}, indent=2) + "\n")
         acc.wait_for_everyone()
         return result
 
