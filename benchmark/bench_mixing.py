@@ -23,7 +23,7 @@ scored in separate invocations share one set); ``--train-seed`` changes only the
 single-source rows in the mixed build (each image draws K = 1 or 2, seeded; ``1:1,2:2`` weights).
 
 Usage: ``python benchmark/bench_mixing.py [--epochs 8] [--equal-steps] [--negatives 0.2 0.3 0.4]
-[--sources-per-row 2 1,2] [--mix-keep-silent] [--runs single mix+neg] [--config sama-avs-tiny] [--work DIR] [--train-seed N]``.
+[--sources-per-row 2 1,2] [--mix-keep-silent] [--audio-norm fit] [--runs single mix+neg] [--config sama-avs-tiny] [--work DIR] [--train-seed N]``.
 """
 
 from __future__ import annotations
@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="--sources-per-row of the mixed builds (each with each --negatives), e.g. 2 1,2 1:1,2:2")
     ap.add_argument("--mix-keep-silent", action="store_true",
                     help="build the mixed builds with --mix-keep-silent (names end in +silent)")
+    ap.add_argument("--audio-norm", choices=["none", "fit"],
+                    help="every trained model's audio standardisation (avsynth train --audio-norm; "
+                    "default: the config's); fit: runs are named run-CONFIG-norm-...")
     ap.add_argument("--work", type=Path, help="keep the corpus, builds and runs here (reused when present)")
     args = ap.parse_args(argv)
     train_seed = args.seed if args.train_seed is None else args.train_seed
@@ -193,18 +196,20 @@ def main(argv: list[str] | None = None) -> int:
             epochs = args.epochs
             if args.equal_steps:
                 epochs = max(1, round(args.epochs * rows["single"] / rows[name]))
-            run = root / f"run-{Path(args.config).stem}-{name}-e{epochs}-s{train_seed}"
+            norm = "-norm" if args.audio_norm == "fit" else ""
+            run = root / f"run-{Path(args.config).stem}{norm}-{name}-e{epochs}-s{train_seed}"
             if (run / "result.json").is_file():
                 best_miou = json.loads((run / "result.json").read_text()).get("best_miou")
             else:
                 best_miou = train(TrainConfig(out=run, model=args.config, data=str(root / f"build-{name}"),
                                               epochs=epochs, unfreeze=UNFREEZE, batch_size=2, lr=1e-3,
                                               num_workers=0, seed=train_seed, progress=False,
+                                              audio_norm=args.audio_norm,
                                               log_every=50)).best_miou
             train_seconds = round(time.perf_counter() - t0, 1)
             best = run / "best.pt"
             (ms3,) = zero_shot(best, demo.avsbench_root, subsets=["ms3"], split="test")
-            emit(figure=f"pretrained_on_{name}", config=args.config, train_seed=train_seed,
+            emit(figure=f"pretrained_on_{name}", config=args.config, audio_norm=args.audio_norm or "config", train_seed=train_seed,
                  sources_per_row=builds[name].get("sources_per_row", 1), negatives=builds[name].get("negatives", 0.0),
                  mix_keep_silent=builds[name].get("mix_keep_silent", False),
                  epochs=epochs, train_samples=epochs * rows[name], ms3_zero_shot_miou=round(ms3.miou, 4),
