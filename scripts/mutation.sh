@@ -41,8 +41,10 @@ selection() {
     sources/records) echo "tests/test_kills_records.py" ;;
     sources/_files) echo "tests/test_kills_files.py" ;;
     media/mask) echo "tests/test_media.py tests/test_properties.py tests/test_mutation_kills.py" ;;
-    media/image|media/audio) echo "tests/test_media.py tests/test_kills_media.py" ;;
-    media/mix|media/video) echo "tests/test_kills_media.py" ;;
+    media/image) echo "tests/test_media.py tests/test_kills_media.py" ;;
+    media/audio) echo "tests/test_media.py tests/test_kills_media.py tests/test_kills_media_audio.py" ;;
+    media/mix) echo "tests/test_kills_media.py" ;;
+    media/video) echo "tests/test_kills_media.py tests/test_kills_media_video.py" ;;
     media/checks) echo "tests/test_kills_media.py tests/test_build_checks.py::test_window_rejects_short_and_silent_and_moves_off_silence"\
                        "tests/test_build_checks.py::test_rle_length_agrees_with_pycocotools" ;;
     shards/writer) echo "tests/test_kills_shards.py $(_kills 100_rows_per_row_group)"\

@@ -73,17 +73,19 @@ def load_clip(path: Path) -> tuple[np.ndarray, int]:
 
     The length is what actually decodes (a truncated file gives fewer samples than its header
     states). Slicing this wave and resampling gives the same samples as :func:`load_window`.
+    SourceError (naming the file) when it does not decode or has non-finite samples, whatever
+    the format (soundfile's or a container's).
     """
     path = Path(path)
-    if path.suffix.lower() in CONTAINER_SUFFIXES:
-        full, sr = _decode_container(path)
-        return to_mono(full), sr
-    try:
-        with sf.SoundFile(str(path)) as f:
-            sr = int(f.samplerate)
-            wave = f.read(dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
-        raise SourceError(path, f"not a readable audio file ({_why(err)})") from err
+    if path.suffix.lower() in CONTAINER_SUFFIXES:  # the same checks below as for soundfile formats
+        wave, sr = _decode_container(path)
+    else:
+        try:
+            with sf.SoundFile(str(path)) as f:
+                sr = int(f.samplerate)
+                wave = f.read(dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+            raise SourceError(path, f"not a readable audio file ({_why(err)})") from err
     if sr <= 0:
         raise SourceError(path, "audio file has no sample rate")
     wave = to_mono(wave)

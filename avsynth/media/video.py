@@ -14,7 +14,8 @@ def middle_frame(path: str | Path) -> np.ndarray:
     """The frame at index ``n // 2`` of the first video stream (n frames: the header's count, else
     counted), uint8 H x W x 3.
 
-    SourceError (naming the file) when PyAV is missing, the file does not decode or has no video."""
+    SourceError (naming the file) when PyAV is missing, the file does not decode or has no video,
+    or its frames end before the middle one (a download cut short: the header states more)."""
     path = Path(path)
     try:
         import av  # PyAV, optional
@@ -38,7 +39,7 @@ def middle_frame(path: str | Path) -> np.ndarray:
     except (av.FFmpegError, OSError, ValueError) as err:
         raise SourceError(path, f"not a decodable video ({err})") from None
     if frame is None:
-        raise SourceError(path, "video has no frames")
+        raise SourceError(path, f"video ends before its middle frame (frame {n // 2} of {n}): cut short?")
     return np.ascontiguousarray(frame)
 
 
