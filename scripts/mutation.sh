@@ -25,7 +25,7 @@ HUB_REDACTION="avsynth.hub.x_resolve_token* avsynth.hub.x_redact* avsynth.hub.x«
 
 selection() {
   case $1 in
-    evaluation/metrics) echo "tests/test_metrics.py tests/test_kills_metrics.py"\
+    evaluation/metrics) echo "tests/test_metrics.py tests/test_kills_metrics.py tests/test_kills_metrics_edges.py"\
                              "--deselect tests/test_metrics.py::test_counts_equal_the_per_threshold_loop[shape4]"\
                              "$(_props metrics_equal perfect_and_inverted invariant_to_frame_order)" ;;
     plan) echo "tests/test_plan.py tests/test_properties.py::test_plan_splits_are_disjoint_and_permutation_invariant"\

@@ -299,15 +299,18 @@ def _histograms(p: torch.Tensor, g: torch.Tensor, thr: torch.Tensor, tab: torch.
 
 def _pr_counts_raw(values: torch.Tensor, g: torch.Tensor, thr: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``pr_counts`` of arbitrary values compared with the thresholds as they are (SAMA-AVS's test
-    feeds raw logits to ``Eval_Fmeasure``, its sigmoid commented out): per frame the values are
-    sorted and ``|v >= t|`` counted by binary search, over all pixels and over the G = 1 ones."""
+    """``pr_counts`` of arbitrary values compared with the thresholds (SAMA-AVS's test feeds raw
+    logits to ``Eval_Fmeasure``, its sigmoid commented out): per frame the values are sorted and
+    ``|v >= t|`` counted by binary search, over all pixels and over the G = 1 ones. Half /
+    bfloat16 values are compared with the thresholds rounded to their dtype, as the official
+    element-wise comparison does."""
     n = values.shape[0]
-    v = values.reshape(n, -1).to(torch.float64)
-    gf = g.reshape(n, -1)
+    v = values.flatten(1).to(torch.float64)
+    gf = g.flatten(1)
     if gf.numel() and float(torch.amax(torch.frac(gf))) != 0:
         raise ValueError("F-score on raw logits needs a binary ground truth")
-    t = thr.to(torch.float64).expand(n, -1).contiguous()
+    # as the official ``values >= t``: a 0-d float32 threshold is rounded to a half tensor's dtype
+    t = thr.to(values.dtype).to(torch.float64).expand(n, -1).contiguous()
     m = v.shape[1]
     npred = m - torch.searchsorted(torch.sort(v, dim=1).values, t)
     pos = torch.where(gf > 0, v, torch.full_like(v, -torch.inf))
@@ -331,8 +334,7 @@ def pr_counts(
         return _pr_counts_raw(logits, g, f_thresholds(num_thresholds, device=logits.device))
     p = _probabilities(logits)
     thr, tab = _official_grid(num_thresholds, logits.dtype, p.dtype, p.device)
-    n = p.shape[0]
-    pf, gf = p.reshape(n, -1), g.reshape(n, -1)
+    pf, gf = p.flatten(1), g.flatten(1)  # N x HW, also for N = 0
     binned = _histograms(pf, gf, thr, tab, soft=False, check=torch.is_floating_point(gt))
     if binned is None:  # a soft (or NaN) ground truth: TP are g-weighted sums
         hist, tpw = _histograms(pf, gf, thr, tab, soft=True)
