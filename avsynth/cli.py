@@ -217,11 +217,19 @@ def build(
         False, "--pad-short-audio", help="Keep clips shorter than --clip-seconds, zero-padded "
         "(listed in manifest.json → audio_checks.padded_rows); default: a counted skip."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    sources_per_row: int = typer.Option(
-        1, "--sources-per-row", min=1,
+    sources_per_row: str = typer.Option(
+        "1", "--sources-per-row", metavar="K[,K...]",
         help="K sounding sources per row: images with instances of >= K categories, K seeded "
         "categories, one clip each, mixed (RMS-normalised, seeded gains); mask = their union. "
-        "1 = single-source rows (unchanged output).",
+        "1 = single-source rows (unchanged output). A list (1,2 or with weights 1:3,2:1) gives "
+        "each image a seeded K among those it can fill, weighted: single-source and mixed rows "
+        "in one build.",
+    ),
+    mix_keep_silent: bool = typer.Option(
+        False, "--mix-keep-silent",
+        help="Mixed rows (K > 1) only on images with at least K + 1 usable categories, so one manifest "
+        "object stays silent: 'segment every object' no longer solves a mix. Images short of it are "
+        "counted (with a K list they draw among the K they can fill).",
     ),
     negatives: float = typer.Option(
         0.0, "--negatives", min=0.0, max=0.9, callback=_finite,
@@ -276,6 +284,7 @@ def build(
         resume=resume,
         pad_short_audio=pad_short_audio,
         sources_per_row=sources_per_row,
+        mix_keep_silent=mix_keep_silent,
         negatives=negatives,
         semantic=semantic,
         semantic_classes=semantic_classes,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Literal, Sequence
 
 from avsynth.manifest import Manifest
@@ -59,8 +59,10 @@ class PlanOptions:
     clip_seconds: float = 3.0
     rows_per_shard: int = 1000
     balance: bool = True
-    sources_per_row: int = 1  # K > 1: one row per image with K categories, their K clips mixed
+    sources_per_row: int | str = 1  # K > 1: one row per image with K categories, their K clips mixed;
+    # "K1,K2" or "K1:W1,K2:W2": a seeded, weighted choice of K per image (see parse_sources_per_row)
     negatives: float = 0.0  # fraction of each split made of off-screen (verified-negative) rows
+    mix_keep_silent: bool = False  # K > 1 rows only on images keeping >= 1 usable category silent
 
 
 @dataclass(frozen=True)
@@ -245,7 +247,11 @@ def make_plan(
     """
     seed = options.seed
     labels = {lab.image_key: lab for lab in image_labels}
-    if options.sources_per_row > 1:
+    choices = parse_sources_per_row(options.sources_per_row)
+    extended = options.negatives > 0 or max(k for k, _ in choices) > 1
+    if len(choices) > 1:
+        units, filtered = make_choice_units(instances, manifest, options, labels)
+    elif choices[0][0] > 1:
         units, filtered = make_mix_units(instances, manifest, options, labels)
     else:
         units, filtered = make_units(instances, manifest, options)
@@ -374,7 +380,7 @@ def make_plan(
                     audio_seconds=float(options.clip_seconds),
                 )
             )
-        if options.negatives > 0 or options.sources_per_row > 1:
+        if extended:
             specs = [_as_extended(r) for r in specs]
         rows[split] = specs
     composition: dict = {}
@@ -383,7 +389,7 @@ def make_plan(
                                      options)
     for split in SPLITS:
         rows[split].sort(key=lambda r: (stable_hash("row", seed, r.id), r.id))
-    if options.negatives > 0 or options.sources_per_row > 1:
+    if extended:
         composition = {
             split: {
                 "rows": len(rows[split]),
@@ -477,6 +483,7 @@ def plan_from_rows(
 # Multi-source rows (--sources-per-row K) and off-screen negatives (--negatives FRACTION)
 
 SKIP_FEW_CATEGORIES = "image has fewer than --sources-per-row usable categories"
+SKIP_NONE_SILENT = "image would keep no usable category silent (--mix-keep-silent)"
 GAIN_RANGE_DB = 6.0  # mix gains are drawn in [-6, 0] dB, in 0.1 dB steps
 
 
@@ -484,17 +491,108 @@ def ids_of(manifest: Manifest) -> dict[str, int]:
     return {c.name: c.category_id for c in manifest.categories}
 
 
+def parse_sources_per_row(value: int | str) -> tuple[tuple[int, int], ...]:
+    """``--sources-per-row``: ``K`` (every row K sources) or a list ``K1,K2,...`` with optional
+    weights ``K1:W1,K2:W2`` (each image draws its K, seeded, among the listed K it can fill, with
+    probability proportional to W; W defaults to 1). Returns ``((K, W), ...)`` sorted by K;
+    ValueError with a one-line message on anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError("--sources-per-row must be at least 1")
+        return ((value, 1),)
+    out: dict[int, int] = {}
+    for part in str(value).split(","):
+        k_text, _, w_text = part.strip().partition(":")
+        try:
+            k, w = int(k_text), int(w_text) if w_text else 1
+        except ValueError:
+            raise ValueError(f"--sources-per-row: {part.strip()!r} is not K or K:WEIGHT (whole numbers), "
+                             "e.g. 2 or 1,2 or 1:3,2:1") from None
+        if k < 1 or w < 1:
+            raise ValueError(f"--sources-per-row: K and its weight must be at least 1 (got {part.strip()!r})")
+        if k in out:
+            raise ValueError(f"--sources-per-row: K = {k} is listed twice")
+        out[k] = w
+    return tuple(sorted(out.items()))
+
+
+def canonical_sources_per_row(value: int | str) -> int | str:
+    """The build record's spelling: an int for one K (as before K lists existed), else ``K:W,...``."""
+    choices = parse_sources_per_row(value)
+    if len(choices) == 1:
+        return choices[0][0]
+    return ",".join(f"{k}:{w}" for k, w in choices)
+
+
+def choose_k(choices: Sequence[tuple[int, int]], usable: int, seed: int, image_key: str,
+             keep_silent: bool = False) -> int | None:
+    """The K of one image: a seeded draw among the listed K not above ``usable`` (the image's usable
+    categories), weighted; None when every listed K is above it. ``keep_silent``: a K > 1 also
+    needs one usable category more (left silent, ``--mix-keep-silent``)."""
+    fit = [(k, w) for k, w in choices if k + (keep_silent and k > 1) <= usable]
+    if not fit:
+        return None
+    x = stable_hash("k", seed, image_key) % sum(w for _, w in fit)
+    for k, w in fit:
+        if x < w:
+            return k
+        x -= w
+    raise AssertionError("unreachable")
+
+
+def _usable_categories(per_image: dict[str, list[ImageInstance]], lab: ImageLabels | None) -> list[str]:
+    excluded = set(lab.not_exhaustive) if lab else set()
+    return sorted(c for c in per_image if c not in excluded)
+
+
+def make_choice_units(
+    instances: Iterable[ImageInstance], manifest: Manifest, options: PlanOptions,
+    labels: dict[str, ImageLabels],
+) -> tuple[list[Unit], dict[str, int]]:
+    """Candidate rows of a build with several K (``--sources-per-row 1,2``): each image draws its K
+    (:func:`choose_k`) among its usable categories (never a not-exhaustive one); an image with
+    K = 1 gives exactly the rows a single-source build makes of it (:func:`make_units`), one with
+    K > 1 the one mixed row of a ``--sources-per-row K`` build (:func:`make_mix_units`)."""
+    choices = parse_sources_per_row(options.sources_per_row)
+    ids = ids_of(manifest)
+    per_image: dict[str, dict[str, list[ImageInstance]]] = defaultdict(lambda: defaultdict(list))
+    for inst in instances:
+        if inst.category in ids:
+            per_image[f"{inst.source}:{inst.image_id}"][inst.category].append(inst)
+    by_k: dict[int, list[ImageInstance]] = defaultdict(list)
+    filtered: dict[str, int] = defaultdict(int)
+    for image_key in sorted(per_image):
+        k = choose_k(choices, len(_usable_categories(per_image[image_key], labels.get(image_key))),
+                     options.seed, image_key, options.mix_keep_silent)
+        if k is None:
+            filtered[SKIP_FEW_CATEGORIES] += 1
+            continue
+        by_k[k].extend(i for c in sorted(per_image[image_key]) for i in per_image[image_key][c])
+    units: list[Unit] = []
+    for k in sorted(by_k):
+        if k == 1:
+            got, why = make_units(by_k[k], manifest, options)
+        else:
+            got, why = make_mix_units(by_k[k], manifest, replace(options, sources_per_row=k), labels)
+        units += got
+        for reason, n in why.items():
+            filtered[reason] += n
+    units.sort(key=lambda u: u.key)
+    return units, dict(filtered)
+
+
 def make_mix_units(
     instances: Iterable[ImageInstance], manifest: Manifest, options: PlanOptions,
     labels: dict[str, ImageLabels],
 ) -> tuple[list[Unit], dict[str, int]]:
-    """One candidate row per image holding instances of at least K manifest categories.
+    """One candidate row per image holding instances of at least K manifest categories (K + 1 with
+    ``mix_keep_silent``, so a manifest object of the image stays silent).
 
     The K categories are a seeded choice among the image's categories, never one the source
     marks not exhaustively annotated (LVIS ``not_exhaustive_category_ids``); the row's mask is
     the union of the chosen categories' instances. The unit's ``category`` is the first chosen.
     """
-    k = options.sources_per_row
+    ((k, _),) = parse_sources_per_row(options.sources_per_row)
     ids = ids_of(manifest)
     filtered: dict[str, int] = defaultdict(int)
     per_image: dict[str, dict[str, list[ImageInstance]]] = defaultdict(lambda: defaultdict(list))
@@ -503,11 +601,12 @@ def make_mix_units(
             per_image[f"{inst.source}:{inst.image_id}"][inst.category].append(inst)
     units = []
     for image_key in sorted(per_image):
-        lab = labels.get(image_key)
-        excluded = set(lab.not_exhaustive) if lab else set()
-        cats = sorted(c for c in per_image[image_key] if c not in excluded)
+        cats = _usable_categories(per_image[image_key], labels.get(image_key))
         if len(cats) < k:
             filtered[SKIP_FEW_CATEGORIES] += 1
+            continue
+        if options.mix_keep_silent and len(cats) == k:
+            filtered[SKIP_NONE_SILENT] += 1
             continue
         chosen = sorted(cats, key=lambda c: (stable_hash("mixcat", options.seed, image_key, c), c))[:k]
         mix = tuple(

@@ -16,10 +16,14 @@ F``). A tiny SAMA-AVS is trained on each with the same recipe and seed, then (on
 ``--equal-steps`` trains each mix+neg model for as many samples as the single-source one (its
 build has fewer rows: only images with two categories make a row), instead of as many epochs.
 ``--work DIR`` keeps the corpus, builds and runs (a run whose ``result.json`` exists is scored,
-not retrained); ``--train-seed`` changes only the training seed.
+not retrained; the off-screen set leaves out the train images of every build in DIR, so models
+scored in separate invocations share one set); ``--train-seed`` changes only the training seed.
+
+``--sources-per-row`` takes one or more values of the build option (default ``2``): ``1,2`` keeps
+single-source rows in the mixed build (each image draws K = 1 or 2, seeded; ``1:1,2:2`` weights).
 
 Usage: ``python benchmark/bench_mixing.py [--epochs 8] [--equal-steps] [--negatives 0.2 0.3 0.4]
-[--runs single mix+neg] [--config sama-avs-tiny] [--work DIR] [--train-seed N]``.
+[--sources-per-row 2 1,2] [--mix-keep-silent] [--audio-norm fit] [--runs single mix+neg] [--config sama-avs-tiny] [--work DIR] [--train-seed N]``.
 """
 
 from __future__ import annotations
@@ -52,6 +56,15 @@ UNFREEZE = ("sam.image_encoder.",)  # the tiny SAM is random: train its encoder 
 #: its validation + test negatives, minus any image a compared model trained on, are the held-out
 #: off-screen rows of every model (48 on the default corpus; a K = 1 build gives the same rows).
 OFFSCREEN_EVAL = {"offscreen-k2": {"sources_per_row": 2, "negatives": 0.9}}
+
+
+def build_name(sources_per_row: str, negatives: float, keep_silent: bool = False) -> str:
+    """``mix+neg0.2`` for ``--sources-per-row 2`` (the first runs' name), else e.g. ``k1_2+neg0.2``
+    (``1,2``) or ``k1w1_2w2+neg0.2`` (``1:1,2:2``); ``+silent`` with ``--mix-keep-silent``."""
+    tail = "+silent" if keep_silent else ""
+    if sources_per_row == "2":
+        return f"mix+neg{negatives:g}{tail}"
+    return f"k{sources_per_row.replace(',', '_').replace(':', 'w')}+neg{negatives:g}{tail}"
 
 
 def emit(**fields) -> None:
@@ -129,6 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", nargs="+", default=["single", "mix+neg"], choices=["single", "mix+neg"])
     ap.add_argument("--negatives", type=float, nargs="+", default=[0.2],
                     help="--negatives of the mix+neg builds (one model per fraction)")
+    ap.add_argument("--sources-per-row", nargs="+", default=["2"],
+                    help="--sources-per-row of the mixed builds (each with each --negatives), e.g. 2 1,2 1:1,2:2")
+    ap.add_argument("--mix-keep-silent", action="store_true",
+                    help="build the mixed builds with --mix-keep-silent (names end in +silent)")
+    ap.add_argument("--audio-norm", choices=["none", "fit"],
+                    help="every trained model's audio standardisation (avsynth train --audio-norm; "
+                    "default: the config's); fit: runs are named run-CONFIG-norm-...")
     ap.add_argument("--work", type=Path, help="keep the corpus, builds and runs here (reused when present)")
     args = ap.parse_args(argv)
     train_seed = args.seed if args.train_seed is None else args.train_seed
@@ -145,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         sources = SourcePaths(lvis_json=[demo.lvis_train_json, demo.lvis_val_json], coco_root=demo.coco_root,
                               vggsound_csv=demo.vggsound_csv, vggsound_audio=demo.vggsound_audio)
         builds = {"single": {}}
-        builds.update({f"mix+neg{f:g}": {"sources_per_row": 2, "negatives": f} for f in args.negatives})
+        silent = {"mix_keep_silent": True} if args.mix_keep_silent else {}
+        builds.update({build_name(k, f, args.mix_keep_silent): {"sources_per_row": k, "negatives": f, **silent}
+                       for k in args.sources_per_row for f in args.negatives})
         builds.update(OFFSCREEN_EVAL)
         rows = {}
         for name, extra in builds.items():
@@ -160,28 +182,36 @@ def main(argv: list[str] | None = None) -> int:
             emit(figure=f"build_{name}", train_rows=rows[name],
                  composition=rec.extra.get("composition", {}).get("train"))
         trained_on = [n for n in builds if n not in OFFSCREEN_EVAL]
+        # the held-out set excludes the train images of every build in the work dir (also those of
+        # earlier invocations), so models scored in different invocations share one set
+        kept = sorted({p.name[len("build-"):] for p in root.glob("build-*") if (p / "manifest.json").is_file()}
+                      - set(OFFSCREEN_EVAL) | set(trained_on))
         offscreen = offscreen_rows([root / f"build-{n}" for n in OFFSCREEN_EVAL],
-                                   [root / f"build-{n}" for n in trained_on])
+                                   [root / f"build-{n}" for n in kept])
         emit(figure="offscreen_eval_set", rows=len(offscreen), builds=list(OFFSCREEN_EVAL),
-             excluded_images_of=trained_on)
-        names = [n for n in trained_on if n.split("+")[0] in {r.split("+")[0] for r in args.runs}]
+             excluded_images_of=kept)
+        names = [n for n in trained_on if ("single" if n == "single" else "mix+neg") in args.runs]
         for name in names:
             t0 = time.perf_counter()
             epochs = args.epochs
             if args.equal_steps:
                 epochs = max(1, round(args.epochs * rows["single"] / rows[name]))
-            run = root / f"run-{Path(args.config).stem}-{name}-e{epochs}-s{train_seed}"
+            norm = "-norm" if args.audio_norm == "fit" else ""
+            run = root / f"run-{Path(args.config).stem}{norm}-{name}-e{epochs}-s{train_seed}"
             if (run / "result.json").is_file():
                 best_miou = json.loads((run / "result.json").read_text()).get("best_miou")
             else:
                 best_miou = train(TrainConfig(out=run, model=args.config, data=str(root / f"build-{name}"),
                                               epochs=epochs, unfreeze=UNFREEZE, batch_size=2, lr=1e-3,
                                               num_workers=0, seed=train_seed, progress=False,
+                                              audio_norm=args.audio_norm,
                                               log_every=50)).best_miou
             train_seconds = round(time.perf_counter() - t0, 1)
             best = run / "best.pt"
             (ms3,) = zero_shot(best, demo.avsbench_root, subsets=["ms3"], split="test")
-            emit(figure=f"pretrained_on_{name}", config=args.config, train_seed=train_seed, negatives=builds[name].get("negatives", 0.0),
+            emit(figure=f"pretrained_on_{name}", config=args.config, audio_norm=args.audio_norm or "config", train_seed=train_seed,
+                 sources_per_row=builds[name].get("sources_per_row", 1), negatives=builds[name].get("negatives", 0.0),
+                 mix_keep_silent=builds[name].get("mix_keep_silent", False),
                  epochs=epochs, train_samples=epochs * rows[name], ms3_zero_shot_miou=round(ms3.miou, 4),
                  ms3_zero_shot_fscore=round(ms3.fscore, 4), ms3_videos=ms3.videos, own_val_miou=best_miou,
                  **negatives_fpr(best, offscreen), **audio_swap(best, root / "build-single"),

@@ -12,6 +12,7 @@ import io
 import os
 import shutil
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -157,10 +158,16 @@ def test_changed_shards_rebuild_and_limit(fo, tmp_path):
 def test_foreign_dataset_and_cache_are_left_alone(fo, tiny, tmp_path):
     from avsynth.fiftyone_app import open_view
 
-    fo.Dataset("someone-elses", persistent=True)
-    with pytest.raises(AvsynthError, match="not made by avsynth"):
-        open_view(tiny, split="test", name="someone-elses", cache_dir=tmp_path / "c")
-    assert fo.dataset_exists("someone-elses")
+    # a unique name: a FiftyOne database service already running (another test session on the same
+    # machine) is shared, so a fixed name could be taken by that session's copy of this test
+    foreign = f"someone-elses-{uuid.uuid4().hex[:12]}"
+    fo.Dataset(foreign, persistent=True)
+    try:
+        with pytest.raises(AvsynthError, match="not made by avsynth"):
+            open_view(tiny, split="test", name=foreign, cache_dir=tmp_path / "c")
+        assert fo.dataset_exists(foreign)
+    finally:
+        fo.delete_dataset(foreign)
     mine = tmp_path / "shared-cache" / "0123456789abcdef" / "notes"
     mine.mkdir(parents=True)
     open_view(tiny, split="test", name="avs-test-foreign", cache_dir=tmp_path / "shared-cache")

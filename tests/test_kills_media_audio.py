@@ -181,3 +181,24 @@ def test_pcm16_of_float32_samples_is_the_exactly_rounded_value():
     xs = np.where(half, np.nextafter(xs, np.float32(0)), xs).astype(np.float32)
     assert all(k < Fraction(float(x)) * 32767 < k + Fraction(1, 2) for x, k in zip(xs, ks))
     assert np.array_equal(audio.to_pcm16(xs), ks) and np.array_equal(audio.to_pcm16(-xs), -ks)
+
+
+def test_a_window_with_non_finite_samples_is_refused_and_names_the_file(tmp_path):
+    # load_window (the localization protocol's reader) refuses NaN / inf samples in the window it
+    # reads, like load_clip does for the whole clip; a window of finite samples of the same file reads.
+    path = tmp_path / "nan.wav"
+    x = np.zeros(2 * SR, np.float32)
+    x[SR + 10] = np.nan  # inside second 1 only
+    x[SR + 20] = np.inf
+    sf.write(str(path), x, SR, subtype="FLOAT")
+    with pytest.raises(SourceError) as err:
+        audio.load_window(path, 1.0, 0.5)
+    assert str(err.value) == f"{path}: audio has non-finite samples"
+    ok = audio.load_window(path, 0.0, 0.5)
+    assert ok.shape == (SR // 2,) and not ok.any()
+    pytest.importorskip("av")
+    mkv = tmp_path / "nan.mkv"  # the container path refuses it too
+    _mux_audio(mkv, x.reshape(1, -1), "pcm_f32le", "flt")
+    with pytest.raises(SourceError) as err:
+        audio.load_window(mkv, 1.0, 0.5)
+    assert str(err.value) == f"{mkv}: audio has non-finite samples"

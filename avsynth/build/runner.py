@@ -32,7 +32,8 @@ from avsynth.build.sources import SourcePaths, load_sources
 from avsynth.errors import BuildError
 from avsynth.io import TMP_PREFIX, atomic_write_json, sha256_file
 from avsynth.manifest import Manifest, select_categories
-from avsynth.plan import DEFAULT_SIZES, Plan, PlanOptions, ShardSpec, make_plan
+from avsynth.plan import (DEFAULT_SIZES, Plan, PlanOptions, ShardSpec, canonical_sources_per_row, make_plan,
+                          parse_sources_per_row)
 from avsynth.shards.record import BuildRecord, ShardEntry, write_record
 from avsynth.shards.schema import DATA_DIR, FORMAT, POOL_DIR, SPLITS
 from avsynth.sources.records import SkipCounter
@@ -58,14 +59,21 @@ class BuildOptions:
     resume: bool = False
     pad_short_audio: bool = False
     demo_cache: Path | None = None
-    sources_per_row: int = 1  # K > 1: K categories per row, their clips mixed (avsynth.build.mixing)
+    sources_per_row: int | str = 1  # K > 1: K categories per row, their clips mixed (avsynth.build.mixing);
+    # "1,2" / "1:3,2:1": each image draws its K, seeded and weighted (avsynth.plan.parse_sources_per_row)
     negatives: float = 0.0  # fraction of off-screen rows (verified negatives only)
+    mix_keep_silent: bool = False  # K > 1 rows only on images that keep a usable category silent
     semantic: bool = False  # add the semantic_mask column
     semantic_classes: str = "manifest"  # "manifest" | "avsbench"
 
     @property
     def extended(self) -> bool:
-        return self.sources_per_row > 1 or self.negatives > 0 or self.semantic
+        return self.max_sources > 1 or self.negatives > 0 or self.semantic
+
+    @property
+    def max_sources(self) -> int:
+        """The largest K of ``sources_per_row`` (validated by :func:`build`)."""
+        return max(k for k, _ in parse_sources_per_row(self.sources_per_row))
 
 
 @dataclass
@@ -147,9 +155,11 @@ def _extended_arguments(opts: BuildOptions) -> dict:
     default build's record and resume identity are those of before these options existed)."""
     if not opts.extended:
         return {}
-    out = {"sources_per_row": opts.sources_per_row, "negatives": opts.negatives, "semantic": opts.semantic}
+    out = {"sources_per_row": canonical_sources_per_row(opts.sources_per_row), "negatives": opts.negatives, "semantic": opts.semantic}
     if opts.semantic:
         out["semantic_classes"] = opts.semantic_classes
+    if opts.mix_keep_silent:  # absent when off: records of earlier builds stay as they were
+        out["mix_keep_silent"] = True
     return out
 
 
@@ -231,13 +241,17 @@ def build(
         raise BuildError("--rows-per-shard must be at least 1")
     if not 0 <= opts.min_mask_area < 1:
         raise BuildError("--min-mask-area is a fraction of the image in [0, 1)")
-    if opts.sources_per_row < 1:
-        raise BuildError("--sources-per-row must be at least 1")
+    try:
+        parse_sources_per_row(opts.sources_per_row)
+    except ValueError as err:
+        raise BuildError(str(err)) from None
     if not 0 <= opts.negatives < 1:
         raise BuildError("--negatives is the fraction of off-screen rows per split, in [0, 1)")
-    if opts.sources_per_row > 1 and opts.mask_mode != "instance":
+    if opts.max_sources > 1 and opts.mask_mode != "instance":
         raise BuildError("--sources-per-row > 1 makes one row per image (the union of the chosen categories); "
                          "leave --mask-mode at its default")
+    if opts.mix_keep_silent and opts.max_sources == 1:
+        raise BuildError("--mix-keep-silent applies to mixed rows: give --sources-per-row 2 (or a list such as 1,2)")
 
     manifest = select_categories(opts.categories)
     if opts.sources.empty:
@@ -251,7 +265,7 @@ def build(
 
         semantic_ids = tuple(sorted(semantic_class_ids(manifest, opts.semantic_classes).items()))
     src = load_sources(opts.sources, manifest, demo_cache=opts.demo_cache,
-                       want_labels=opts.sources_per_row > 1 or opts.negatives > 0)
+                       want_labels=opts.max_sources > 1 or opts.negatives > 0)
     plan = make_plan(
         src.instances,
         src.clips,
@@ -260,7 +274,8 @@ def build(
             seed=opts.seed, sizes=dict(opts.sizes), mask_mode=opts.mask_mode,
             min_mask_area=opts.min_mask_area, max_per_category=opts.max_per_category,
             clip_seconds=opts.clip_seconds, rows_per_shard=opts.rows_per_shard,
-            sources_per_row=opts.sources_per_row, negatives=opts.negatives,
+            sources_per_row=canonical_sources_per_row(opts.sources_per_row), negatives=opts.negatives,
+            mix_keep_silent=opts.mix_keep_silent,
         ),
         image_labels=src.image_labels,
     )

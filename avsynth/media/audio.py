@@ -41,7 +41,8 @@ def load_window(path: Path, offset_s: float, seconds: float, target_sr: int = TA
 
     Reads only the needed frames (soundfile formats), averages channels, resamples with soxr, and
     zero-pads at the end when the file is shorter than the window. The result has exactly
-    ``round(seconds * target_sr)`` samples.
+    ``round(seconds * target_sr)`` samples. SourceError (naming the file) when the window holds
+    non-finite samples, as :func:`load_clip` for the whole clip.
     """
     path = Path(path)
     if offset_s < 0 or seconds <= 0:
@@ -63,6 +64,8 @@ def load_window(path: Path, offset_s: float, seconds: float, target_sr: int = TA
         except (sf.LibsndfileError, RuntimeError, OSError) as err:
             raise SourceError(path, f"not a readable audio file ({_why(err)})") from err
     mono = to_mono(chunk)
+    if not np.all(np.isfinite(mono)):
+        raise SourceError(path, "audio has non-finite samples")
     if sr != target_sr and mono.size:
         mono = soxr.resample(mono, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
     return fit_length(mono, int(round(seconds * target_sr)))

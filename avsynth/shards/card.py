@@ -304,6 +304,16 @@ def _composition_section(record: BuildRecord) -> list[str]:
         "empty mask; unannotated categories are never used, as LVIS is federated.",
         _table(["split", "rows", "multi-source rows", "negative rows"], rows),
     ]
+    if isinstance(args.get("sources_per_row"), str):  # a K list: single-source and mixed rows together
+        parts.insert(2, (
+            f"`--sources-per-row {args['sources_per_row']}` (K:weight) mixes kinds of rows: each image draws "
+            "its K, seeded, among the listed K it has enough usable categories for, with probability "
+            "proportional to the weight. An image that draws K = 1 gives the single-source rows a default "
+            "build makes of it (rows minus multi-source and negative rows below), so the model must still "
+            "pick the one sounding object among silent ones."))
+    if args.get("mix_keep_silent"):
+        parts.insert(2, ("`--mix-keep-silent`: a multi-source row is made only from an image holding at least one "
+                         "more usable manifest category than it plays, so a manifest object in it stays silent."))
     table = record.extra.get("semantic_classes")
     if isinstance(table, dict) and table:
         parts += [f"### Semantic class ids ({args.get('semantic_classes', 'manifest')})",

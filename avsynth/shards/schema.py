@@ -120,8 +120,15 @@ def row_layout(arguments: dict | None) -> tuple[bool, bool]:
     """``(extended, semantic)`` of a build from its record's ``arguments``."""
     arguments = arguments or {}
     semantic = bool(arguments.get("semantic"))
-    extended = semantic or int(arguments.get("sources_per_row", 1) or 1) > 1 or float(arguments.get("negatives", 0) or 0) > 0
+    extended = semantic or max_sources(arguments.get("sources_per_row", 1)) > 1 or float(arguments.get("negatives", 0) or 0) > 0
     return extended, semantic
+
+
+def max_sources(sources_per_row) -> int:
+    """The largest K of a record's ``sources_per_row``: an int, or ``"K:W,K:W"`` (a K list)."""
+    if isinstance(sources_per_row, str):
+        return max(int(part.split(":")[0]) for part in sources_per_row.split(","))
+    return int(sources_per_row or 1)
 
 
 def _row_columns(extended: bool, semantic: bool) -> list[tuple[str, pa.DataType, dict]]:
