@@ -75,10 +75,10 @@ def test_mix_refuses_missing_or_mismatched_gains():
 # ---------------------------------------------------------------------------------------- video
 
 
-def _write_video(path, levels, codec="mpeg4"):
+def _write_video(path, levels, codec="mpeg4", options=None):
     import av
 
-    with av.open(str(path), "w") as c:
+    with av.open(str(path), "w", options=options or {}) as c:
         st = c.add_stream(codec, rate=10)
         st.width, st.height, st.pix_fmt = 32, 16, "yuv420p"
         for lv in levels:  # frame i is uniformly grey at levels[i]

@@ -7,24 +7,17 @@ its header still states 6 frames when the media data after it is lost."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from avsynth.errors import SourceError
 from avsynth.media import video
 
+from .test_kills_media import _write_video
+
 
 def _faststart_mp4(path, levels):
     av = pytest.importorskip("av")
-    with av.open(str(path), "w", options={"movflags": "faststart"}) as c:
-        st = c.add_stream("mpeg4", rate=10)
-        st.width, st.height, st.pix_fmt = 32, 16, "yuv420p"
-        for lv in levels:  # frame i is uniformly grey at levels[i]
-            frame = av.VideoFrame.from_ndarray(np.full((16, 32, 3), lv, np.uint8), format="rgb24")
-            for pkt in st.encode(frame):
-                c.mux(pkt)
-        for pkt in st.encode():
-            c.mux(pkt)
+    _write_video(path, levels, options={"movflags": "faststart"})
     with av.open(str(path)) as c:  # where each frame's data starts in the file
         return c.streams.video[0].frames, [p.pos for p in c.demux(video=0) if p.size]
 
