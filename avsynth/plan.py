@@ -19,7 +19,9 @@ Rules (DESIGN §4):
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections import defaultdict
+from itertools import accumulate
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Literal, Sequence
 
@@ -532,12 +534,19 @@ def choose_k(choices: Sequence[tuple[int, int]], usable: int, seed: int, image_k
     fit = [(k, w) for k, w in choices if k + (keep_silent and k > 1) <= usable]
     if not fit:
         return None
-    x = stable_hash("k", seed, image_key) % sum(w for _, w in fit)
-    for k, w in fit:
-        if x < w:
-            return k
-        x -= w
-    raise AssertionError("unreachable")
+    bounds = list(accumulate(w for _, w in fit))  # K i is drawn when x falls in [bounds[i-1], bounds[i])
+    x = stable_hash("k", seed, image_key) % bounds[-1]
+    return fit[bisect_right(bounds, x)][0]
+
+
+def _instances_per_image(instances: Iterable[ImageInstance], ids: dict[str, int]
+                         ) -> dict[str, dict[str, list[ImageInstance]]]:
+    """image key → manifest category → the image's instances of it (other categories dropped)."""
+    per_image: dict[str, dict[str, list[ImageInstance]]] = defaultdict(lambda: defaultdict(list))
+    for inst in instances:
+        if inst.category in ids:
+            per_image[f"{inst.source}:{inst.image_id}"][inst.category].append(inst)
+    return per_image
 
 
 def _usable_categories(per_image: dict[str, list[ImageInstance]], lab: ImageLabels | None) -> list[str]:
@@ -555,10 +564,7 @@ def make_choice_units(
     K > 1 the one mixed row of a ``--sources-per-row K`` build (:func:`make_mix_units`)."""
     choices = parse_sources_per_row(options.sources_per_row)
     ids = ids_of(manifest)
-    per_image: dict[str, dict[str, list[ImageInstance]]] = defaultdict(lambda: defaultdict(list))
-    for inst in instances:
-        if inst.category in ids:
-            per_image[f"{inst.source}:{inst.image_id}"][inst.category].append(inst)
+    per_image = _instances_per_image(instances, ids)
     by_k: dict[int, list[ImageInstance]] = defaultdict(list)
     filtered: dict[str, int] = defaultdict(int)
     for image_key in sorted(per_image):
@@ -595,10 +601,7 @@ def make_mix_units(
     ((k, _),) = parse_sources_per_row(options.sources_per_row)
     ids = ids_of(manifest)
     filtered: dict[str, int] = defaultdict(int)
-    per_image: dict[str, dict[str, list[ImageInstance]]] = defaultdict(lambda: defaultdict(list))
-    for inst in instances:
-        if inst.category in ids:
-            per_image[f"{inst.source}:{inst.image_id}"][inst.category].append(inst)
+    per_image = _instances_per_image(instances, ids)
     units = []
     for image_key in sorted(per_image):
         cats = _usable_categories(per_image[image_key], labels.get(image_key))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -51,6 +51,21 @@ class DemoSize:
     height: tuple[int, int] = (240, 360)
 
 
+_S4_AUDIO = DemoSize(
+    "s4-audio",
+    images_per_category=4,
+    oi_images_per_category=0,
+    val_every=4,
+    clips_train=2,
+    clips_test=2,
+    missing_rows=2,
+    extra_label_rows=1,
+    v1s=(80, 16, 40),
+    v1m=(2, 1, 1),
+    avs_images=8,
+    max_categories=8,
+)
+
 SCALES: dict[str, DemoSize] = {
     "default": DemoSize("default"),
     "test": DemoSize(
@@ -86,40 +101,14 @@ SCALES: dict[str, DemoSize] = {
     # sounding object and 1-2 silent objects of other categories, random places and sizes), so a
     # model can learn which sound goes with which object; the rest of the corpus is kept small.
     # benchmark/bench_aavs.py --part s4 trains on it.
-    "s4-audio": DemoSize(
-        "s4-audio",
-        images_per_category=4,
-        oi_images_per_category=0,
-        val_every=4,
-        clips_train=2,
-        clips_test=2,
-        missing_rows=2,
-        extra_label_rows=1,
-        v1s=(80, 16, 40),
-        v1m=(2, 1, 1),
-        avs_images=8,
-        max_categories=8,
-    ),
+    "s4-audio": _S4_AUDIO,
     # s4-audio's S4 shape (8 categories, 80 / 16 / 40 S4 videos, same styles and procedural sounds)
     # with a synthetic part large enough to pre-train on: 40 LVIS images and 9 VGGSound train clips
     # per category, so the shards hold the same image with different sounding categories and masks.
     # The S4 videos are drawn from the same seeded stream after the larger image / clip parts, so
     # they are other videos than s4-audio's (same counts per split). benchmark/bench_aavs.py --part
     # s4-pretrain pre-trains on its shards and fine-tunes on its S4 train videos.
-    "s4-pretrain": DemoSize(
-        "s4-pretrain",
-        images_per_category=40,
-        oi_images_per_category=0,
-        val_every=4,
-        clips_train=9,
-        clips_test=2,
-        missing_rows=2,
-        extra_label_rows=1,
-        v1s=(80, 16, 40),
-        v1m=(2, 1, 1),
-        avs_images=8,
-        max_categories=8,
-    ),
+    "s4-pretrain": replace(_S4_AUDIO, name="s4-pretrain", images_per_category=40, clips_train=9),
     # The demo AVSS tree: the first 8 categories of the manifest (for avs-synthetic-46 all 8 are
     # AVSBench-semantic classes) in 6 S4 train videos each plus 24 MS3 train videos, so every class
     # sounds in about 9 train videos (the default tree: 1-4 videos for each of 34 classes, and 11
