@@ -29,7 +29,7 @@ selection() {
                              "--deselect tests/test_metrics.py::test_counts_equal_the_per_threshold_loop[shape4]"\
                              "$(_props metrics_equal perfect_and_inverted invariant_to_frame_order)" ;;
     plan) echo "tests/test_plan.py tests/test_properties.py::test_plan_splits_are_disjoint_and_permutation_invariant"\
-               "tests/test_properties.py::test_plan_balances_categories_in_test_and_train tests/test_kills_plan.py"\
+               "tests/test_properties.py::test_plan_balances_categories_in_test_and_train tests/test_kills_plan.py tests/test_sources_per_row_list.py"\
                "$(_kills unbalanced_quotas plan_from_rows plan_rows_carry every_seeded unbalanced_plan units_skip)" ;;
     sources/avs_synthetic) echo "tests/test_sources_avs_synthetic.py tests/test_kills_avs_synthetic.py tests/test_mutation_kills.py tests/test_properties.py" ;;
     sources/lvis) echo "tests/test_sources_lvis.py tests/test_kills_lvis.py" ;;

@@ -238,3 +238,26 @@ def test_a_mix_keep_silent_build_mixes_only_images_with_a_silent_manifest_object
         played = {s["category"] for s in r["sources"]}
         assert len(played) == 2 and played < present[r["image_id"]]  # a strict subset: one stays silent
     assert result.record.filtered["image would keep no usable category silent (--mix-keep-silent)"] > 0
+
+
+def test_k_list_messages_keep_silent_k1_and_skip_counts():
+    # the exact one-line messages a user reads (the CLI prints them after "error: ")
+    with pytest.raises(ValueError) as err:
+        parse_sources_per_row(0)
+    assert str(err.value) == "--sources-per-row must be at least 1"
+    with pytest.raises(ValueError) as err:
+        parse_sources_per_row("1,x")
+    assert str(err.value) == "--sources-per-row: 'x' is not K or K:WEIGHT (whole numbers), e.g. 2 or 1,2 or 1:3,2:1"
+    # --mix-keep-silent asks one more category of a mixed row only: K = 1 still fits one usable category
+    assert choose_k(((1, 1), (2, 1)), 1, 0, "lvis:1", keep_silent=True) == 1
+    assert choose_k(((1, 1), (2, 1)), 2, 0, "lvis:1", keep_silent=True) == 1  # K = 2 would leave none silent
+    # every image short of the smallest K is counted once
+    recs = two_category_images(5) + [inst(60, "dog", 600), inst(61, "cat", 610)]
+    assert plan_of(recs, "2,3").filtered == {SKIP_FEW_CATEGORIES: 2}
+    # skips of the K = 1 and the K = 2 rows add up: with every mask below --min-mask-area (3 instances of
+    # 100 px, 300 px as a mix, in 100 x 50 images) each candidate row of the unfiltered plan is counted
+    recs = two_category_images(30)
+    rows = plan_of(recs, "1,2").rows["train"]
+    assert {len(r.sources) for r in rows} == {1, 2}
+    dropped = plan_of(recs, "1,2", min_mask_area=0.5)
+    assert dropped.rows["train"] == [] and dropped.filtered == {"mask area below --min-mask-area": len(rows)}
