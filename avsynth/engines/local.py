@@ -33,6 +33,7 @@ def run_local(
         # interrupted or failed: stop the workers now rather than let them finish their shards
         # (what they were writing is a temporary file that the next --resume removes)
         workers_now = list((getattr(pool, "_processes", None) or {}).values())
+        manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it
         pool.shutdown(wait=False, cancel_futures=True)
         for proc in workers_now:
             if proc.is_alive():
@@ -42,10 +43,21 @@ def run_local(
         # Let the pool's manager thread see the dead workers and close its wake-up pipe now: if it
         # is still closing it when the interpreter exits, concurrent.futures' exit hook can write
         # to the half-closed pipe and print an "Exception ignored ... Bad file descriptor"
-        # traceback after our one-line message (seen once in CI after SIGTERM).
-        manager = getattr(pool, "_executor_manager_thread", None)
+        # traceback after our one-line message (seen in CI after SIGTERM). The thread is taken
+        # before shutdown(), which drops the pool's reference to it; one still alive after 30 s is
+        # taken out of that hook's table.
         if manager is not None:
-            manager.join(timeout=5)
+            manager.join(timeout=30)
+            if manager.is_alive():  # still closing (a loaded machine): keep the exit hook off its pipe
+                _exit_wakeups().pop(manager, None)
         raise
     else:
         pool.shutdown(wait=True)
+
+
+def _exit_wakeups() -> dict:
+    """concurrent.futures' table of manager threads that its interpreter-exit hook wakes up (a
+    private name of CPython's ``concurrent.futures.process``; an empty dict where it is absent)."""
+    from concurrent.futures import process
+
+    return getattr(process, "_threads_wakeups", {})
