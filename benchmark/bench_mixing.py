@@ -10,6 +10,12 @@ F``). A tiny SAMA-AVS is trained on each with the same recipe and seed, then (on
   the image; the validation + test negatives of an extra ``--negatives 0.9`` build, images no
   compared model trained on): the share where the model predicts any foreground pixel, the share
   where it predicts more than 1 % of the image, and the mean predicted foreground fraction;
+* zero-shot on a **larger demo MS3 test split** (``--ms3-videos``, default 40 videos, 200 frames): a
+  second demo corpus of the same seed and size but for its MS3 count, so the same images and clips
+  (checked byte for byte) and more videos of the same kind (keys ``ms3_large_*``);
+* the false-positive rate on the **off-screen grid**: each held-out off-screen image × every
+  manifest category verified absent from it (LVIS ``neg_category_ids``) × up to 4 held-out clips of
+  that category (keys ``grid_*``; 150 rows on the default corpus against 45 held-out rows);
 * whether it listens: mIoU on the single-source test rows with each row's own clip and with the
   clip of a row of another category.
 
@@ -23,7 +29,8 @@ scored in separate invocations share one set); ``--train-seed`` changes only the
 single-source rows in the mixed build (each image draws K = 1 or 2, seeded; ``1:1,2:2`` weights).
 
 Usage: ``python benchmark/bench_mixing.py [--epochs 8] [--equal-steps] [--negatives 0.2 0.3 0.4]
-[--sources-per-row 2 1,2] [--mix-keep-silent] [--audio-norm fit] [--runs single mix+neg] [--config sama-avs-tiny] [--work DIR] [--train-seed N]``.
+[--sources-per-row 2 1,2] [--mix-keep-silent] [--audio-norm fit] [--runs single mix+neg] [--config sama-avs-tiny] [--work DIR] [--train-seed N]
+[--ms3-videos 40]``.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import torch
 
@@ -67,6 +75,23 @@ def build_name(sources_per_row: str, negatives: float, keep_silent: bool = False
     return f"k{sources_per_row.replace(',', '_').replace(':', 'w')}+neg{negatives:g}{tail}"
 
 
+def larger_ms3_tree(root: Path, demo: DemoCorpus, size: DemoSize, seed: int, videos: int) -> Path:
+    """The AVSBench root of a second demo corpus: ``size`` with ``videos`` MS3 test videos. The demo
+    draws its videos after its images and clips, so that corpus has the same LVIS files and VGGSound
+    clips (checked, byte for byte) and other, more MS3 videos of the same kind."""
+    out = root / f"demo-ms3-{videos}"
+    if (out / "demo.json").is_file():
+        other = DemoCorpus.at(out, json.loads((out / "demo.json").read_text()))
+    else:
+        other = write_demo(out, seed=seed, scale=dataclasses.replace(size, name=f"bench-mixing-ms3-{videos}",
+                                                                      v1m=(size.v1m[0], size.v1m[1], videos)), workers=2)
+    for a, b in ((demo.lvis_train_json, other.lvis_train_json), (demo.lvis_val_json, other.lvis_val_json),
+                 (demo.vggsound_csv, other.vggsound_csv)):
+        if Path(a).read_bytes() != Path(b).read_bytes():
+            raise SystemExit(f"{b}: differs from {a}; the larger MS3 corpus must share the images and clips")
+    return Path(other.avsbench_root)
+
+
 def emit(**fields) -> None:
     print(json.dumps(fields), flush=True)
 
@@ -89,6 +114,76 @@ def offscreen_rows(eval_builds: list[Path], train_builds: list[Path]) -> list[tu
                     seen.add(key)
                     out.append((b, split, r["id"]))
     return out
+
+
+#: clips per verified-absent category in the off-screen grid (held-out clips, sorted by clip id)
+GRID_CLIPS = 4
+
+
+def offscreen_grid(demo: DemoCorpus, offscreen: list[tuple[Path, str, str]], single: Path,
+                   train_builds: list[Path], clips_per_category: int = GRID_CLIPS) -> list[tuple[tuple, tuple]]:
+    """The larger off-screen set: each held-out off-screen image × **every** manifest category
+    verified absent from it (LVIS ``neg_category_ids``, read with avsynth's LVIS reader) × up to
+    ``clips_per_category`` held-out clips of that category (the audio of a validation / test row of
+    the single-source build whose clip no compared build trains on). Pairs of (image row, audio row),
+    each a (build, split, row id); the image's mask is empty for every pair by construction."""
+    from avsynth.manifest import select_categories
+    from avsynth.sources.lvis import read_lvis
+    from avsynth.sources.records import ImageLabels, SkipCounter
+
+    manifest = select_categories(",".join(demo.categories))
+    labels: list[ImageLabels] = []
+    instances = read_lvis([demo.lvis_train_json, demo.lvis_val_json], demo.coco_root, manifest, SkipCounter(),
+                          verify_images=False, image_labels=labels)
+    negatives = {lab.image_id: lab.negatives for lab in labels if lab.source == "lvis"}
+    present = {(i.image_id, i.category) for i in instances}
+    trained_clips = {a for b in train_builds for r in _rows(b, "train", ["audio_id"])
+                     for a in str(r["audio_id"]).split("+")}
+    clips: dict[str, dict[str, tuple]] = {}
+    for split in ("validation", "test"):
+        for r in _rows(single, split, ["id", "category", "audio_id"]):
+            if r["audio_id"] not in trained_clips:
+                clips.setdefault(r["category"], {}).setdefault(r["audio_id"], (single, split, r["id"]))
+    image_ids = {}
+    for b, split, rid in offscreen:
+        for r in _rows(b, split, ["id", "image_id"]):
+            if r["id"] == rid:
+                image_ids[(b, split, rid)] = str(r["image_id"])
+    pairs = []
+    for ref in offscreen:
+        for category in negatives.get(image_ids[ref], ()):
+            if (image_ids[ref], category) in present:  # a verified negative with an instance: bad data
+                raise SystemExit(f"image {image_ids[ref]}: {category} is both annotated and verified absent")
+            for audio_id in sorted(clips.get(category, {}))[:clips_per_category]:
+                pairs.append((ref, clips[category][audio_id]))
+    return pairs
+
+
+def _load(refs: set[tuple[Path, str, str]], vggish) -> dict[tuple, object]:
+    groups: dict[tuple[Path, str], list[str]] = {}
+    for b, split, rid in sorted(refs):
+        groups.setdefault((b, split), []).append(rid)
+    return {(b, split, s.uid): s for (b, split), ids in groups.items()
+            for s in shard_samples(b, split, vggish, ids=ids)}
+
+
+def grid_fpr(checkpoint: Path, pairs: list[tuple[tuple, tuple]], batch: int = 16) -> dict:
+    """False positives on the off-screen grid (as :func:`negatives_fpr`, keys ``grid_*``)."""
+    config = checkpoint_config(checkpoint)
+    model, vggish = load_model(checkpoint, config), build_vggish_for(config)
+    predictor = AVPredictor(model)
+    samples = _load({p for pair in pairs for p in pair}, vggish)
+    combined = [dataclasses.replace(samples[img], audio=samples[aud].audio,
+                                    masks=[np.zeros_like(m) for m in samples[img].masks]) for img, aud in pairs]
+    on = []
+    with predictor.evaluating():
+        for i in range(0, len(combined), batch):
+            on += [(lg[0] > 0).float().mean().item() for lg in predict_videos(predictor, combined[i:i + batch])]
+    n = max(1, len(on))
+    return {"grid_rows": len(on), "grid_images": len({img for img, _ in pairs}),
+            "grid_false_positives": sum(x > 0 for x in on), "grid_false_positive_rate": round(sum(x > 0 for x in on) / n, 4),
+            "grid_false_positive_rate_over_1pct": round(sum(x > 0.01 for x in on) / n, 4),
+            "grid_mean_foreground": round(sum(on) / n, 4)}
 
 
 def negatives_fpr(checkpoint: Path, rows: list[tuple[Path, str, str]]) -> dict:
@@ -150,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="every trained model's audio standardisation (avsynth train --audio-norm; "
                     "default: the config's); fit: runs are named run-CONFIG-norm-...")
     ap.add_argument("--work", type=Path, help="keep the corpus, builds and runs here (reused when present)")
+    ap.add_argument("--ms3-videos", type=int, default=40,
+                    help="also score on a larger demo MS3 test split of this many videos (a second demo corpus "
+                    "of the same seed and size but for its MS3 count: the same images and clips, other videos); 0: not")
     args = ap.parse_args(argv)
     train_seed = args.seed if args.train_seed is None else args.train_seed
     torch.set_num_threads(args.threads)
@@ -162,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
             demo = DemoCorpus.at(root / "demo", json.loads((root / "demo" / "demo.json").read_text()))
         else:
             demo = write_demo(root / "demo", seed=args.seed, scale=size, workers=2)
+        ms3_large = None
+        if args.ms3_videos:
+            ms3_large = larger_ms3_tree(root, demo, size, args.seed, args.ms3_videos)
         sources = SourcePaths(lvis_json=[demo.lvis_train_json, demo.lvis_val_json], coco_root=demo.coco_root,
                               vggsound_csv=demo.vggsound_csv, vggsound_audio=demo.vggsound_audio)
         builds = {"single": {}}
@@ -190,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
                                    [root / f"build-{n}" for n in kept])
         emit(figure="offscreen_eval_set", rows=len(offscreen), builds=list(OFFSCREEN_EVAL),
              excluded_images_of=kept)
+        grid = offscreen_grid(demo, offscreen, root / "build-single", [root / f"build-{n}" for n in kept])
+        emit(figure="offscreen_grid", rows=len(grid), images=len({img for img, _ in grid}),
+             clips=len({aud for _, aud in grid}), clips_per_category=GRID_CLIPS)
         names = [n for n in trained_on if ("single" if n == "single" else "mix+neg") in args.runs]
         for name in names:
             t0 = time.perf_counter()
@@ -209,12 +313,17 @@ def main(argv: list[str] | None = None) -> int:
             train_seconds = round(time.perf_counter() - t0, 1)
             best = run / "best.pt"
             (ms3,) = zero_shot(best, demo.avsbench_root, subsets=["ms3"], split="test")
+            large = {}
+            if ms3_large is not None:
+                (big,) = zero_shot(best, ms3_large, subsets=["ms3"], split="test")
+                large = {"ms3_large_zero_shot_miou": round(big.miou, 4), "ms3_large_zero_shot_fscore": round(big.fscore, 4),
+                         "ms3_large_videos": big.videos}
             emit(figure=f"pretrained_on_{name}", config=args.config, audio_norm=args.audio_norm or "config", train_seed=train_seed,
                  sources_per_row=builds[name].get("sources_per_row", 1), negatives=builds[name].get("negatives", 0.0),
                  mix_keep_silent=builds[name].get("mix_keep_silent", False),
                  epochs=epochs, train_samples=epochs * rows[name], ms3_zero_shot_miou=round(ms3.miou, 4),
-                 ms3_zero_shot_fscore=round(ms3.fscore, 4), ms3_videos=ms3.videos, own_val_miou=best_miou,
-                 **negatives_fpr(best, offscreen), **audio_swap(best, root / "build-single"),
+                 ms3_zero_shot_fscore=round(ms3.fscore, 4), ms3_videos=ms3.videos, **large, own_val_miou=best_miou,
+                 **negatives_fpr(best, offscreen), **grid_fpr(best, grid), **audio_swap(best, root / "build-single"),
                  train_seconds=train_seconds)
     return 0
 
