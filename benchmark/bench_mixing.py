@@ -41,6 +41,7 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +52,15 @@ from avsynth.build import BuildOptions, SourcePaths, build
 from avsynth.demo import DemoSize, write_demo
 from avsynth.demo.corpus import DemoCorpus
 from avsynth.evaluation.evaluate import evaluate, predict_videos, shard_samples
+from avsynth.manifest import select_categories
+from avsynth.modeling.base import AVSegmenter
 from avsynth.modeling.predictor import AVPredictor
 from avsynth.modeling.registry import build_vggish_for
 from avsynth.protocols.common import checkpoint_config, load_model
 from avsynth.protocols.zero_shot import zero_shot
 from avsynth.shards.record import read_record
+from avsynth.sources.lvis import read_lvis
+from avsynth.sources.records import ImageLabels, SkipCounter
 from avsynth.training.trainer import TrainConfig, train
 
 UNFREEZE = ("sam.image_encoder.",)  # the tiny SAM is random: train its encoder too (as bench_train)
@@ -127,13 +132,9 @@ def offscreen_grid(demo: DemoCorpus, offscreen: list[tuple[Path, str, str]], sin
     ``clips_per_category`` held-out clips of that category (the audio of a validation / test row of
     the single-source build whose clip no compared build trains on). Pairs of (image row, audio row),
     each a (build, split, row id); the image's mask is empty for every pair by construction."""
-    from avsynth.manifest import select_categories
-    from avsynth.sources.lvis import read_lvis
-    from avsynth.sources.records import ImageLabels, SkipCounter
-
-    manifest = select_categories(",".join(demo.categories))
     labels: list[ImageLabels] = []
-    instances = read_lvis([demo.lvis_train_json, demo.lvis_val_json], demo.coco_root, manifest, SkipCounter(),
+    instances = read_lvis([demo.lvis_train_json, demo.lvis_val_json], demo.coco_root,
+                          select_categories(",".join(demo.categories)), SkipCounter(),
                           verify_images=False, image_labels=labels)
     negatives = {lab.image_id: lab.negatives for lab in labels if lab.source == "lvis"}
     present = {(i.image_id, i.category) for i in instances}
@@ -144,11 +145,8 @@ def offscreen_grid(demo: DemoCorpus, offscreen: list[tuple[Path, str, str]], sin
         for r in _rows(single, split, ["id", "category", "audio_id"]):
             if r["audio_id"] not in trained_clips:
                 clips.setdefault(r["category"], {}).setdefault(r["audio_id"], (single, split, r["id"]))
-    image_ids = {}
-    for b, split, rid in offscreen:
-        for r in _rows(b, split, ["id", "image_id"]):
-            if r["id"] == rid:
-                image_ids[(b, split, rid)] = str(r["image_id"])
+    image_ids = {(b, split, r["id"]): str(r["image_id"]) for b, split in _groups(offscreen)
+                 for r in _rows(b, split, ["id", "image_id"])}
     pairs = []
     for ref in offscreen:
         for category in negatives.get(image_ids[ref], ()):
@@ -159,62 +157,52 @@ def offscreen_grid(demo: DemoCorpus, offscreen: list[tuple[Path, str, str]], sin
     return pairs
 
 
-def _load(refs: set[tuple[Path, str, str]], vggish) -> dict[tuple, object]:
+def _groups(refs: Iterable[tuple[Path, str, str]]) -> dict[tuple[Path, str], list[str]]:
+    """(build, split) → its row ids, in the order first seen."""
     groups: dict[tuple[Path, str], list[str]] = {}
-    for b, split, rid in sorted(refs):
+    for b, split, rid in refs:
         groups.setdefault((b, split), []).append(rid)
-    return {(b, split, s.uid): s for (b, split), ids in groups.items()
-            for s in shard_samples(b, split, vggish, ids=ids)}
+    return groups
 
 
-def grid_fpr(checkpoint: Path, pairs: list[tuple[tuple, tuple]], batch: int = 16) -> dict:
-    """False positives on the off-screen grid (as :func:`negatives_fpr`, keys ``grid_*``)."""
-    config = checkpoint_config(checkpoint)
-    model, vggish = load_model(checkpoint, config), build_vggish_for(config)
+def _foreground(model: AVSegmenter, batches: Iterable[list]) -> list[float]:
+    """The predicted foreground fraction of each one-frame sample, one forward per batch."""
     predictor = AVPredictor(model)
-    samples = _load({p for pair in pairs for p in pair}, vggish)
+    with predictor.evaluating():
+        return [(lg[0] > 0).float().mean().item() for batch in batches for lg in predict_videos(predictor, batch)]
+
+
+def _fpr(on: list[float], prefix: str = "") -> dict:
+    """False positives of off-screen rows from their foreground fractions: any pixel, more than 1 %
+    of the image, and the mean fraction."""
+    n = max(1, len(on))
+    fp = sum(x > 0 for x in on)
+    return {f"{prefix}false_positives": fp, f"{prefix}false_positive_rate": round(fp / n, 4),
+            f"{prefix}false_positive_rate_over_1pct": round(sum(x > 0.01 for x in on) / n, 4),
+            f"{prefix}mean_foreground": round(sum(on) / n, 4)}
+
+
+def negatives_fpr(model: AVSegmenter, vggish, rows: list[tuple[Path, str, str]]) -> dict:
+    """False positives on the held-out off-screen rows (:func:`_fpr`)."""
+    on = _foreground(model, (list(shard_samples(b, split, vggish, ids=ids))
+                             for (b, split), ids in _groups(rows).items()))
+    return {"negative_rows": len(on), **_fpr(on)}
+
+
+def grid_fpr(model: AVSegmenter, vggish, pairs: list[tuple[tuple, tuple]], batch: int = 16) -> dict:
+    """False positives on the off-screen grid (:func:`offscreen_grid`; keys ``grid_*``)."""
+    refs = sorted({p for pair in pairs for p in pair})
+    samples = {(b, split, s.uid): s for (b, split), ids in _groups(refs).items()
+               for s in shard_samples(b, split, vggish, ids=ids)}
     combined = [dataclasses.replace(samples[img], audio=samples[aud].audio,
                                     masks=[np.zeros_like(m) for m in samples[img].masks]) for img, aud in pairs]
-    on = []
-    with predictor.evaluating():
-        for i in range(0, len(combined), batch):
-            on += [(lg[0] > 0).float().mean().item() for lg in predict_videos(predictor, combined[i:i + batch])]
-    n = max(1, len(on))
-    return {"grid_rows": len(on), "grid_images": len({img for img, _ in pairs}),
-            "grid_false_positives": sum(x > 0 for x in on), "grid_false_positive_rate": round(sum(x > 0 for x in on) / n, 4),
-            "grid_false_positive_rate_over_1pct": round(sum(x > 0.01 for x in on) / n, 4),
-            "grid_mean_foreground": round(sum(on) / n, 4)}
+    on = _foreground(model, (combined[i:i + batch] for i in range(0, len(combined), batch)))
+    return {"grid_rows": len(on), "grid_images": len({img for img, _ in pairs}), **_fpr(on, "grid_")}
 
 
-def negatives_fpr(checkpoint: Path, rows: list[tuple[Path, str, str]]) -> dict:
-    """False positives on off-screen rows: any predicted foreground pixel, more than 1 % of the
-    image, and the mean predicted foreground fraction."""
-    config = checkpoint_config(checkpoint)
-    model, vggish = load_model(checkpoint, config), build_vggish_for(config)
-    predictor = AVPredictor(model)
-    fp = fp1 = n = 0
-    frac = 0.0
-    groups: dict[tuple[Path, str], list[str]] = {}
-    for b, split, rid in rows:
-        groups.setdefault((b, split), []).append(rid)
-    with predictor.evaluating():
-        for (b, split), ids in groups.items():
-            samples = list(shard_samples(b, split, vggish, ids=ids))
-            for logits in predict_videos(predictor, samples):
-                on = (logits[0] > 0).float().mean().item()
-                fp += on > 0
-                fp1 += on > 0.01
-                frac += on
-                n += 1
-    return {"negative_rows": n, "false_positives": fp, "false_positive_rate": round(fp / max(1, n), 4),
-            "false_positive_rate_over_1pct": round(fp1 / max(1, n), 4), "mean_foreground": round(frac / max(1, n), 4)}
-
-
-def audio_swap(checkpoint: Path, single: Path) -> dict:
+def audio_swap(model: AVSegmenter, vggish, single: Path) -> dict:
     """Does the model listen? mIoU on the single-source test rows with each row's own clip, and with
     the clip of the next row of another category (the image and mask unchanged)."""
-    config = checkpoint_config(checkpoint)
-    model, vggish = load_model(checkpoint, config), build_vggish_for(config)
     own = list(shard_samples(single, "test", vggish))
     swapped = []
     for i, s in enumerate(own):
@@ -312,10 +300,13 @@ def main(argv: list[str] | None = None) -> int:
                                               log_every=50)).best_miou
             train_seconds = round(time.perf_counter() - t0, 1)
             best = run / "best.pt"
-            (ms3,) = zero_shot(best, demo.avsbench_root, subsets=["ms3"], split="test")
+            config = checkpoint_config(best)  # loaded once for every figure below
+            model, vggish = load_model(best, config), build_vggish_for(config)
+            loaded = {"config": config, "model": model, "vggish": vggish}
+            (ms3,) = zero_shot(best, demo.avsbench_root, subsets=["ms3"], split="test", **loaded)
             large = {}
             if ms3_large is not None:
-                (big,) = zero_shot(best, ms3_large, subsets=["ms3"], split="test")
+                (big,) = zero_shot(best, ms3_large, subsets=["ms3"], split="test", **loaded)
                 large = {"ms3_large_zero_shot_miou": round(big.miou, 4), "ms3_large_zero_shot_fscore": round(big.fscore, 4),
                          "ms3_large_videos": big.videos}
             emit(figure=f"pretrained_on_{name}", config=args.config, audio_norm=args.audio_norm or "config", train_seed=train_seed,
@@ -323,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                  mix_keep_silent=builds[name].get("mix_keep_silent", False),
                  epochs=epochs, train_samples=epochs * rows[name], ms3_zero_shot_miou=round(ms3.miou, 4),
                  ms3_zero_shot_fscore=round(ms3.fscore, 4), ms3_videos=ms3.videos, **large, own_val_miou=best_miou,
-                 **negatives_fpr(best, offscreen), **grid_fpr(best, grid), **audio_swap(best, root / "build-single"),
+                 **negatives_fpr(model, vggish, offscreen), **grid_fpr(model, vggish, grid),
+                 **audio_swap(model, vggish, root / "build-single"),
                  train_seconds=train_seconds)
     return 0
 

@@ -114,20 +114,8 @@ SCALES: dict[str, DemoSize] = {
     # sounds in about 9 train videos (the default tree: 1-4 videos for each of 34 classes, and 11
     # of its 46 categories are no AVSS class, i.e. background in the semantic masks). The other
     # corpora are kept small. benchmark/bench_aavs.py --part avss trains on it.
-    "avss": DemoSize(
-        "avss",
-        images_per_category=4,
-        oi_images_per_category=0,
-        val_every=4,
-        clips_train=2,
-        clips_test=2,
-        missing_rows=2,
-        extra_label_rows=1,
-        v1s=(48, 16, 16),
-        v1m=(24, 8, 8),
-        avs_images=8,
-        max_categories=8,
-    ),
+    # (s4-audio's small image / clip parts, more S4 and MS3 videos)
+    "avss": replace(_S4_AUDIO, name="avss", v1s=(48, 16, 16), v1m=(24, 8, 8)),
 }
 
 
