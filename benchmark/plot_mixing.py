@@ -97,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build", default="k1w1_2w3+neg0.15", help="the mixed build's name in the figures")
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks/mixing-claim.png"))
     args = ap.parse_args(argv)
+    for path in args.runs:
+        if not path.is_file():
+            print(f"{path}: no such file (give the JSON-lines output of bench_mixing.py)", file=sys.stderr)
+            return 2
     pairs = load(args.runs, args.build)
     if not pairs:
         print(f"no single / {args.build} pairs with the larger MS3 figures in {', '.join(map(str, args.runs))}",
